@@ -1,0 +1,69 @@
+"""Network configs: a sequential CNN described by a small JSON-able dict.
+
+A config is::
+
+    {"format": "gradscope-cnn/1",
+     "input_size": 64,                      # side of the square input the model was trained on
+     "layers": [{"name": "conv1", "type": "conv", "in_channels": 3, "out_channels": 32,
+                 "kernel": 3, "stride": 1, "pad": 1}, ...],
+     "preprocess": {"mean": [r, g, b], "std": [r, g, b]},   # on pixels scaled to [0, 1]
+     "classes": {"wnids": [...], "names": [...]}}
+
+Layer types and their keys:
+    conv               in_channels, out_channels, kernel, stride, pad   params W (F, C, k, k), b (F,)
+    spatial_batchnorm  channels, eps, momentum                          params gamma, beta (C,);
+                                                                        buffers running_mean, running_var
+    batchnorm          features, eps, momentum                          as spatial_batchnorm, on (N, D)
+    relu
+    maxpool            size, stride
+    global_avgpool                                                      (N, C, H, W) -> (N, C)
+    flatten                                                             (N, C, H, W) -> (N, C*H*W)
+    dropout            p
+    affine             in_features, out_features                        params W (D, M), b (M,)
+
+Parameters are named "<layer name>.<param>" (for example "conv1.W"). `momentum`
+follows the course convention: running = momentum * running + (1 - momentum) * batch.
+"""
+from __future__ import annotations
+
+FORMAT = "gradscope-cnn/1"
+
+
+def tiny_vgg(num_classes: int = 100, widths=(32, 64, 128, 256), input_size: int = 64,
+             hidden: int | None = None) -> dict:
+    """A compact VGG-style net: a conv stem, then per stage conv-BN-ReLU x2 and a 2x2
+    max pool; global average pooling (so any input size works) and an affine classifier.
+    """
+    layers = []
+    c_in = 3
+    n = 0
+
+    def conv_bn_relu(c_out):
+        nonlocal c_in, n
+        n += 1
+        layers.append({"name": f"conv{n}", "type": "conv", "in_channels": c_in, "out_channels": c_out,
+                       "kernel": 3, "stride": 1, "pad": 1})
+        layers.append({"name": f"bn{n}", "type": "spatial_batchnorm", "channels": c_out,
+                       "eps": 1e-5, "momentum": 0.9})
+        layers.append({"name": f"relu{n}", "type": "relu"})
+        c_in = c_out
+
+    conv_bn_relu(widths[0])
+    for s, w in enumerate(widths[1:], start=1):
+        layers.append({"name": f"pool{s}", "type": "maxpool", "size": 2, "stride": 2})
+        conv_bn_relu(w)
+        conv_bn_relu(w)
+    layers.append({"name": "gap", "type": "global_avgpool"})
+    if hidden:
+        layers.append({"name": "fc1", "type": "affine", "in_features": c_in, "out_features": hidden})
+        layers.append({"name": "relu_fc1", "type": "relu"})
+        c_in = hidden
+    layers.append({"name": "fc", "type": "affine", "in_features": c_in, "out_features": num_classes})
+    return {
+        "format": FORMAT,
+        "input_size": input_size,
+        "layers": layers,
+        "preprocess": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        "classes": {"wnids": [str(i) for i in range(num_classes)],
+                    "names": [str(i) for i in range(num_classes)]},
+    }

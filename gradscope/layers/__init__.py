@@ -1,0 +1,18 @@
+"""Layers as pure functions: `x_forward(...) -> (out, cache)` and
+`x_backward(dout, cache) -> grads`, each backward beside its forward.
+
+    core           affine, relu, softmax_loss
+    recurrent      vanilla RNN and LSTM: single step and full sequence
+    temporal       word embedding, temporal affine, masked temporal softmax loss
+    conv           convolution
+    pooling        max pooling, global average pooling
+    normalization  batch norm and spatial batch norm
+    dropout        inverted dropout
+"""
+from gradscope.layers.core import *  # noqa: F401,F403
+from gradscope.layers.recurrent import *  # noqa: F401,F403
+from gradscope.layers.temporal import *  # noqa: F401,F403
+from gradscope.layers.conv import *  # noqa: F401,F403
+from gradscope.layers.pooling import *  # noqa: F401,F403
+from gradscope.layers.normalization import *  # noqa: F401,F403
+from gradscope.layers.dropout import *  # noqa: F401,F403

@@ -1,0 +1,27 @@
+"""Input checks shared by the layers: clear errors naming arrays and shapes, raised
+before NumPy would fail deep inside a product."""
+from __future__ import annotations
+
+import numpy as np
+
+from gradscope.errors import ShapeError
+
+
+def check_ndim(name: str, a, ndim: int, layout: str) -> None:
+    """Raise ShapeError unless array `a` has `ndim` dimensions (layout like '(N, T, D)')."""
+    if not isinstance(a, np.ndarray):
+        raise ShapeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    if a.ndim != ndim:
+        raise ShapeError(f"{name} must have shape {layout}, got shape {a.shape}")
+
+
+def check_dim(name_a: str, a_dim: int, name_b: str, b_dim: int, what: str) -> None:
+    """Raise ShapeError when two sizes that must agree do not."""
+    if a_dim != b_dim:
+        raise ShapeError(f"{what} mismatch: {name_a} has {a_dim} but {name_b} has {b_dim}")
+
+
+def check_finite(name: str, a) -> None:
+    """Raise a ValueError naming the array when it holds NaN or infinity."""
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")

@@ -1,0 +1,61 @@
+"""Affine, ReLU and softmax loss: pure forward/backward pairs."""
+from __future__ import annotations
+
+import numpy as np
+
+from gradscope.layers._validate import check_dim, check_ndim
+
+__all__ = ["affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss"]
+
+
+def affine_forward(x, w, b):
+    """out = x.reshape(N, D) @ w + b.
+
+    Inputs: x (N, d_1, ..., d_k) with D = d_1 * ... * d_k, w (D, M), b (M,).
+    Returns: out (N, M), cache.
+    """
+    check_ndim("w", w, 2, "(D, M)")
+    x2 = x.reshape(x.shape[0], -1)  # (N, D)
+    check_dim("x (flattened)", x2.shape[1], "w", w.shape[0], "input dimension D")
+    check_dim("w", w.shape[1], "b", b.shape[0], "output dimension M")
+    out = x2 @ w + b
+    return out, (x, w)
+
+
+def affine_backward(dout, cache):
+    """dout (N, M) -> (dx shaped like x, dw (D, M), db (M,))."""
+    x, w = cache
+    x2 = x.reshape(x.shape[0], -1)
+    dx = (dout @ w.T).reshape(x.shape)
+    return dx, x2.T @ dout, dout.sum(axis=0)
+
+
+def relu_forward(x):
+    """out = max(x, 0), any shape. Returns (out, cache)."""
+    out = np.maximum(x, 0)
+    return out, x
+
+
+def relu_backward(dout, cache):
+    """Gradient passes where the input was positive."""
+    return dout * (cache > 0)
+
+
+def softmax_loss(x, y):
+    """Mean cross-entropy of softmax(x) against integer labels.
+
+    Inputs: x (N, C) scores, y (N,) labels in [0, C).
+    Returns: (loss, dx (N, C)).
+    """
+    check_ndim("x", x, 2, "(N, C)")
+    y = np.asarray(y)
+    check_dim("x", x.shape[0], "y", y.shape[0], "batch size N")
+    if y.size and (y.min() < 0 or y.max() >= x.shape[1]):
+        raise ValueError(f"labels y must lie in [0, {x.shape[1]}), got range [{y.min()}, {y.max()}]")
+    shifted = x - x.max(axis=1, keepdims=True)  # stable: the largest exponent is 0
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    n = x.shape[0]
+    loss = -log_probs[np.arange(n), y].mean()
+    dx = np.exp(log_probs)
+    dx[np.arange(n), y] -= 1
+    return loss, dx / n
