@@ -87,11 +87,16 @@ def evaluate_torch(module, X, y, mean, std, batch=250):
 
 def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widths=(32, 64, 128, 256, 256),
                              batch_size=128, lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
-                             seed=0, threads=None, limit=None, resume=True, progress=None):
+                             seed=0, threads=None, limit=None, resume=True, init_from=None,
+                             stop_after=None, progress=None):
     """Train tiny_vgg on a TinyImageNet directory; returns TorchTrainResult.
 
     Writes `<out_dir>/checkpoint.pt` (each epoch), `<out_dir>/history.json`, and the
     exported NumPy model `<out_dir>/model.json` + `model.npz`.
+    init_from: a checkpoint.pt of an earlier run to start from (weights only: a warm
+        start with a fresh optimizer and schedule); its history is kept, marked stage 1.
+    stop_after: stop after this many epochs of the schedule (the checkpoint can be
+        used with init_from by a shorter follow-up schedule).
     progress: optional callable(dict) called after every epoch and every 50 steps.
     """
     import torch
@@ -121,7 +126,11 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                                                 pct_start=0.25, div_factor=20, final_div_factor=200)
     os.makedirs(out_dir, exist_ok=True)
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
-    history, epoch0 = [], 0
+    history, epoch0, prior = [], 0, []
+    if init_from:
+        ck = torch.load(init_from, weights_only=True)
+        module.load_state_dict(ck["model"])
+        prior = [dict(r, stage=1) for r in json.loads(ck["history"])]
     if resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, weights_only=True)
         module.load_state_dict(ck["model"])
@@ -137,6 +146,8 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
             epoch += 1
             if epoch <= epoch0:
                 continue
+            if stop_after is not None and epoch > stop_after:
+                break
             if X is None:
                 X = _resize_all(train.X, res)
             gen = torch.Generator().manual_seed(seed * 1000 + epoch)
@@ -170,7 +181,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                 progress(rec)
     params, buffers = torch_to_params(config, module)
     config["training"] = {"recipe": "torch one-cycle SGD, progressive resizing", "schedule": [list(s) for s in schedule],
-                          "history": history}
+                          "history": prior + history, "seconds": time.time() - t_start}
     weights = os.path.join(out_dir, "model")
     save_weights(weights, config, params, buffers)
     v1, v5 = (history[-1]["val_top1"], history[-1]["val_top5"]) if history else (float("nan"),) * 2
