@@ -1,0 +1,43 @@
+"""The NumPy CNN: a sequential network described by a config dict, with forward to
+any layer and backward to the image.
+
+    CNN               the model (gradscope/cnn/model.py)
+    tiny_vgg          a config: the architecture of the shipped model
+    load_pretrained   the shipped TinyImageNet-100-A model
+    save_weights / load_weights   the two-file (.json + .npz) format
+"""
+from __future__ import annotations
+
+import os
+
+from gradscope.cnn.config import tiny_vgg
+from gradscope.cnn.io import load_weights, save_weights
+from gradscope.cnn.model import CNN
+from gradscope.errors import DataError
+
+__all__ = ["CNN", "tiny_vgg", "load_pretrained", "pretrained_path", "save_weights", "load_weights", "load_cnn"]
+
+PRETRAINED_NAME = "tinyimagenet100a"
+
+
+def pretrained_path() -> str:
+    """Stem of the shipped model files (`<stem>.json` and `<stem>.npz`)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", PRETRAINED_NAME)
+
+
+def load_cnn(path, dtype=None) -> CNN:
+    """A CNN saved with CNN.save (path to the .json, the .npz or their common stem)."""
+    import numpy as np
+
+    return CNN.load(path, dtype=np.float32 if dtype is None else dtype)
+
+
+def load_pretrained(dtype=None) -> CNN:
+    """The shipped TinyImageNet-100-A CNN (see gradscope/cnn/pretrained/)."""
+    stem = pretrained_path()
+    missing = [stem + ext for ext in (".json", ".npz") if not os.path.isfile(stem + ext)]
+    if missing:
+        raise DataError(f"the shipped CNN weights are missing ({', '.join(missing)}); train them with "
+                        "`gradscope cnn train --data DIR --out DIR` and copy model.json/model.npz there, "
+                        "or pass --model PATH.json")
+    return load_cnn(stem, dtype)

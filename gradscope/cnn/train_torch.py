@@ -78,7 +78,7 @@ def evaluate_torch(module, X, y, mean, std, batch=250):
     with torch.no_grad():
         for i in range(0, X.shape[0], batch):
             s = module(_normalize(X[i:i + batch].float(), mean, std))
-            t5 = s.topk(5, dim=1).indices
+            t5 = s.topk(min(5, s.shape[1]), dim=1).indices
             yt = torch.from_numpy(y[i:i + batch])
             top1 += (t5[:, 0] == yt).sum().item()
             top5 += (t5 == yt[:, None]).any(1).sum().item()

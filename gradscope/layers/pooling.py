@@ -1,1 +1,108 @@
-__all__ = []
+"""Max pooling and global average pooling: pure forward/backward pairs on (N, C, H, W).
+
+Max pooling routes each window's gradient to one input: the first maximum in scan
+order (as PyTorch does), so tied inputs never receive the gradient twice.
+Outputs keep the memory layout of the input (the CNN passes channel-major views).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gradscope.errors import ShapeError
+from gradscope.layers._validate import check_ndim
+
+__all__ = ["max_pool_forward", "max_pool_backward", "global_avg_pool_forward", "global_avg_pool_backward"]
+
+
+def _pool_output_size(H, W, size, stride):
+    if size < 1 or stride < 1:
+        raise ShapeError(f"max pool needs size >= 1 and stride >= 1, got size={size}, stride={stride}")
+    if H < size or W < size:
+        raise ShapeError(f"max pool window {size} does not fit an input of size {H}x{W}")
+    return (H - size) // stride + 1, (W - size) // stride + 1
+
+
+def _taps(a, axis, size, stride, n):
+    """The `size` strided views of `a` along `axis` (2 or 3), one per window offset,
+    each holding n window positions."""
+    def view(k):
+        index = [slice(None)] * 4
+        index[axis] = slice(k, k + stride * (n - 1) + 1, stride)
+        return a[tuple(index)]
+    return [view(k) for k in range(size)]
+
+
+def _first_max(views):
+    """Elementwise maximum of equal-shape views and the offset (uint8) of the first
+    maximum: strict comparisons, so earlier offsets win ties."""
+    best, arg = views[0], None
+    for k, v in enumerate(views[1:], start=1):
+        better = (v > best).view(np.uint8)
+        best = np.maximum(best, v)  # keeps the memory layout of the input
+        # offsets only grow, so "take k where better" is a maximum
+        arg = better if arg is None else np.maximum(arg, better * np.uint8(k), out=arg)
+    if arg is None:  # a window of one
+        best, arg = best.copy(order="K"), np.zeros(best.shape, np.uint8)
+    return best, arg
+
+
+def _route(dout, arg, views_of_target, overlap):
+    """Put each dout entry into the view (window offset) recorded in arg; with
+    overlapping windows, views share entries and contributions add up."""
+    for k, view in enumerate(views_of_target):
+        if overlap:
+            view += dout * (arg == k)
+        else:
+            np.multiply(dout, arg == k, out=view)
+
+
+def max_pool_forward(x, size: int = 2, stride: int = 2):
+    """Max over size x size windows taken every `stride` pixels (no padding; a remainder
+    that does not fill a window is dropped).
+
+    Inputs: x (N, C, H, W). Returns: out (N, C, Ho, Wo) with Ho = (H - size) // stride + 1, cache.
+    The max is separable: first along each row (W), then down the columns (H), so a
+    window costs 2 * size operations, not size^2; recording the first maximum of each
+    step gives the first maximum of the window in scan order.
+    """
+    check_ndim("x", x, 4, "(N, C, H, W)")
+    N, C, H, W = x.shape
+    Ho, Wo = _pool_output_size(H, W, size, stride)
+    rows, arg_w = _first_max(_taps(x, 3, size, stride, Wo))        # (N, C, H, Wo)
+    out, arg_h = _first_max(_taps(rows, 2, size, stride, Ho))      # (N, C, Ho, Wo)
+    return out, (x.shape, arg_w, arg_h, size, stride)
+
+
+def max_pool_backward(dout, cache):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W): each window's gradient goes to its
+    first maximal input."""
+    xshape, arg_w, arg_h, size, stride = cache
+    if not isinstance(dout, np.ndarray) or dout.shape != arg_h.shape:
+        raise ShapeError(f"max pool upstream gradient must have shape {arg_h.shape}, "
+                         f"got {getattr(dout, 'shape', type(dout).__name__)}")
+    Ho, Wo = arg_h.shape[2:]
+    overlap = stride < size
+    # windows that tile the input exactly write every entry once: no need to zero first
+    tiles = stride == size
+    alloc_h = np.empty_like if tiles and xshape[2] == size * Ho else np.zeros_like
+    alloc_w = np.empty_like if tiles and xshape[3] == size * Wo else np.zeros_like
+    drows = alloc_h(arg_w, dtype=dout.dtype)  # (N, C, H, Wo), laid out like the input
+    _route(dout, arg_h, _taps(drows, 2, size, stride, Ho), overlap)
+    dx = alloc_w(drows, shape=xshape)
+    _route(drows, arg_w, _taps(dx, 3, size, stride, Wo), overlap)
+    return dx
+
+
+def global_avg_pool_forward(x):
+    """Mean over the spatial axes: x (N, C, H, W) -> out (N, C), cache."""
+    check_ndim("x", x, 4, "(N, C, H, W)")
+    return x.mean(axis=(2, 3)), x.shape
+
+
+def global_avg_pool_backward(dout, cache):
+    """dout (N, C) -> dx (N, C, H, W): each position gets 1 / (H W) of its channel's gradient."""
+    N, C, H, W = cache
+    if not isinstance(dout, np.ndarray) or dout.shape != (N, C):
+        raise ShapeError(f"global average pool upstream gradient must have shape {(N, C)}, "
+                         f"got {getattr(dout, 'shape', type(dout).__name__)}")
+    return np.broadcast_to((dout / (H * W))[:, :, None, None], cache).copy()
