@@ -1,0 +1,38 @@
+"""How much work each demo section does: the full demo (measured under 5 minutes on 2
+cores) and a quick mode for tests and smoke runs."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["DemoSettings", "FULL", "QUICK", "CLASSVIS_CLASSES", "FOOLING_TARGETS"]
+
+# preferred classes (first ones the model knows are used; others fill up from the top)
+CLASSVIS_CLASSES = ("goldfish", "monarch", "jellyfish", "school bus", "pizza", "lemon")
+FOOLING_TARGETS = ("school bus", "goldfish", "lemon")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    top_k: int = 5
+    beam_size: int = 3
+    max_caption_length: int = 20
+    smoothgrad_samples: int = 16
+    smoothgrad_sigma: float = 0.15
+    fool_max_iter: int = 100
+    fool_step_size: float = 0.25
+    classvis_classes: int = 4
+    classvis_iterations: int = 120
+    inversion_iterations: int = 150
+    dream_iterations: int = 10
+    dream_octaves: int = 3
+    dream_size: int = 128
+    display_size: int = 256  # side of the crops that overlays and thumbnails are drawn on
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FULL = DemoSettings()
+QUICK = DemoSettings(smoothgrad_samples=2, fool_max_iter=5, classvis_classes=2, classvis_iterations=4,
+                     inversion_iterations=4, dream_iterations=2, dream_octaves=2, dream_size=64,
+                     max_caption_length=8, display_size=96)
