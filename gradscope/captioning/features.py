@@ -1,0 +1,68 @@
+"""Image features for captioning from the shipped CNN: the activations that enter its
+last affine (classifier) layer, i.e. its penultimate representation."""
+from __future__ import annotations
+
+import numpy as np
+
+from gradscope.errors import DataError, GradscopeError
+
+__all__ = ["CNNFeatures", "cnn_feature_fn", "penultimate_layer", "feature_fn_for"]
+
+
+def penultimate_layer(model) -> tuple[str, int]:
+    """(name of the layer whose output feeds the last affine layer, that output's size)."""
+    layers = model.config["layers"]
+    affine = [i for i, layer in enumerate(layers) if layer["type"] == "affine"]
+    if not affine or affine[-1] == 0:
+        raise GradscopeError("the CNN has no affine layer with a layer before it to take features from")
+    last = layers[affine[-1]]
+    return layers[affine[-1] - 1]["name"], int(last["in_features"])
+
+
+class CNNFeatures:
+    """feature_fn for captioning: images (N, H, W, 3) uint8 -> (N, dim) float32 features,
+    computed in batches of batch_size. `name` identifies the extractor in saved models."""
+
+    def __init__(self, model=None, batch_size: int = 64):
+        if model is None:
+            from gradscope.cnn import load_pretrained
+
+            model = load_pretrained()
+        self.model = model
+        self.layer, self.dim = penultimate_layer(model)
+        self.batch_size = int(batch_size)
+        self.name = f"gradscope-cnn:{self.layer}"
+
+    def __call__(self, images) -> np.ndarray:
+        if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3):
+            raise GradscopeError(f"images must be (N, H, W, 3) uint8, got shape {images.shape}")
+        out = np.empty((len(images), self.dim), dtype=np.float32)  # (N, dim)
+        for i in range(0, len(images), self.batch_size):
+            x = self.model.preprocess(images[i:i + self.batch_size])
+            act, _ = self.model.forward_to(x, self.layer)
+            out[i:i + len(x)] = act.reshape(len(x), -1)
+        return out
+
+
+def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:
+    """The feature function of the shipped CNN (or of `model`, a gradscope CNN)."""
+    return CNNFeatures(model, batch_size)
+
+
+def feature_fn_for(captioner):
+    """A function list of (H, W, 3) uint8 images -> (N, D) features matching the features
+    the captioner was trained on (its info['features']): the shipped CNN's or the
+    synthetic set's hand-made ones. Raises DataError for features not computable from pixels."""
+    name = str(captioner.info.get("features", ""))
+    if name == "synthetic":
+        from gradscope.data.synthetic import synthetic_features
+
+        return lambda images: np.concatenate([synthetic_features(np.asarray(im)[None]) for im in images])
+    if name.startswith("gradscope-cnn:"):
+        fn = cnn_feature_fn()
+        if fn.name != name or fn.dim != captioner.input_dim:
+            raise DataError(f"the captioner was trained on {name} features ({captioner.input_dim} values) but the "
+                            f"shipped CNN gives {fn.name} ({fn.dim} values)")
+        return fn
+    raise DataError(f"cannot compute this captioner's image features ({name or 'unknown'}) from image files; "
+                    "caption images with a captioner trained on flickr8k:DIR or synthetic data")

@@ -1,0 +1,65 @@
+"""Save and load a CaptioningRNN as one .npz file: the parameters as 'param/<name>'
+arrays and a JSON metadata string (vocabulary, sizes, cell type, free-form info such as
+training settings) stored as a uint8 array under 'meta'. Loading never unpickles."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from gradscope.captioning.model import CaptioningRNN
+from gradscope.errors import DataError, GradscopeError
+from gradscope.fileio import load_npz, save_npz
+
+__all__ = ["save_captioner", "load_captioner", "FORMAT"]
+
+FORMAT = "gradscope-captioner/1"
+
+
+def save_captioner(path, model: CaptioningRNN, extra_meta: dict | None = None, float16: bool = False) -> None:
+    """Write model to `path` (.npz) atomically; extra_meta (JSON-able) is merged into model.info.
+    float16=True stores the parameters at half precision (half the size; loading casts back)."""
+    info = {**model.info, **(extra_meta or {})}
+    meta = {"format": FORMAT, "cell_type": model.cell_type, "input_dim": model.input_dim,
+            "wordvec_dim": model.wordvec_dim, "hidden_dim": model.hidden_dim,
+            "dtype": model.dtype.name, "idx_to_word": model.idx_to_word, "info": info}
+    try:
+        text = json.dumps(meta)
+    except TypeError as e:
+        raise GradscopeError(f"extra_meta must be JSON-serializable: {e}") from None
+    arrays = {f"param/{k}": v.astype(np.float16) if float16 else v for k, v in model.params.items()}
+    arrays["meta"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    save_npz(path, arrays)
+
+
+def load_captioner(path, dtype=None) -> CaptioningRNN:
+    """The CaptioningRNN stored at `path` (dtype: as saved unless given)."""
+    path = os.fspath(path)
+    arrays = load_npz(path)
+    meta = _read_meta(arrays, path)
+    try:
+        word_to_idx = {w: i for i, w in enumerate(meta["idx_to_word"])}
+        model = CaptioningRNN(word_to_idx, input_dim=meta["input_dim"], wordvec_dim=meta["wordvec_dim"],
+                              hidden_dim=meta["hidden_dim"], cell_type=meta["cell_type"],
+                              dtype=dtype or meta["dtype"])
+    except (KeyError, GradscopeError) as e:
+        raise DataError(f"{path!r} holds invalid captioner metadata: {e}") from None
+    for name, init in model.params.items():
+        saved = arrays.get(f"param/{name}")
+        if saved is None or saved.shape != init.shape:
+            got = "missing" if saved is None else f"shape {saved.shape}"
+            raise DataError(f"{path!r}: parameter {name} is {got}, expected shape {init.shape}")
+        model.params[name] = saved.astype(model.dtype)
+    model.info = dict(meta.get("info") or {})
+    return model
+
+
+def _read_meta(arrays: dict, path: str) -> dict:
+    try:
+        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    except (KeyError, ValueError):
+        raise DataError(f"{path!r} is not a gradscope captioner file (no readable metadata)") from None
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta

@@ -1,0 +1,76 @@
+"""Caption data named by a source string, as the CLI and scripts take it:
+
+    synthetic[:N]     the built-in coloured-shapes set (N training images, default 2000)
+    coco:DIR          the course's COCO captioning features (splits train, val)
+    flickr8k:DIR      Flickr8k images, featurized by the shipped CNN (splits train, val, test)
+
+Split 'dev' is an alias of 'val'.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from gradscope.errors import DataError, GradscopeError
+
+__all__ = ["CaptionSource", "load_caption_source", "parse_source", "SPLIT_ALIASES"]
+
+SPLIT_ALIASES = {"dev": "val"}
+SYNTHETIC_TRAIN, SYNTHETIC_EVAL = 2000, 200
+
+
+@dataclass
+class CaptionSource:
+    """Loaded splits (name -> CaptionDataset) and the name of their image features."""
+    spec: str
+    splits: dict
+    features: str
+
+    def split(self, name: str):
+        name = SPLIT_ALIASES.get(name, name)
+        if name not in self.splits:
+            raise DataError(f"data {self.spec!r} has no split {name!r}; it has {', '.join(self.splits)}")
+        return self.splits[name]
+
+
+def parse_source(spec: str) -> tuple[str, str | None]:
+    """('synthetic' | 'coco' | 'flickr8k', argument or None) of a source string."""
+    kind, _, arg = str(spec).partition(":")
+    if kind not in ("synthetic", "coco", "flickr8k"):
+        raise GradscopeError(f"unknown data source {spec!r}: use synthetic[:N], coco:DIR or flickr8k:DIR")
+    if kind != "synthetic" and not arg:
+        raise GradscopeError(f"data source {spec!r} needs a directory: {kind}:DIR")
+    if kind == "synthetic" and arg and not re.fullmatch(r"[1-9]\d*", arg):
+        raise GradscopeError(f"synthetic:N needs a positive number of training images, got {arg!r}")
+    return kind, (arg or None)
+
+
+def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None) -> CaptionSource:
+    """Load the splits (default: all) of a source string (see the module docstring).
+
+    progress: optional callable(split, done, total) while Flickr8k features are computed.
+    """
+    kind, arg = parse_source(spec)
+    wanted = None if splits is None else [SPLIT_ALIASES.get(s, s) for s in splits]
+    if kind == "synthetic":
+        from gradscope.data.synthetic import synthetic_captions
+
+        data = synthetic_captions(n_train=int(arg or SYNTHETIC_TRAIN), n_val=SYNTHETIC_EVAL,
+                                  n_test=SYNTHETIC_EVAL, seed=seed)
+        return CaptionSource(spec, {k: v for k, v in data.items() if wanted is None or k in wanted}, "synthetic")
+    if kind == "coco":
+        from gradscope.data.coco import load_coco
+
+        return CaptionSource(spec, load_coco(arg, splits=tuple(wanted or ("train", "val"))), "coco-vgg16-fc7-pca")
+    return _load_flickr8k(spec, arg, wanted, progress)
+
+
+def _load_flickr8k(spec, root, splits, progress) -> CaptionSource:
+    from gradscope.captioning.features import cnn_feature_fn
+    from gradscope.data.flickr8k import load_flickr8k
+
+    feature_fn = cnn_feature_fn()
+    cache = os.path.join(root, f"gradscope-features-{feature_fn.layer}.h5")
+    data = load_flickr8k(root, feature_fn=feature_fn, feature_cache=cache, splits=splits, progress=progress)
+    return CaptionSource(spec, data, feature_fn.name)

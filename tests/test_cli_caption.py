@@ -1,0 +1,97 @@
+"""`gradscope caption ...` end to end on the synthetic set, and the CNN feature function."""
+import json
+
+import numpy as np
+import pytest
+
+from gradscope.captioning import load_captioner
+from gradscope.captioning.features import CNNFeatures, feature_fn_for
+from gradscope.cli import main
+from gradscope.cnn import CNN, tiny_vgg
+from gradscope.errors import DataError
+from gradscope.data.synthetic import synthetic_captions
+from gradscope.imageio import save_image
+
+SMALL = ["--data", "synthetic:40", "--hidden", "16", "--wordvec", "8", "--batch-size", "50", "--lr", "1e-2",
+         "--val-images", "20", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("caption_run")
+    assert main(["caption", "train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_model_checkpoint_and_plot(trained, capsys):
+    assert {p.name for p in trained.iterdir()} == {"model.npz", "checkpoint.npz", "loss.png", "train_result.json"}
+    model = load_captioner(trained / "model.npz")
+    assert model.info["features"] == "synthetic" and model.info["data"] == "synthetic:40"
+    result = json.loads((trained / "train_result.json").read_text())
+    assert len(result["epochs"]) == 1 and "Bleu_4" in result["epochs"][0]["val"]
+
+
+def test_train_resume_continues(trained, capsys):
+    assert main(["caption", "train", *SMALL, "--epochs", "2", "--out", str(trained), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2:" in out and "epoch 1:" not in out
+    assert len(json.loads((trained / "train_result.json").read_text())["epochs"]) == 2
+
+
+def test_evaluate_json_names_the_decoding(trained, capsys):
+    model = str(trained / "model.npz")
+    assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "dev", "--model", model,
+                 "--beam", "2", "--max-images", "10", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["decoding"].startswith("beam 2") and report["images"] == 10 and report["split"] == "dev"
+    assert set(report["scores"]) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
+    assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "test", "--model", model,
+                 "--max-images", "5"]) == 0
+    assert "greedy decoding" in capsys.readouterr().out
+
+
+def test_sample_and_image_files(trained, tmp_path, capsys):
+    model = str(trained / "model.npz")
+    assert main(["caption", "sample", "--data", "synthetic:40", "--n", "3", "--model", model]) == 0
+    assert capsys.readouterr().out.count("reference:") == 3
+    images = synthetic_captions(n_train=3, n_val=0, seed=7)["train"].images
+    paths = [str(tmp_path / f"im{i}.png") for i in range(2)]
+    for p, im in zip(paths, images):
+        save_image(p, im)
+    for argv in (["caption", *paths, "--model", model], ["caption", "--beam", "1", "--model", model, *paths],
+                 ["caption", "image", *paths, "--model", model], ["caption", "sample", *paths, "--model", model]):
+        assert main(argv) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert [line.split(":")[0] for line in lines] == paths
+    assert main(["caption", paths[0], "--model", model, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["image"] == paths[0]
+
+
+def test_clean_errors(trained, tmp_path, capsys):
+    model = str(trained / "model.npz")
+    assert main(["caption", str(tmp_path / "missing.png"), "--model", model]) == 2
+    assert "image file not found" in capsys.readouterr().err
+    assert main(["caption", "evaluate", "--data", "flickr9k:x", "--model", model]) == 2
+    assert "unknown data source" in capsys.readouterr().err
+    assert main(["caption", "evaluate", "--data", "synthetic:40", "--model", str(tmp_path / "none.npz")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_cnn_features_are_the_input_of_the_last_affine_layer():
+    cnn = CNN(tiny_vgg(num_classes=5, widths=(4, 8), input_size=16, hidden=12), seed=0)
+    fn = CNNFeatures(cnn, batch_size=3)
+    assert (fn.layer, fn.dim) == ("relu_fc1", 12)
+    images = np.random.default_rng(0).integers(0, 256, (5, 20, 20, 3), dtype=np.uint8)
+    feats = fn(images)
+    expected, _ = cnn.forward_to(cnn.preprocess(images), "relu_fc1")
+    assert feats.shape == (5, 12) and feats.dtype == np.float32
+    np.testing.assert_allclose(feats, expected, rtol=1e-6)
+    assert CNNFeatures(CNN(tiny_vgg(num_classes=5, widths=(4, 8), input_size=16), seed=0)).layer == "gap"
+
+
+def test_feature_fn_for_unknown_features_is_a_clear_error():
+    class Stub:
+        info = {"features": "coco-vgg16-fc7-pca"}
+
+    with pytest.raises(DataError, match="cannot compute this captioner's image features"):
+        feature_fn_for(Stub())
