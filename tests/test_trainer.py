@@ -227,3 +227,25 @@ def test_plot_loss_curve_writes_png(tmp_path):
     plot_loss_curve(result, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path) == ["loss.png"]
+
+
+@pytest.mark.parametrize("with_dir", [False, True])
+def test_keep_best_restores_the_best_epochs_parameters(tmp_path, with_dir):
+    X, y = blobs()
+    model = SoftmaxRegression(5, 3)
+    seen = {}
+
+    def val_fn(m):  # a made-up score that peaks at epoch 2; remember the params it saw
+        epoch = len(seen) + 1
+        seen[epoch] = {k: v.copy() for k, v in m.params.items()}
+        return {"score": -abs(epoch - 2)}
+
+    ckpt = str(tmp_path) if with_dir else None
+    result = Trainer(model, ArrayDataset(X, y), optim_config={"learning_rate": 0.05}, batch_size=16,
+                     num_epochs=4, val_fn=val_fn, monitor="score", monitor_mode="max", keep_best=True,
+                     checkpoint_dir=ckpt, progress=False).train()
+    assert result.best_val["epoch"] == 2
+    for k in model.params:
+        np.testing.assert_array_equal(model.params[k], seen[2][k])
+        assert not np.array_equal(model.params[k], seen[4][k])
+    assert os.path.exists(os.path.join(str(tmp_path), "best.npz")) == with_dir

@@ -33,6 +33,15 @@ class CNNFeatures:
         self.batch_size = int(batch_size)
         self.name = f"gradscope-cnn:{self.layer}"
 
+    def fingerprint(self) -> str:
+        """Short hash of the extractor's weights: a feature cache is valid for these weights only."""
+        import hashlib
+
+        h = hashlib.sha1(self.name.encode())
+        for k in sorted(self.model.params):
+            h.update(np.ascontiguousarray(self.model.params[k]).tobytes())
+        return h.hexdigest()[:12]
+
     def __call__(self, images) -> np.ndarray:
         if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3):
             raise GradscopeError(f"images must be (N, H, W, 3) uint8, got shape {images.shape}")

@@ -66,11 +66,18 @@ def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None) ->
     return _load_flickr8k(spec, arg, wanted, progress)
 
 
+def feature_cache_dir() -> str:
+    """Where computed image features are cached: $GRADSCOPE_CACHE, else ~/.cache/gradscope/features
+    (the data directory may be read-only)."""
+    root = os.environ.get("GRADSCOPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gradscope")
+    return os.path.join(root, "features")
+
+
 def _load_flickr8k(spec, root, splits, progress) -> CaptionSource:
     from gradscope.captioning.features import cnn_feature_fn
     from gradscope.data.flickr8k import load_flickr8k
 
     feature_fn = cnn_feature_fn()
-    cache = os.path.join(root, f"gradscope-features-{feature_fn.layer}.h5")
+    cache = os.path.join(feature_cache_dir(), f"flickr8k-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
     data = load_flickr8k(root, feature_fn=feature_fn, feature_cache=cache, splits=splits, progress=progress)
     return CaptionSource(spec, data, feature_fn.name)

@@ -134,12 +134,14 @@ def run_train(args) -> int:
     trainer = Trainer(model, train, update_rule=args.optimizer, optim_config={"learning_rate": args.lr},
                       lr_decay=args.lr_decay, batch_size=args.batch_size, num_epochs=args.epochs,
                       clip_norm=args.clip, seed=args.seed, checkpoint_dir=args.out, val_fn=val_fn,
-                      progress=not args.no_progress, callback=_print_epoch, monitor="Bleu_4", monitor_mode="max")
+                      progress=not args.no_progress, callback=_print_epoch, monitor="Bleu_4", monitor_mode="max",
+                      keep_best=True)
     result = trainer.train(resume=args.resume)
     info = {"data": args.data, "features": source.features, "train_captions": len(train),
             "training": {k: getattr(args, k) for k in ("optimizer", "lr", "lr_decay", "batch_size", "epochs",
                                                        "clip", "seed")},
-            "final_loss": result.loss_history[-1] if result.loss_history else None, "best_val": result.best_val}
+            "final_loss": result.loss_history[-1] if result.loss_history else None, "best_val": result.best_val,
+            "history": [{"epoch": r.epoch, "train_loss": r.train_loss, **r.val} for r in result.epochs]}
     model_path = os.path.join(args.out, "model.npz")
     save_captioner(model_path, model, extra_meta=info)
     save_json(os.path.join(args.out, "train_result.json"), asdict(result))

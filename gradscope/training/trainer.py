@@ -28,6 +28,7 @@ __all__ = ["Trainer", "TrainResult", "EpochRecord", "ArrayDataset", "clip_by_glo
            "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
+BEST_NAME = "best.npz"
 _FORMAT = "gradscope-trainer-checkpoint/1"
 
 
@@ -105,6 +106,8 @@ class Trainer:
         val_fn: `val_fn(model) -> dict of numbers`, run after every epoch; with val_data,
             the mean loss over val_data is added as 'val_loss'.
         monitor, monitor_mode: the validation number that picks best_val, 'min' or 'max'.
+        keep_best: after training, put back the parameters of the best_val epoch (kept in
+            memory and, with checkpoint_dir, in `best.npz` there, so a resumed run has them too).
         callback: called with each EpochRecord after its checkpoint is written.
         progress: show a tqdm progress bar on stderr.
     """
@@ -112,7 +115,7 @@ class Trainer:
     def __init__(self, model, train_data, val_data=None, *, update_rule="adam", optim_config=None,
                  lr_decay=1.0, batch_size=100, num_epochs=10, clip_norm=None, seed=0,
                  checkpoint_dir=None, val_fn=None, progress=True, callback=None,
-                 monitor="val_loss", monitor_mode="min"):
+                 monitor="val_loss", monitor_mode="min", keep_best=False):
         _check_model_and_data(model, train_data, val_data)
         _check_settings(batch_size, num_epochs, lr_decay, clip_norm, monitor_mode)
         self.model, self.train_data, self.val_data = model, train_data, val_data
@@ -125,6 +128,7 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         self.val_fn, self.progress, self.callback = val_fn, progress, callback
         self.monitor, self.monitor_mode = monitor, monitor_mode
+        self.keep_best, self._best_params = bool(keep_best), None
 
     @property
     def checkpoint_path(self):
@@ -146,6 +150,7 @@ class Trainer:
                 self._run_epoch(state, epoch, bar)
         finally:
             bar.close()
+        self._restore_best(state)
         return TrainResult(loss_history=list(state.loss_history), epochs=list(state.records),
                            best_val=self._best(state.records), seconds=time.perf_counter() - start,
                            iterations=len(state.loss_history), resumed_from=resumed_from)
@@ -171,6 +176,7 @@ class Trainer:
                              seconds=time.perf_counter() - t0, val=self._validate())
         state.records.append(record)
         state.epoch = epoch
+        self._keep_if_best(state)
         if self.checkpoint_dir is not None:
             self._save_checkpoint(state)
         if self.callback is not None:
@@ -203,6 +209,26 @@ class Trainer:
                 raise GradscopeError(f"val_fn must return a dict of numbers, got {type(out).__name__}")
             val.update({str(k): float(v) for k, v in out.items()})
         return val
+
+    def _keep_if_best(self, state: _State) -> None:
+        best = self._best(state.records)
+        if not self.keep_best or best is None or best["epoch"] != state.epoch:
+            return
+        self._best_params = {k: np.array(v, copy=True) for k, v in self.model.params.items()}
+        if self.checkpoint_dir is not None:
+            save_npz(os.path.join(self.checkpoint_dir, BEST_NAME), self._best_params)
+
+    def _restore_best(self, state: _State) -> None:
+        best = self._best(state.records)
+        if not self.keep_best or best is None or best["epoch"] == state.epoch:
+            return  # the final parameters are the best ones
+        params = self._best_params
+        if params is None and self.checkpoint_dir is not None:
+            params = load_npz(os.path.join(self.checkpoint_dir, BEST_NAME))
+        if params is None:
+            raise GradscopeError("keep_best: the best epoch's parameters were not kept")
+        for name in self.model.params:
+            self.model.params[name] = params[name].astype(self.model.params[name].dtype)
 
     def _best(self, records) -> dict | None:
         scored = [(r.val[self.monitor], r.epoch) for r in records if self.monitor in r.val]
