@@ -24,7 +24,8 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_model_checkpoint_and_plot(trained, capsys):
-    assert {p.name for p in trained.iterdir()} == {"model.npz", "checkpoint.npz", "loss.png", "train_result.json"}
+    assert {p.name for p in trained.iterdir()} == {"model.npz", "checkpoint.npz", "best.npz", "loss.png",
+                                                 "train_result.json"}
     model = load_captioner(trained / "model.npz")
     assert model.info["features"] == "synthetic" and model.info["data"] == "synthetic:40"
     result = json.loads((trained / "train_result.json").read_text())
