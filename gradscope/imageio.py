@@ -1,0 +1,104 @@
+"""Reading and writing images as uint8 (H, W, 3) RGB arrays, and saliency heatmaps."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gradscope.errors import DataError, ShapeError
+from gradscope.fileio import atomic_path
+
+__all__ = ["load_image", "save_image", "save_images", "heatmap", "overlay", "difference_image"]
+
+
+def load_image(path) -> np.ndarray:
+    """Read an image file as uint8 (H, W, 3) RGB (grayscale, palette and RGBA converted;
+    transparency composited on white)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"image file not found: {path!r}")
+    if os.path.isdir(path):
+        raise DataError(f"expected an image file, got a directory: {path!r}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(white, rgba)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"cannot read image {path!r} (corrupt or not an image): {e}") from None
+
+
+def _as_uint8_image(name: str, image) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ShapeError(f"{name} must be an (H, W, 3) image, got shape {a.shape}")
+    if a.dtype != np.uint8:
+        raise ShapeError(f"{name} must be uint8 (0..255), got dtype {a.dtype}; "
+                         "use model.deprocess for model-input arrays")
+    return a
+
+
+def save_image(path, image) -> str:
+    """Write a uint8 (H, W, 3) (or (H, W)) array as a PNG, atomically; returns the path."""
+    image = _as_uint8_image("image", image)
+    path = os.fspath(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path
+
+
+def save_images(dest, images: dict) -> list:
+    """Write named uint8 images as PNGs. dest is a folder (files '<name>.png' inside)
+    or, for a single image, a '.png' path; several images with a '.png' dest become
+    '<stem>_<name>.png'. Returns the written paths."""
+    dest = os.fspath(dest)
+    if dest.lower().endswith(".png"):
+        if len(images) == 1:
+            return [save_image(dest, next(iter(images.values())))]
+        stem = dest[:-4]
+        return [save_image(f"{stem}_{name}.png", img) for name, img in images.items()]
+    return [save_image(os.path.join(dest, f"{name}.png"), img) for name, img in images.items()]
+
+
+def _resize_map(m: np.ndarray, shape) -> np.ndarray:
+    if m.shape == tuple(shape):
+        return m
+    im = Image.fromarray(m.astype(np.float32))  # mode F
+    return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float64)
+
+
+def heatmap(saliency_map, cmap: str = "inferno", vmax=None) -> np.ndarray:
+    """(H, W) non-negative map -> uint8 (H, W, 3) colour image, scaled so vmax
+    (default the map's maximum) is the top of the colormap."""
+    import matplotlib
+
+    m = np.asarray(saliency_map, dtype=np.float64)
+    if m.ndim != 2:
+        raise ShapeError(f"saliency map must be (H, W), got shape {m.shape}")
+    top = float(np.max(m)) if vmax is None else float(vmax)
+    lo = float(min(np.min(m), 0.0))
+    scaled = (m - lo) / (top - lo) if top > lo else np.zeros_like(m)
+    rgba = matplotlib.colormaps[cmap](np.clip(scaled, 0.0, 1.0))
+    return np.round(rgba[..., :3] * 255).astype(np.uint8)
+
+
+def overlay(image, saliency_map, alpha: float = 0.5, cmap: str = "inferno") -> np.ndarray:
+    """Blend a heatmap of the map over a uint8 (H, W, 3) image (map resized to the image)."""
+    image = _as_uint8_image("image", image)[:, :, :3]
+    m = _resize_map(np.asarray(saliency_map, dtype=np.float64), image.shape[:2])
+    heat = heatmap(m, cmap).astype(np.float64)
+    out = (1 - alpha) * image.astype(np.float64) + alpha * heat
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def difference_image(a, b) -> np.ndarray:
+    """a - b of two uint8 images magnified to the full range: mid-gray = unchanged."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    scale = max(float(np.abs(d).max()), 1.0)
+    return np.round(127.5 + 127.5 * d / scale).clip(0, 255).astype(np.uint8)

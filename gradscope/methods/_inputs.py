@@ -1,0 +1,88 @@
+"""Checks of the arguments every image method takes: model inputs, class lists,
+layer names, hyperparameters. Each raises a gradscope error naming the problem."""
+from __future__ import annotations
+
+import numpy as np
+
+from gradscope.errors import GradscopeError, ShapeError, UnknownClassError
+from gradscope.methods.interface import resolve_class, resolve_layer
+
+
+def check_images(name: str, x) -> np.ndarray:
+    """Model input as a float array (N, 3, H, W); a single (3, H, W) image gets N = 1."""
+    if not isinstance(x, np.ndarray):
+        raise ShapeError(f"{name} must be a NumPy array (N, 3, H, W), got {type(x).__name__}")
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ShapeError(f"{name} must have shape (N, 3, H, W) in model-input space, got {x.shape}"
+                         + ("; uint8 (H, W, 3) images go through model.preprocess first"
+                            if x.ndim in (3, 4) and x.shape[-1] == 3 else ""))
+    if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ShapeError(f"{name} is empty: shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise GradscopeError(f"{name} must be a float array (model input), got dtype {x.dtype}; "
+                             "use model.preprocess on uint8 images")
+    if not np.all(np.isfinite(x)):
+        raise GradscopeError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def class_indices(model, classes, n: int, x=None) -> np.ndarray:
+    """(n,) int64 class indices from one class or a sequence of n (index, wnid or name each);
+    None means the model's top class for each image of x."""
+    if classes is None:
+        if x is None:
+            raise GradscopeError("a class is required")
+        return np.argmax(model.scores(x), axis=1).astype(np.int64)
+    if isinstance(classes, (str, int, np.integer)):
+        classes = [classes] * n
+    classes = list(np.asarray(classes, dtype=object).ravel()) if isinstance(classes, np.ndarray) else list(classes)
+    if len(classes) == 1 and n > 1:
+        classes = classes * n
+    if len(classes) != n:
+        raise ShapeError(f"got {len(classes)} classes for {n} images")
+    out = []
+    for c in classes:
+        if isinstance(c, (float, np.floating)) and float(c).is_integer():
+            c = int(c)
+        if isinstance(c, bool) or not isinstance(c, (str, int, np.integer)):
+            raise UnknownClassError(f"class must be an index, wnid or name, got {c!r}")
+        out.append(resolve_class(model, c))
+    return np.asarray(out, dtype=np.int64)
+
+
+def layer_name(model, layer) -> str:
+    """The name of a layer given by name or index (UnknownLayerError otherwise)."""
+    return model.layer_names[resolve_layer(model, layer)]
+
+
+def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False):
+    """Raise GradscopeError unless value is a finite number > 0 (>= 0 with allow_zero)."""
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool) or not ok_type or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        kind = "integer" if integer else "number"
+        raise GradscopeError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} {kind}, got {value!r}")
+    return value
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) scores, stable."""
+    z = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def quantize(model, x) -> np.ndarray:
+    """The model input of the uint8 image that x becomes when saved."""
+    img = model.deprocess(x)
+    if x.shape[2] == x.shape[3] == model.input_size:
+        return model.preprocess(img).astype(x.dtype)
+    lo, hi = model.pixel_bounds()  # other sizes: preprocess would resize, so map back linearly
+    return (lo + (hi - lo) * (img.transpose(0, 3, 1, 2) / 255.0)).astype(x.dtype)
+
+
+def report(callback, iteration: int, **info) -> None:
+    """Call a progress callback(iteration, info) when one was given."""
+    if callback is not None:
+        callback(iteration, info)

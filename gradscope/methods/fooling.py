@@ -1,0 +1,135 @@
+"""Fooling images: gradient ascent on a target class's raw score until the network's top
+class is the target (Szegedy et al. 2014, course recipe: dx = step_size * g / ||g||).
+
+Success is judged on a real image: the float image is deprocessed to uint8 and
+preprocessed back before each check, so the saved PNG is itself fooled. Each image of
+a batch stops on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gradscope.methods._inputs import check_images, check_positive, class_indices, quantize, report, softmax
+from gradscope.methods.objectives import check_objective, class_gradient
+from gradscope.methods.regularizers import clip_to_bounds
+from gradscope.methods.steps import unit_l2
+
+__all__ = ["FoolingResult", "fool"]
+
+
+@dataclass
+class FoolingResult:
+    """Per image (N,): success, iterations (gradient steps taken), target, original and
+    final top class with their probabilities, target probability before and after, and
+    the L2 / L-infinity distance between original and fooled uint8 images (0-255 units).
+    images / original_images: uint8 (N, H, W, 3)."""
+    success: np.ndarray
+    iterations: np.ndarray
+    target: np.ndarray
+    original_class: np.ndarray
+    original_prob: np.ndarray
+    final_class: np.ndarray
+    final_prob: np.ndarray
+    target_prob_before: np.ndarray
+    target_prob: np.ndarray
+    l2: np.ndarray
+    linf: np.ndarray
+    images: np.ndarray
+    original_images: np.ndarray
+    class_names: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        name = (lambda c: str(self.class_names[c])) if self.class_names else str
+        items = [{"success": bool(self.success[i]), "iterations": int(self.iterations[i]),
+                  "target": int(self.target[i]), "target_name": name(self.target[i]),
+                  "original_class": int(self.original_class[i]), "original_name": name(self.original_class[i]),
+                  "original_prob": float(self.original_prob[i]),
+                  "final_class": int(self.final_class[i]), "final_name": name(self.final_class[i]),
+                  "final_prob": float(self.final_prob[i]),
+                  "target_prob_before": float(self.target_prob_before[i]),
+                  "target_prob": float(self.target_prob[i]),
+                  "l2": float(self.l2[i]), "linf": float(self.linf[i])} for i in range(len(self.success))]
+        return {"success_rate": float(np.mean(self.success)), "images": items}
+
+    def save(self, dest) -> list:
+        """Write '<i>_fooled.png', '<i>_original.png' and '<i>_difference.png' (the change
+        magnified to the full range, mid-gray = unchanged)."""
+        from gradscope.imageio import difference_image, save_images
+
+        named = {}
+        for i in range(len(self.images)):
+            named[f"{i}_fooled"] = self.images[i]
+            named[f"{i}_original"] = self.original_images[i]
+            named[f"{i}_difference"] = difference_image(self.images[i], self.original_images[i])
+        return save_images(dest, named)
+
+
+def fool(model, x, target, step_size: float = 1.0, max_iter: int = 100, objective: str = "score", seed=None,
+         callback=None) -> FoolingResult:
+    """Make each image of x classified as `target` by normalised gradient steps on the
+    target's raw score (or log-probability), stopping each image as soon as its saved
+    uint8 version is classified as the target.
+
+    Args:
+        model: an ImageModel.
+        x: (N, 3, H, W) model input (or one (3, H, W) image).
+        target: one class or N classes (index, wnid or name).
+        step_size: L2 length of each step in model-input units.
+        max_iter: most gradient steps per image.
+        objective: 'score' (the raw target score, the course recipe) or 'log_prob'.
+        seed: accepted for a uniform interface; the method is deterministic.
+        callback: callback(iteration, info) after each check, info keys 'active' (images
+            still stepping), 'target_prob' (N,), 'fooled' (N,), 'images' (uint8 (N, H, W, 3)).
+    """
+    x = check_images("x", x).copy()
+    check_positive("step_size", step_size)
+    check_positive("max_iter", max_iter, integer=True, allow_zero=True)
+    check_objective(objective)
+    n = len(x)
+    target = class_indices(model, target, n)
+    bounds = model.pixel_bounds()
+    original = model.deprocess(x)
+    x = clip_to_bounds(x, bounds)
+    done = np.zeros(n, dtype=bool)
+    iters = np.full(n, max_iter, dtype=np.int64)
+    final = np.empty_like(x)
+    first_probs = None
+    target_prob = np.zeros(n)
+    for it in range(max_iter + 1):
+        act = np.flatnonzero(~done)
+        xq = quantize(model, x[act])
+        scores, g = class_gradient(model, xq, target[act], objective)
+        probs = softmax(scores.astype(np.float64))
+        if first_probs is None:
+            first_probs = probs
+        fooled = np.argmax(scores, axis=1) == target[act]
+        target_prob[act] = probs[np.arange(len(act)), target[act]]
+        final[act] = xq
+        iters[act[fooled]] = it
+        done[act[fooled]] = True
+        report(callback, it, active=int((~done).sum()), fooled=done.copy(),
+               target_prob=target_prob.copy(), images=model.deprocess(final))
+        if it == max_iter or done.all():
+            break
+        step = ~fooled
+        g = g[step]
+        x[act[step]] = clip_to_bounds(x[act[step]] + step_size * unit_l2(g), bounds)
+    return _fooling_result(model, final, original, target, first_probs, done, iters)
+
+
+def _fooling_result(model, final, original, target, first_probs, done, iters) -> FoolingResult:
+    probs = softmax(model.scores(final).astype(np.float64))
+    idx = np.arange(len(final))
+    images = model.deprocess(final)
+    diff = images.astype(np.float64) - original.astype(np.float64)
+    orig_cls = np.argmax(first_probs, axis=1)
+    fin_cls = np.argmax(probs, axis=1)
+    return FoolingResult(
+        success=done, iterations=iters, target=target,
+        original_class=orig_cls, original_prob=first_probs[idx, orig_cls],
+        final_class=fin_cls, final_prob=probs[idx, fin_cls],
+        target_prob_before=first_probs[idx, target], target_prob=probs[idx, target],
+        l2=np.sqrt(np.sum(diff ** 2, axis=(1, 2, 3))), linf=np.abs(diff).max(axis=(1, 2, 3)),
+        images=images, original_images=original, class_names=list(model.class_names))

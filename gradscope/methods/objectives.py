@@ -1,0 +1,35 @@
+"""What the class-driven methods climb: the raw class score (Simonyan et al.; the
+course recipe) or the class's log-probability, which also pushes the other classes
+down, so that the target becomes the top class even when rival classes share its
+features."""
+from __future__ import annotations
+
+import numpy as np
+
+from gradscope.errors import GradscopeError, ShapeError
+from gradscope.methods._inputs import softmax
+
+__all__ = ["OBJECTIVES", "class_gradient"]
+
+OBJECTIVES = ("score", "log_prob")
+
+
+def check_objective(objective: str) -> str:
+    if objective not in OBJECTIVES:
+        raise GradscopeError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    return objective
+
+
+def class_gradient(model, x: np.ndarray, classes: np.ndarray, objective: str = "score"):
+    """(scores (N, C), dx (N, 3, H, W)): gradient of each image's objective for its class.
+
+    'score' uses model.score_gradient; 'log_prob' backpropagates onehot - softmax from the
+    model's last layer (its output must be the (N, C) scores)."""
+    if check_objective(objective) == "score":
+        return model.score_gradient(x, classes)
+    scores, cache = model.forward_to(x, model.layer_names[-1])
+    if scores.ndim != 2 or scores.shape[0] != len(x):
+        raise ShapeError(f"the last layer must output class scores (N, C), got shape {scores.shape}")
+    dscores = -softmax(scores.astype(np.float64))
+    dscores[np.arange(len(x)), classes] += 1.0
+    return scores, model.backward_from(dscores.astype(scores.dtype), cache)
