@@ -244,6 +244,15 @@ class CNN:
         dx, _ = self.backward(dscores, cache, param_grads=False)
         return scores, dx
 
+    def scores_backward(self, x, dscores_fn):
+        """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
+        where dscores = dscores_fn(scores); one forward and one backward pass."""
+        scores, cache = self.forward(x, mode="test")
+        dscores = np.asarray(dscores_fn(scores), dtype=scores.dtype)
+        if dscores.shape != scores.shape:
+            raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+        return scores, self.backward(dscores, cache, param_grads=False)[0]
+
     def forward_to(self, x, layer):
         """Run from the input up to and including `layer` (name or index), test mode."""
         return self.forward(x, end=layer, mode="test")

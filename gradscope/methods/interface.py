@@ -44,6 +44,11 @@ class ImageModel(Protocol):
         """Gradient w.r.t. the input x given the upstream gradient of forward_to's output."""
 
 
+# Optional, used when present (the NumPy CNN and the torch adapter have it):
+#   scores_backward(x, dscores_fn) -> (scores (N, C), dx): gradient of sum(dscores_fn(scores) * scores)
+#   with respect to x, in one forward and one backward pass (for log-probability objectives).
+
+
 def resolve_class(model, cls) -> int:
     """Class index from an index (int or digit string), a wnid, or a name
     ("tabby", "Egyptian cat"; case-insensitive, matching any comma-separated synonym).

@@ -147,6 +147,20 @@ class TorchModel:
             (dx,) = torch.autograd.grad(picked.sum(), leaf)  # images are independent in eval mode
         return self._numpy(s.detach(), x.dtype), self._numpy(dx, x.dtype)
 
+    def scores_backward(self, x: np.ndarray, dscores_fn) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
+        where dscores = dscores_fn(scores as NumPy); one forward and one backward pass."""
+        self._check_input(x)
+        leaf = self._tensor(x).requires_grad_(True)
+        with torch.enable_grad():
+            s = self._logits(self._run(leaf))
+            scores = self._numpy(s.detach(), x.dtype)
+            dscores = np.asarray(dscores_fn(scores))
+            if dscores.shape != scores.shape:
+                raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+            (dx,) = torch.autograd.grad(s, leaf, grad_outputs=torch.as_tensor(dscores, dtype=s.dtype, device=s.device))
+        return scores, self._numpy(dx, x.dtype)
+
     def forward_to(self, x: np.ndarray, layer) -> tuple[np.ndarray, Any]:
         """Run from the input up to and including `layer` (name or index into
         layer_names) and stop: (activations as NumPy, cache for backward_from)."""
