@@ -4,7 +4,7 @@ interleaved so that background load hits both alike; medians are reported.
 
     python benchmarks/backends.py [--batch 1] [--iterations 5] [--repeats 3] [--threads 1]
 
-Uses the shipped model if its files exist, else tiny_vgg(widths=(32, 64, 128, 256, 256))
+Uses the shipped model (gradscope.cnn.load_pretrained()).
 with random weights. One "iteration" is one model evaluation with its gradient (one
 gradient step; vanilla saliency is a single one). Prints ms per iteration and the ratio
 numpy/torch (above 1: the torch adapter is faster).
@@ -31,17 +31,10 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gradscope.cnn import CNN, load_pretrained, tiny_vgg  # noqa: E402
-from gradscope.errors import DataError  # noqa: E402
+from gradscope.cnn import load_pretrained  # noqa: E402
 from gradscope.methods import deepdream, fool, invert, saliency, visualize_class  # noqa: E402
 from gradscope.torch import cnn_to_torch  # noqa: E402
 
-
-def get_model():
-    try:
-        return load_pretrained(), "shipped model"
-    except DataError:
-        return CNN(tiny_vgg(widths=(32, 64, 128, 256, 256)), seed=0), "tiny_vgg(32..256) random weights"
 
 
 def method_runs(model, x, layer, k):
@@ -68,7 +61,7 @@ def method_runs(model, x, layer, k):
 
 def main():
     torch.set_num_threads(args.threads)
-    cnn, what = get_model()
+    cnn, what = load_pretrained(), "shipped model"
     twin = cnn_to_torch(cnn, device=args.device)
     rng = np.random.default_rng(0)
     x = cnn.preprocess(rng.integers(0, 256, (args.batch, cnn.input_size, cnn.input_size, 3), dtype=np.uint8))

@@ -7,7 +7,7 @@ not count time spent waiting for a core).
 
     python benchmarks/cnn.py [--batch 64] [--repeats 7] [--threads 1] [--profile]
 
-Uses the shipped model if its files exist, else tiny_vgg(widths=(32, 64, 128, 256, 256))
+Uses the shipped model (gradscope.cnn.load_pretrained()).
 with random weights (the same architecture). Torch computes no weight gradients
 (parameters are frozen), matching the NumPy side (param_grads=False).
 """
@@ -33,17 +33,10 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gradscope.cnn import CNN, load_pretrained, tiny_vgg  # noqa: E402
+from gradscope.cnn import load_pretrained  # noqa: E402
 from gradscope.cnn import layer_ops  # noqa: E402
 from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
-from gradscope.errors import DataError  # noqa: E402
 
-
-def get_model():
-    try:
-        return load_pretrained(), "shipped model"
-    except DataError:
-        return CNN(tiny_vgg(widths=(32, 64, 128, 256, 256)), seed=0), "tiny_vgg(32,64,128,256,256), random weights"
 
 
 def numpy_step(model, x, classes):
@@ -79,7 +72,7 @@ def profile_layers(model, x, repeats=3):
 
 def main():
     torch.set_num_threads(args.threads)
-    model, what = get_model()
+    model, what = load_pretrained(), "shipped model"
     module = params_to_torch(model.config, model.params, model.buffers).eval()
     for p in module.parameters():
         p.requires_grad_(False)
