@@ -4,8 +4,7 @@ interleaved so that background load hits both alike; medians are reported.
 
     python benchmarks/backends.py [--batch 1] [--iterations 5] [--repeats 3] [--threads 1]
 
-Uses the shipped model (gradscope.cnn.load_pretrained()).
-with random weights. One "iteration" is one model evaluation with its gradient (one
+Uses the shipped model (gradscope.cnn.load_pretrained()). One "iteration" is one model evaluation with its gradient (one
 gradient step; vanilla saliency is a single one). Prints ms per iteration and the ratio
 numpy/torch (above 1: the torch adapter is faster).
 """

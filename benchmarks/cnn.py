@@ -7,8 +7,7 @@ not count time spent waiting for a core).
 
     python benchmarks/cnn.py [--batch 64] [--repeats 7] [--threads 1] [--profile]
 
-Uses the shipped model (gradscope.cnn.load_pretrained()).
-with random weights (the same architecture). Torch computes no weight gradients
+Uses the shipped model (gradscope.cnn.load_pretrained()). Torch computes no weight gradients
 (parameters are frozen), matching the NumPy side (param_grads=False).
 """
 import argparse
