@@ -72,6 +72,10 @@ def feature_fn_for(captioner):
         if fn.name != name or fn.dim != captioner.input_dim:
             raise DataError(f"the captioner was trained on {name} features ({captioner.input_dim} values) but the "
                             f"shipped CNN gives {fn.name} ({fn.dim} values)")
+        trained_on = captioner.info.get("features_fingerprint")
+        if trained_on and trained_on != fn.fingerprint():
+            raise DataError(f"the captioner was trained on features of a different CNN (weights {trained_on}, "
+                            f"shipped CNN {fn.fingerprint()}); retrain it on this CNN's features")
         return fn
     raise DataError(f"cannot compute this captioner's image features ({name or 'unknown'}) from image files; "
                     "caption images with a captioner trained on flickr8k:DIR or synthetic data")

@@ -22,10 +22,12 @@ SYNTHETIC_TRAIN, SYNTHETIC_EVAL = 2000, 200
 
 @dataclass
 class CaptionSource:
-    """Loaded splits (name -> CaptionDataset) and the name of their image features."""
+    """Loaded splits (name -> CaptionDataset), the name of their image features and, for
+    features computed by a CNN, a fingerprint of its weights."""
     spec: str
     splits: dict
     features: str
+    fingerprint: str | None = None
 
     def split(self, name: str):
         name = SPLIT_ALIASES.get(name, name)
@@ -80,4 +82,4 @@ def _load_flickr8k(spec, root, splits, progress) -> CaptionSource:
     feature_fn = cnn_feature_fn()
     cache = os.path.join(feature_cache_dir(), f"flickr8k-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
     data = load_flickr8k(root, feature_fn=feature_fn, feature_cache=cache, splits=splits, progress=progress)
-    return CaptionSource(spec, data, feature_fn.name)
+    return CaptionSource(spec, data, feature_fn.name, feature_fn.fingerprint())

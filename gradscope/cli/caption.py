@@ -137,7 +137,8 @@ def run_train(args) -> int:
                       progress=not args.no_progress, callback=_print_epoch, monitor="Bleu_4", monitor_mode="max",
                       keep_best=True)
     result = trainer.train(resume=args.resume)
-    info = {"data": args.data, "features": source.features, "train_captions": len(train),
+    info = {"data": args.data, "features": source.features, "features_fingerprint": source.fingerprint,
+            "train_captions": len(train),
             "training": {k: getattr(args, k) for k in ("optimizer", "lr", "lr_decay", "batch_size", "epochs",
                                                        "clip", "seed")},
             "final_loss": result.loss_history[-1] if result.loss_history else None, "best_val": result.best_val,
