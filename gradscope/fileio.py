@@ -55,3 +55,23 @@ def load_npz(path) -> dict:
         raise DataError(f"file not found: {os.fspath(path)!r}") from None
     except (OSError, ValueError) as e:
         raise DataError(f"corrupt or unreadable .npz file {os.fspath(path)!r}: {e}") from None
+
+
+def json_array(obj) -> np.ndarray:
+    """obj as UTF-8 JSON in a uint8 array, so that an .npz can carry metadata without pickle."""
+    return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
+
+
+def read_json_array(arrays: dict, key: str, path, fmt: str, what: str) -> dict:
+    """The JSON dict stored by json_array under `key`; its 'format' must be `fmt`.
+    Raises DataError naming the file (`what` says what kind of file it should be)."""
+    from gradscope.errors import DataError
+
+    try:
+        meta = json.loads(arrays[key].tobytes().decode("utf-8"))
+    except (KeyError, ValueError):
+        raise DataError(f"{path!r} is not a {what} (no readable metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise DataError(f"{path!r} has format {found!r}, expected {fmt!r}")
+    return meta

@@ -3,14 +3,13 @@ arrays and a JSON metadata string (vocabulary, sizes, cell type, free-form info 
 training settings) stored as a uint8 array under 'meta'. Loading never unpickles."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.errors import DataError, GradscopeError
-from gradscope.fileio import load_npz, save_npz
+from gradscope.fileio import json_array, load_npz, read_json_array, save_npz
 
 __all__ = ["save_captioner", "load_captioner", "FORMAT"]
 
@@ -24,12 +23,11 @@ def save_captioner(path, model: CaptioningRNN, extra_meta: dict | None = None, f
     meta = {"format": FORMAT, "cell_type": model.cell_type, "input_dim": model.input_dim,
             "wordvec_dim": model.wordvec_dim, "hidden_dim": model.hidden_dim,
             "dtype": model.dtype.name, "idx_to_word": model.idx_to_word, "info": info}
+    arrays = {f"param/{k}": v.astype(np.float16) if float16 else v for k, v in model.params.items()}
     try:
-        text = json.dumps(meta)
+        arrays["meta"] = json_array(meta)
     except TypeError as e:
         raise GradscopeError(f"extra_meta must be JSON-serializable: {e}") from None
-    arrays = {f"param/{k}": v.astype(np.float16) if float16 else v for k, v in model.params.items()}
-    arrays["meta"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     save_npz(path, arrays)
 
 
@@ -37,7 +35,7 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
     """The CaptioningRNN stored at `path` (dtype: as saved unless given)."""
     path = os.fspath(path)
     arrays = load_npz(path)
-    meta = _read_meta(arrays, path)
+    meta = read_json_array(arrays, "meta", path, FORMAT, "gradscope captioner file")
     try:
         word_to_idx = {w: i for i, w in enumerate(meta["idx_to_word"])}
         model = CaptioningRNN(word_to_idx, input_dim=meta["input_dim"], wordvec_dim=meta["wordvec_dim"],
@@ -54,12 +52,3 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
     model.info = dict(meta.get("info") or {})
     return model
 
-
-def _read_meta(arrays: dict, path: str) -> dict:
-    try:
-        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-    except (KeyError, ValueError):
-        raise DataError(f"{path!r} is not a gradscope captioner file (no readable metadata)") from None
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{path!r} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    return meta

@@ -12,8 +12,9 @@ from gradscope.fileio import load_npz, save_json, save_npz
 
 
 def _stem(path):
-    path = os.fspath(path)
-    return path[:-5] if path.endswith((".json")) else path[:-4] if path.endswith(".npz") else path
+    """'model.json', 'model.npz' or 'model' -> 'model'."""
+    stem, ext = os.path.splitext(os.fspath(path))
+    return stem if ext in (".json", ".npz") else os.fspath(path)
 
 
 def save_weights(path, config: dict, params: dict, buffers: dict, float16: bool = True) -> None:

@@ -2,6 +2,8 @@
 and move weights both ways. Requires the optional torch extra."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 
@@ -36,7 +38,7 @@ def build_torch_module(config: dict):
         else:
             raise ValueError(f"layer {layer['name']!r}: unknown type {t!r}")
         mods[layer["name"]] = m
-    return nn.Sequential(__import__("collections").OrderedDict(mods))
+    return nn.Sequential(OrderedDict(mods))
 
 
 def torch_to_params(config: dict, module) -> tuple[dict, dict]:

@@ -35,6 +35,20 @@ class TorchTrainResult:
     weights_path: str = ""
 
 
+def _pixel_stats(X, chunk=4096):
+    """Per-channel mean and std of uint8 images (N, H, W, 3) on the [0, 1] scale, in chunks
+    (a float64 copy of all of X would take 8 bytes a pixel)."""
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for i in range(0, X.shape[0], chunk):
+        px = X[i:i + chunk].reshape(-1, 3).astype(np.float64) / 255.0
+        total += px.sum(0)
+        total_sq += (px * px).sum(0)
+    n = X.shape[0] * X.shape[1] * X.shape[2]
+    mean = total / n
+    return mean, np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
+
+
 def _resize_all(X, size, batch=2048):
     """(N, H, W, 3) uint8 -> (N, 3, size, size) uint8, antialiased."""
     import torch
@@ -111,8 +125,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     val = ds.load("val")
     config = tiny_vgg(num_classes=ds.num_classes, widths=widths, input_size=train.X.shape[1])
     config["classes"] = {"wnids": ds.wnids, "names": ds.names}
-    mean_px = train.X.reshape(-1, 3).mean(0) / 255.0
-    std_px = train.X.reshape(-1, 3).std(0) / 255.0
+    mean_px, std_px = _pixel_stats(train.X)
     config["preprocess"] = {"mean": [round(float(v), 5) for v in mean_px],
                             "std": [round(float(v), 5) for v in std_px]}
     mean = torch.tensor(config["preprocess"]["mean"]).view(1, 3, 1, 1)

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from gradscope.errors import DataError
+from gradscope.imageio import load_image
 
 
 @dataclass
@@ -143,8 +144,8 @@ class TinyImageNet:
         y = np.empty(len(items), dtype=np.int64)
         boxes = np.full((len(items), 4), -1, dtype=np.int32)
         for i, (path, label, box) in enumerate(items):
-            img = first if i == 0 else load_rgb(path, size or first.shape[0])
-            if img.shape != first.shape:
+            img = first if i == 0 else load_rgb(path, size)
+            if img.shape != first.shape:  # without size, every image takes the first one's
                 img = np.asarray(Image.fromarray(img).resize(first.shape[1::-1], Image.BILINEAR))
             X[i] = img
             y[i] = label
@@ -169,14 +170,9 @@ def _read_boxes(path, has_wnid):
 
 
 def load_rgb(path: str, size: int | None = None) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, optionally resized to size x size."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"image file not found: {path!r}") from None
-    except OSError as e:
-        raise DataError(f"cannot read image {path!r}: {e}") from None
+    """Read an image file as (H, W, 3) uint8 RGB (gradscope.imageio.load_image),
+    optionally resized to size x size."""
+    img = load_image(path)
+    if size is not None and img.shape[:2] != (size, size):
+        img = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+    return img

@@ -43,12 +43,12 @@ def load_demo_images(paths=None) -> list:
 
     out, seen = [], set()
     for p in paths:
-        name = _unique(os.path.splitext(os.path.basename(os.fspath(p)))[0] or "image", seen)
+        name = unique_name(os.path.splitext(os.path.basename(os.fspath(p)))[0] or "image", seen)
         out.append(DemoImage(name, load_image(p), os.fspath(p)))
     return out
 
 
-def _unique(name: str, seen: set) -> str:
+def unique_name(name: str, seen: set) -> str:
     """name, or name_2, name_3 ... when already taken (two files with one stem)."""
     base, k = name, 1
     while name in seen:

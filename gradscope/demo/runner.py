@@ -16,7 +16,7 @@ import numpy as np
 
 from gradscope.demo import analyses as an
 from gradscope.demo import presenters as pr
-from gradscope.demo.images import load_demo_images
+from gradscope.demo.images import load_demo_images, unique_name
 from gradscope.demo.section import Section
 from gradscope.demo.settings import CLASSVIS_CLASSES, FOOLING_TARGETS, FULL, QUICK
 from gradscope.errors import GradscopeError
@@ -197,13 +197,7 @@ def _emit(progress, key, title, index, status, iteration, iterations):
 # ---------------------------------------------------------------- saving
 
 def _file_stem(name: str, used: set) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
-    base, k = stem, 1
-    while stem in used:
-        k += 1
-        stem = f"{base}_{k}"
-    used.add(stem)
-    return stem
+    return unique_name(re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image", used)
 
 
 def save_visuals(section: Section, out_dir: str, used: set) -> None:

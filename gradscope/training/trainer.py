@@ -12,7 +12,6 @@ continues exactly as an uninterrupted run would.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gradscope.errors import DataError, GradscopeError
-from gradscope.fileio import load_npz, save_npz
+from gradscope.fileio import json_array, load_npz, read_json_array, save_npz
 from gradscope.training.optim import get_update_rule
 
 __all__ = ["Trainer", "TrainResult", "EpochRecord", "ArrayDataset", "clip_by_global_norm",
@@ -267,7 +266,7 @@ class Trainer:
                 "optim_scalars": scalars, "records": [asdict(r) for r in state.records],
                 "settings": self._settings()}
         arrays["loss_history"] = np.asarray(state.loss_history, dtype=np.float64)
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        arrays["meta"] = json_array(meta)
         save_npz(self.checkpoint_path, arrays, compressed=False)
 
     def _resume_state(self) -> _State | None:
@@ -275,7 +274,7 @@ class Trainer:
         if self.checkpoint_path is None or not os.path.exists(self.checkpoint_path):
             return None
         arrays = load_npz(self.checkpoint_path)
-        meta = _read_meta(arrays, self.checkpoint_path)
+        meta = read_json_array(arrays, "meta", self.checkpoint_path, _FORMAT, "gradscope trainer checkpoint")
         self._check_resumable(meta)
         for prefix, target in (("param/", self.model.params), ("buffer/", getattr(self.model, "buffers", {}))):
             for k in target:
@@ -301,15 +300,6 @@ class Trainer:
                     f"cannot resume from {self.checkpoint_path!r}: it was written with {key}={saved.get(key)!r} "
                     f"but this run has {key}={now[key]!r}")
 
-
-def _read_meta(arrays: dict, path) -> dict:
-    try:
-        meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-    except (KeyError, ValueError):
-        raise DataError(f"{path!r} is not a gradscope trainer checkpoint (no readable metadata)") from None
-    if meta.get("format") != _FORMAT:
-        raise DataError(f"{path!r} has checkpoint format {meta.get('format')!r}, expected {_FORMAT!r}")
-    return meta
 
 
 def _json_scalar(value):
