@@ -66,8 +66,9 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: checkpoints, history, model.json/.npz")
     p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
                    help="torch (fast; exports NumPy weights) or numpy (slow; hand-written backward)")
-    p.add_argument("--epochs-schedule", metavar="RES:EPOCHS,...", default=None,
-                   help="torch: progressive resizing phases, e.g. '32:16,48:3,64:2' (the default)")
+    p.add_argument("--epochs-schedule", metavar="RES:EPOCHS[:CROP],...", default=None,
+                   help="torch: phases of epochs on images resized to RES, on random CROP-pixel windows "
+                        "if given, e.g. '64:7:48,64:1' (the default)")
     p.add_argument("--epochs", type=int, default=10, help="numpy: number of epochs (default 10)")
     p.add_argument("--widths", default=None, metavar="W,W,...",
                    help="stage widths (default torch 32,64,128,256,256; numpy 16,32,64)")
@@ -94,11 +95,13 @@ def _parse_ints(text, what):
 def _parse_schedule(text):
     phases = []
     for part in text.split(","):
-        res, sep, epochs = part.partition(":")
+        fields = part.split(":")
         try:
-            phases.append((int(res), int(epochs)))
+            if len(fields) not in (2, 3):
+                raise ValueError
+            phases.append(tuple(int(v) for v in fields))
         except ValueError:
-            raise GradscopeError(f"--epochs-schedule must look like '32:16,48:3,64:2', got {text!r}") from None
+            raise GradscopeError(f"--epochs-schedule must look like '64:8:48,64:1', got {text!r}") from None
     return tuple(phases)
 
 
