@@ -62,3 +62,26 @@ def test_crop_schedule_trains_exports_and_resumes_exactly(tmp_path):
     with torch.no_grad():
         ref = module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(a.scores(x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_warm_start_from_an_exported_model(tmp_path):
+    from gradscope.cnn.torch_module import build_torch_module
+    from gradscope.cnn.train_torch import _warm_start
+    from gradscope.errors import DataError
+
+    data = make_tiny_tinyimagenet(tmp_path / "tin", per_class=4, n_classes=5)
+    first = _train(data, tmp_path / "first")
+    saved = CNN.load(f"{first.weights_path}.json")
+    module = build_torch_module(saved.config)
+    history = _warm_start(module, saved.config, f"{first.weights_path}.json")
+    assert [r["stage"] for r in history] == [1, 1, 1] and history[-1]["epoch"] == 3
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(module.eval()(torch.from_numpy(x)).numpy(), saved.scores(x), rtol=1e-4, atol=1e-4)
+
+    second = train_tinyimagenet_torch(data, tmp_path / "second", schedule=((8, 1),), widths=(4, 6), batch_size=4,
+                                      threads=1, init_from=f"{first.weights_path}.json")
+    stages = [r.get("stage") for r in CNN.load(f"{second.weights_path}.json").config["training"]["history"]]
+    assert stages == [1, 1, 1, None]  # the earlier run's epochs, then this run's
+    with pytest.raises(DataError, match="layers differ"):
+        _warm_start(None, dict(saved.config, layers=saved.layers[:-1]), f"{first.weights_path}.json")

@@ -76,8 +76,8 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default torch 0.2, numpy adam 1e-3)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--threads", type=int, default=None, help="torch: CPU threads")
-    p.add_argument("--init-from", metavar="CHECKPOINT.pt", default=None,
-                   help="torch: warm start from an earlier run's checkpoint.pt (weights only)")
+    p.add_argument("--init-from", metavar="CHECKPOINT.pt|MODEL.json", default=None,
+                   help="torch: warm start from an earlier run's checkpoint.pt or exported model.json (weights only)")
     p.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
                    help="torch: stop after this many epochs of the schedule")
     p.add_argument("--seed", type=int, default=0)

@@ -24,6 +24,7 @@ from gradscope.cnn.config import tiny_vgg
 from gradscope.cnn.io import save_weights
 from gradscope.cnn.torch_module import build_torch_module, torch_to_params
 from gradscope.data.tinyimagenet import TinyImageNet
+from gradscope.errors import DataError
 from gradscope.fileio import atomic_path, save_json
 
 DEFAULT_SCHEDULE = ((64, 7, 48), (64, 1))  # (resolution, epochs[, crop]) phases
@@ -108,6 +109,29 @@ def evaluate_torch(module, X, y, mean, std, batch=250):
     return top1 / X.shape[0], top5 / X.shape[0]
 
 
+def _warm_start(module, config, path):
+    """Load the weights of an earlier run into `module`: a checkpoint.pt, or an exported
+    model .json (+ .npz) with the same layers. Returns that run's history, every record
+    marked with its stage (records without one: the stage after the last marked one)."""
+    import torch
+
+    if str(path).endswith(".json"):
+        from gradscope.cnn.model import CNN
+        from gradscope.cnn.torch_module import params_to_torch
+
+        model = CNN.load(path)
+        if model.layers != config["layers"]:
+            raise DataError(f"{path}: its layers differ from the ones being trained (check --widths)")
+        params_to_torch(config, model.params, model.buffers, module)
+        history = model.config.get("training", {}).get("history", [])
+    else:
+        ck = torch.load(path, weights_only=True)
+        module.load_state_dict(ck["model"])
+        history = json.loads(ck["history"])
+    last = max((r["stage"] for r in history if "stage" in r), default=0)
+    return [dict(r, stage=r.get("stage", last + 1)) for r in history]
+
+
 def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widths=(32, 64, 128, 256, 256),
                              batch_size=128, lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
                              seed=0, threads=None, limit=None, resume=True, init_from=None,
@@ -116,8 +140,9 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
 
     Writes `<out_dir>/checkpoint.pt` (each epoch), `<out_dir>/history.json`, and the
     exported NumPy model `<out_dir>/model.json` + `model.npz`.
-    init_from: a checkpoint.pt of an earlier run to start from (weights only: a warm
-        start with a fresh optimizer and schedule); its history is kept, marked stage 1.
+    init_from: a checkpoint.pt of an earlier run, or an exported model.json with the same
+        layers, to start from (weights only: a warm start with a fresh optimizer and
+        schedule); its history is kept, each record marked with its stage.
     stop_after: stop after this many epochs of the schedule (the checkpoint can be
         used with init_from by a shorter follow-up schedule).
     progress: optional callable(dict) called after every epoch and every 50 steps.
@@ -150,9 +175,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     history, epoch0, prior = [], 0, []
     if init_from:
-        ck = torch.load(init_from, weights_only=True)
-        module.load_state_dict(ck["model"])
-        prior = [dict(r, stage=1) for r in json.loads(ck["history"])]
+        prior = _warm_start(module, config, init_from)
     if resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, weights_only=True)
         module.load_state_dict(ck["model"])
