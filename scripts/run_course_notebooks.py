@@ -129,10 +129,12 @@ def run_notebook(name, cells, paths, answers, timeout):
     return results
 
 
-def make_coco(out_dir, coco_root, n_val_images=9, seed=0):
+def make_coco(out_dir, coco_root, n_val_images=9):
     """A small COCO captioning directory in the course's layout from the real local files:
     the val2014 photos in coco_root/val2014 (their real captions, encoded with the course's
-    vocabulary; features from gradscope's shipped CNN; file:// urls), split into train and val."""
+    vocabulary; features from gradscope's shipped CNN; file:// urls), split into train and val.
+    Train keeps one caption per image: the course's max_train=50 drew 50 of 400,135 captions,
+    almost surely of 50 different images, which a model can then memorise."""
     import h5py
     import numpy as np
 
@@ -160,7 +162,7 @@ def make_coco(out_dir, coco_root, n_val_images=9, seed=0):
             for suffix in ("_pca", ""):
                 with h5py.File(os.path.join(out_dir, f"{split}2014_vgg16_fc7{suffix}.h5"), "w") as f:
                     f["features"] = feats
-            tokens = [refs[p] for p in files]
+            tokens = [refs[p][:1] if split == "train" else refs[p] for p in files]
             cap[f"{split}_captions"] = encode([t for ts in tokens for t in ts], vocab["word_to_idx"], 15)
             cap[f"{split}_image_idxs"] = np.repeat(np.arange(len(files)), [len(ts) for ts in tokens]).astype(np.int32)
             with open(os.path.join(out_dir, f"{split}2014_urls.txt"), "w") as f:
