@@ -108,3 +108,4 @@ def test_load_tiny_imagenet_returns_the_course_dict(tmp_path):
     np.testing.assert_allclose(raw["mean_image"], raw["X_train"].mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(data["X_val"] + data["mean_image"], raw["X_val"], atol=1e-4)
     assert (raw["X_train"][3] == 200).all()  # the grayscale image, on all three channels
+    assert data["class_names"][data["y_val"][1:2]] == ["goldfish", "Carassius auratus"]  # as under 2016 NumPy

@@ -17,6 +17,16 @@ from gradscope.data.tinyimagenet import TinyImageNet, load_rgb
 __all__ = ["load_tiny_imagenet"]
 
 
+class ClassNames(list):
+    """class_names: a list that also takes a one-element integer array as an index, as
+    lists did under the NumPy of 2016 (the notebooks index it with y[i:i+1])."""
+
+    def __getitem__(self, index):
+        if isinstance(index, np.ndarray) and index.size == 1 and np.issubdtype(index.dtype, np.integer):
+            index = int(index.reshape(-1)[0])
+        return super().__getitem__(index)
+
+
 def _channels_first(X, dtype):
     return X.transpose(0, 3, 1, 2).astype(dtype)  # (N, H, W, 3) uint8 -> (N, 3, H, W)
 
@@ -33,7 +43,7 @@ def load_tiny_imagenet(path, dtype=np.float32, subtract_mean=True):
     """The course's TinyImageNet dict (module docstring) for the directory `path`."""
     dataset = TinyImageNet(path)
     train, val = dataset.load("train", size=64), dataset.load("val", size=64)
-    data = {"class_names": [[w.strip() for w in names.split(",")] for names in dataset.names],
+    data = {"class_names": ClassNames([w.strip() for w in names.split(",")] for names in dataset.names),
             "X_train": _channels_first(train.X, dtype), "y_train": train.y,
             "X_val": _channels_first(val.X, dtype), "y_val": val.y, "X_test": None, "y_test": None}
     test = _load_test(dataset.root, dtype)
