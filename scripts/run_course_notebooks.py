@@ -132,7 +132,8 @@ def run_notebook(name, cells, paths, answers, timeout):
 def make_coco(out_dir, coco_root, n_val_images=9):
     """A small COCO captioning directory in the course's layout from the real local files:
     the val2014 photos in coco_root/val2014 (their real captions, encoded with the course's
-    vocabulary; features from gradscope's shipped CNN; file:// urls), split into train and val.
+    vocabulary; features from gradscope's shipped CNN, standardised; file:// urls), split into
+    train and val.
     Train keeps one caption per image: the course's max_train=50 drew 50 of 400,135 captions,
     almost surely of 50 different images, which a model can then memorise."""
     import h5py
@@ -154,11 +155,14 @@ def make_coco(out_dir, coco_root, n_val_images=9):
     shutil.copy(os.path.join(coco_root, "coco_captioning", "coco2014_vocab.json"), out_dir)
     extractor = CNNFeatures()
     splits = {"train": photos[:-n_val_images], "val": photos[-n_val_images:]}
+    stats = None  # the course's PCA features are centred: centre and scale ours by the train statistics
     with h5py.File(os.path.join(out_dir, "coco2014_captions.h5"), "w") as cap:
         for split, files in splits.items():
             images = np.stack([np.asarray(Image.fromarray(load_image(os.path.join(coco_root, "val2014", p)))
                                           .resize((64, 64), Image.BILINEAR)) for p in files])
-            feats = extractor(images).astype(np.float32)
+            feats = extractor(images).astype(np.float64)
+            stats = stats or (feats.mean(axis=0), feats.std(axis=0) + 1e-6)
+            feats = ((feats - stats[0]) / stats[1]).astype(np.float32)
             for suffix in ("_pca", ""):
                 with h5py.File(os.path.join(out_dir, f"{split}2014_vgg16_fc7{suffix}.h5"), "w") as f:
                     f["features"] = feats
