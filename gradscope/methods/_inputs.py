@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import GradscopeError, ShapeError, UnknownClassError
-from gradscope.methods.interface import resolve_class, resolve_layer
+from gradscope.interface import resolve_class, resolve_layer
 
 
 def check_images(name: str, x) -> np.ndarray:

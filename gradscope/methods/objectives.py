@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import GradscopeError, ShapeError
+from gradscope.interface import score_gradient
 from gradscope.methods._inputs import softmax
 
 __all__ = ["OBJECTIVES", "class_gradient"]
@@ -27,7 +28,7 @@ def class_gradient(model, x: np.ndarray, classes: np.ndarray, objective: str = "
     model.scores_backward when the model has it (the NumPy CNN and the torch adapter do),
     else from the model's last layer (its output must then be the (N, C) scores)."""
     if check_objective(objective) == "score":
-        return model.score_gradient(x, classes)
+        return score_gradient(model, x, classes)
     if hasattr(model, "scores_backward"):
         return model.scores_backward(x, lambda scores: _log_prob_dscores(scores, classes))
     scores, cache = model.forward_to(x, model.layer_names[-1])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradscope.errors import ShapeError
+from gradscope.interface import score_gradient
 from gradscope.methods._inputs import check_images, check_positive, class_indices
 
 __all__ = ["SaliencyResult", "saliency", "smoothgrad", "integrated_gradients"]
@@ -78,7 +79,7 @@ def saliency(model, x, classes=None) -> SaliencyResult:
     """
     x = check_images("x", x)
     classes = class_indices(model, classes, len(x), x)
-    scores, dx = model.score_gradient(x, classes)
+    scores, dx = score_gradient(model, x, classes)
     return SaliencyResult("vanilla", np.abs(dx).max(axis=1), dx, classes,
                           scores[np.arange(len(x)), classes], model.deprocess(x), _names(model, classes))
 
@@ -93,7 +94,7 @@ def _sample_gradients(model, n_images, n_samples, chunk, make_inputs, classes, d
     for start in range(0, total, chunk):
         rows = np.arange(start, min(start + chunk, total))
         owners = rows // n_samples
-        _, g = model.score_gradient(make_inputs(rows), classes[owners])
+        _, g = score_gradient(model, make_inputs(rows), classes[owners])
         np.add.at(sums, owners, g)
     return sums
 
