@@ -51,6 +51,13 @@ class ImageModel(Protocol):
         """Gradient w.r.t. the input x given the upstream gradient of forward_to's output."""
 
 
+def pixels_to_input(model, pixels, dtype=np.float32) -> np.ndarray:
+    """(N, 3, H, W) model input of uint8 images (N, H, W, 3) at their own size (no resize):
+    each pixel mapped linearly through model.pixel_bounds() (0 -> lo, 255 -> hi)."""
+    lo, hi = model.pixel_bounds()
+    return (lo + (hi - lo) * (np.asarray(pixels).transpose(0, 3, 1, 2) / 255.0)).astype(dtype)
+
+
 def check_classes(classes, n: int, num_classes: int) -> np.ndarray:
     """(n,) int64 class indices from one index or n indices; GradscopeError otherwise."""
     c = np.asarray(classes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import GradscopeError, ShapeError, UnknownClassError
-from gradscope.interface import resolve_class, resolve_layer
+from gradscope.interface import pixels_to_input, resolve_class, resolve_layer
 
 
 def check_images(name: str, x) -> np.ndarray:
@@ -66,20 +66,12 @@ def check_positive(name: str, value, integer: bool = False, allow_zero: bool = F
     return value
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, C) scores, stable."""
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def quantize(model, x) -> np.ndarray:
     """The model input of the uint8 image that x becomes when saved."""
     img = model.deprocess(x)
     if x.shape[2] == x.shape[3] == model.input_size:
         return model.preprocess(img).astype(x.dtype)
-    lo, hi = model.pixel_bounds()  # other sizes: preprocess would resize, so map back linearly
-    return (lo + (hi - lo) * (img.transpose(0, 3, 1, 2) / 255.0)).astype(x.dtype)
+    return pixels_to_input(model, img, x.dtype)  # other sizes: preprocess would resize
 
 
 def report(callback, iteration: int, **info) -> None:
