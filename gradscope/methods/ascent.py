@@ -95,7 +95,7 @@ def ascend(model, x0, objective, *, iterations: int, step, priors=None, transfor
             added so far (DeepDream); None: each octave starts from the previous one resized.
         rng: a np.random.Generator (jitter), or a seed.
         callback: callback(iteration, info) after each step; info holds the objective's
-            numbers (N,), 'octave' and 'images' (uint8 (N, H, W, 3)).
+            numbers (N,), 'total' (= iterations), 'octave' and 'images' (uint8 (N, H, W, 3)).
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     shapes = [tuple(x0.shape[2:])] if octaves is None else [tuple(s) for s in octaves]
@@ -109,7 +109,7 @@ def ascend(model, x0, objective, *, iterations: int, step, priors=None, transfor
             it += 1
             x = _after(x, transforms, it, model)
             history.append(info)
-            report(callback, it, **info, octave=k, images=model.deprocess(x))
+            report(callback, it, **info, total=iterations, octave=k, images=model.deprocess(x))
     return AscentResult(x=x, history=_stack(history, len(x0)), shapes=shapes)
 
 

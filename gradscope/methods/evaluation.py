@@ -83,7 +83,8 @@ def pointing_game(maps, boxes, tolerance: int = 0, seed: int = 0) -> PointingGam
     check_positive("tolerance", tolerance, integer=True, allow_zero=True)
     valid = np.all(boxes >= 0, axis=1)
     rand = np.random.default_rng(seed).random(maps.shape)
-    return PointingGameResult(_hits(maps, boxes, tolerance) & valid, _hits(rand, boxes, tolerance) & valid, valid)
+    return PointingGameResult(hits=_hits(maps, boxes, tolerance) & valid,
+                              random_hits=_hits(rand, boxes, tolerance) & valid, valid=valid)
 
 
 @dataclass
@@ -179,7 +180,6 @@ def deletion_insertion_auc(model, x, classes, maps, stages: int = DEFAULTS["stag
         order = _order(m)
         curves[key + "deletion"] = _curves(model, x, gray, order, classes, stages, chunk, tick)
         curves[key + "insertion"] = _curves(model, blurred, x, order, classes, stages, chunk, tick)
-    return DeletionInsertionResult(
-        fractions, *(_auc(curves[k], fractions) for k in ("deletion", "insertion", "random_deletion",
-                                                           "random_insertion")),
-        curves["deletion"], curves["insertion"], curves["random_deletion"], curves["random_insertion"])
+    kinds = ("deletion", "insertion", "random_deletion", "random_insertion")
+    return DeletionInsertionResult(fractions=fractions, **{f"{k}_auc": _auc(curves[k], fractions) for k in kinds},
+                                   **{f"{k}_curves": curves[k] for k in kinds})

@@ -85,8 +85,8 @@ def fool(model, x, target, *, step_size: float = DEFAULTS["step_size"], max_iter
         max_iter: most gradient steps per image.
         objective: 'log_prob' (the target's log-softmax) or 'score' (its raw score, the
             course recipe).
-        callback: callback(iteration, info) after each check, info keys 'active' (images
-            still stepping), 'target_prob' (N,), 'fooled' (N,), 'images' (uint8 (N, H, W, 3)).
+        callback: callback(iteration, info) after each check (iteration 0: before any step),
+            info keys 'total' (= max_iter), 'active' (images still stepping), 'target_prob' (N,), 'fooled' (N,), 'images' (uint8 (N, H, W, 3)).
     """
     x = check_images("x", x).copy()
     check_positive("step_size", step_size)
@@ -114,7 +114,7 @@ def fool(model, x, target, *, step_size: float = DEFAULTS["step_size"], max_iter
         final[act] = xq
         iters[act[fooled]] = it
         done[act[fooled]] = True
-        report(callback, it, active=int((~done).sum()), fooled=done.copy(),
+        report(callback, it, total=max_iter, active=int((~done).sum()), fooled=done.copy(),
                target_prob=target_prob.copy(), images=model.deprocess(final))
         if it == max_iter or done.all():
             break

@@ -82,8 +82,9 @@ def saliency(model, x, classes=None) -> SaliencyResult:
     x = check_images("x", x)
     classes = class_indices(model, classes, len(x), x)
     scores, dx = score_gradient(model, x, classes)
-    return SaliencyResult("vanilla", np.abs(dx).max(axis=1), dx, classes,
-                          scores[np.arange(len(x)), classes], model.deprocess(x), _names(model, classes))
+    return SaliencyResult(method="vanilla", maps=np.abs(dx).max(axis=1), attributions=dx, classes=classes,
+                          scores=scores[np.arange(len(x)), classes], images=model.deprocess(x),
+                          class_names=_names(model, classes))
 
 
 def _sample_gradients(model, n_images, n_samples, chunk, make_inputs, classes, dtype, shape):
@@ -127,8 +128,9 @@ def smoothgrad(model, x, classes=None, n_samples: int = DEFAULTS["n_samples"],
 
     grad = _sample_gradients(model, len(x), n_samples, chunk, noisy, classes, x.dtype, x.shape) / n_samples
     scores = model.scores(x)[np.arange(len(x)), classes]
-    return SaliencyResult("smoothgrad", np.abs(grad).max(axis=1), grad, classes, scores, model.deprocess(x),
-                          _names(model, classes), {"n_samples": n_samples, "sigma": sigma, "seed": seed})
+    return SaliencyResult(method="smoothgrad", maps=np.abs(grad).max(axis=1), attributions=grad, classes=classes,
+                          scores=scores, images=model.deprocess(x), class_names=_names(model, classes),
+                          params={"n_samples": n_samples, "sigma": sigma, "seed": seed})
 
 
 def _baseline_array(model, x, baseline):
@@ -174,6 +176,7 @@ def integrated_gradients(model, x, classes=None, points: int = DEFAULTS["points"
     grad = _sample_gradients(model, len(x), points, chunk, path, classes, x.dtype, x.shape) / points
     attr = delta * grad
     idx = np.arange(len(x))
-    return SaliencyResult("integrated_gradients", np.abs(attr).sum(axis=1), attr, classes,
-                          model.scores(x)[idx, classes], model.deprocess(x), _names(model, classes),
-                          {"points": points}, baseline_scores=model.scores(base)[idx, classes])
+    return SaliencyResult(method="integrated_gradients", maps=np.abs(attr).sum(axis=1), attributions=attr,
+                          classes=classes, scores=model.scores(x)[idx, classes], images=model.deprocess(x),
+                          class_names=_names(model, classes), params={"points": points},
+                          baseline_scores=model.scores(base)[idx, classes])
