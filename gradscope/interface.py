@@ -51,6 +51,24 @@ class ImageModel(Protocol):
         """Gradient w.r.t. the input x given the upstream gradient of forward_to's output."""
 
 
+def check_input(x, name: str = "model input") -> np.ndarray:
+    """x unchanged if it is a float (N, 3, H, W) array, non-empty and finite; otherwise a
+    ShapeError or GradscopeError naming the problem (the one model-input check)."""
+    if not isinstance(x, np.ndarray):
+        raise ShapeError(f"{name} must be a NumPy array (N, 3, H, W), got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        uint8_like = x.ndim in (3, 4) and x.shape[-1] == 3
+        hint = "; uint8 (H, W, 3) images go through model.preprocess first" if uint8_like else ""
+        raise ShapeError(f"{name} must have shape (N, 3, H, W) in model-input space, got {x.shape}{hint}")
+    if x.size == 0:
+        raise ShapeError(f"{name} is empty: shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise GradscopeError(f"{name} must be a float array, got dtype {x.dtype}; use model.preprocess on uint8 images")
+    if not np.all(np.isfinite(x)):
+        raise GradscopeError(f"{name} contains NaN or infinite values")
+    return x
+
+
 def pixels_to_input(model, pixels, dtype=np.float32) -> np.ndarray:
     """(N, 3, H, W) model input of uint8 images (N, H, W, 3) at their own size (no resize):
     each pixel mapped linearly through model.pixel_bounds() (0 -> lo, 255 -> hi)."""

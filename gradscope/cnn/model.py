@@ -30,7 +30,7 @@ from gradscope.cnn.config import FORMAT
 from gradscope.cnn.graph import flatten, skip_applies
 from gradscope.cnn.preprocessing import center_crop_resize, images_to_list
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
-from gradscope.interface import resolve_layer
+from gradscope.interface import check_input, resolve_layer
 from gradscope.layers import softmax_loss
 
 
@@ -179,16 +179,16 @@ class CNN:
         return s, e
 
     def _check_input(self, X, s):
-        if not isinstance(X, np.ndarray):
-            raise ShapeError(f"input must be a NumPy array, got {type(X).__name__}")
+        """Images for the first layer (gradscope.interface.check_input), else the shape
+        the previous step outputs."""
         if s == 0:
-            if X.ndim != 4 or X.shape[1] != 3:
-                raise ShapeError(f"input must have shape (N, 3, H, W), got {X.shape}")
-        else:
-            want = self._shapes[s - 1]
-            if X.ndim != len(want) + 1 or X.shape[1] != want[0]:
-                layout = f"(N, {want[0]}, H, W)" if len(want) == 3 else f"(N, {want[0]})"
-                raise ShapeError(f"input to layer {self.layer_names[s]!r} must have shape {layout}, got {X.shape}")
+            check_input(X, "input")
+            return
+        want = self._shapes[s - 1]
+        if not isinstance(X, np.ndarray) or X.ndim != len(want) + 1 or X.shape[1] != want[0]:
+            layout = f"(N, {want[0]}, H, W)" if len(want) == 3 else f"(N, {want[0]})"
+            raise ShapeError(f"input to layer {self.layer_names[s]!r} must be an array of shape {layout}, "
+                             f"got {getattr(X, 'shape', type(X).__name__)}")
         if X.shape[0] == 0:
             raise ShapeError("input batch is empty")
         if not np.all(np.isfinite(X)):

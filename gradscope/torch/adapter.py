@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
-from gradscope.interface import resolve_layer
+from gradscope.interface import check_input, resolve_layer
 from gradscope.torch.pixels import from_pixels, resize_images, to_pixels
 
 
@@ -172,12 +172,7 @@ class TorchModel:
     # ---- helpers ----------------------------------------------------------------
 
     def _check_input(self, x) -> None:
-        if not isinstance(x, np.ndarray):
-            raise ShapeError(f"model input must be a NumPy array, got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ShapeError(f"model input must have shape (N, 3, H, W), got {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ShapeError(f"model input must be a float array, got dtype {x.dtype}")
+        check_input(x)
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self._dtype)
