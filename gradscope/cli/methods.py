@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from gradscope.errors import DataError, GradscopeError
+from gradscope.errors import GradscopeError
 
 METHOD_NAMES = {"vanilla": "saliency", "smoothgrad": "smoothgrad", "ig": "integrated_gradients"}
 
@@ -139,40 +139,15 @@ def _run_saliency(args) -> int:
     return 0
 
 
-def _val_items(model, data, seed, need_box=False):
-    """(items, order): TinyImageNet val items (path, model class index, box) whose class the
-    model knows, and a seeded random order over them."""
-    from gradscope.data.tinyimagenet import TinyImageNet
-
-    if not data:
-        raise GradscopeError("this command needs --data DIR (a TinyImageNet directory)")
-    ds = TinyImageNet(data)
-    known = {w: i for i, w in enumerate(model.wnids)}
-    items = [(p, known[ds.wnids[y]], b) for p, y, b in ds.items("val")
-             if ds.wnids[y] in known and (b is not None or not need_box)]
-    if not items:
-        raise DataError(f"no val images in {data!r} belong to classes the model knows")
-    return items, np.random.default_rng(seed).permutation(len(items))
-
-
-def _load_batch(model, items, idx):
-    """(model inputs, class indices, boxes scaled to the input grid) of items[idx]."""
-    from gradscope.imageio import load_image
-
-    images = [load_image(items[i][0]) for i in idx]
-    x = np.concatenate([_model_input(model, im) for im in images])
-    scale = [model.input_size / im.shape[1] for im in images]
-    boxes = np.array([np.round(np.asarray(items[i][2]) * s).astype(int) if items[i][2] is not None
-                      else (-1, -1, -1, -1) for i, s in zip(idx, scale)])
-    return x, np.array([items[i][1] for i in idx]), boxes
-
-
 def _run_saliency_evaluate(args) -> int:
     from gradscope.methods import deletion_insertion_auc, pointing_game
+    from gradscope.methods.benchmark import load_batch, val_items
 
+    if not args.data:
+        raise GradscopeError("'saliency evaluate' needs --data DIR (a TinyImageNet directory)")
     model = _load_model(args)
-    items, order = _val_items(model, args.data, args.seed, need_box=True)
-    x, y, boxes = _load_batch(model, items, order[:args.n])
+    items, order = val_items(model, args.data, args.seed, need_box=True)
+    x, y, boxes = load_batch(model, items, order[:args.n])
     result = _attribute(model, x, y, args)
     pg = pointing_game(result.maps, boxes, seed=args.seed)
     cb, bar = _progress(4 * len(y) * (args.stages + 1), "deletion/insertion")
@@ -235,44 +210,14 @@ def _run_fool(args) -> int:
     return 0
 
 
-def _correct_images(model, items, order, n, batch=50):
-    """Model inputs and labels of the first n images in `order` the model classifies correctly."""
-    xs, ys, seen = [], [], 0
-    while sum(len(v) for v in ys) < n and seen < len(order):
-        x, y, _ = _load_batch(model, items, order[seen:seen + batch])
-        seen += batch
-        ok = np.argmax(model.scores(x), axis=1) == y
-        xs.append(x[ok])
-        ys.append(y[ok])
-    x, y = np.concatenate(xs)[:n], np.concatenate(ys)[:n]
-    if len(y) < n:
-        raise DataError(f"only {len(y)} correctly classified val images found, {n} requested")
-    return x, y
-
-
-def _fool_summary(r) -> dict:
-    ok = r.success
-    it = r.iterations[ok]
-    med = (lambda a: float(np.median(a)) if len(a) else float("nan"))
-    return {"n": int(len(ok)), "success_rate": float(ok.mean()), "median_iterations": med(it),
-            "max_iterations": int(it.max()) if len(it) else None, "median_l2": med(r.l2[ok]),
-            "median_linf": med(r.linf[ok]), "mean_l2": float(r.l2[ok].mean()) if ok.any() else float("nan")}
-
-
 def _run_fool_dataset(args) -> int:
-    from gradscope.methods import fool
+    from gradscope.methods.benchmark import fool_benchmark
 
     model = _load_model(args)
-    items, order = _val_items(model, args.data, args.seed)
-    x, y = _correct_images(model, items, order, args.n)
-    rng = np.random.default_rng(args.seed)
-    n_cls = len(model.class_names)
-    target = (y + rng.integers(1, n_cls, size=len(y))) % n_cls  # uniformly random among the other classes
     cb, bar = _progress(args.max_iter, "fooling", "target_prob")
     with bar:
-        r = fool(model, x, target, step_size=args.step_size, max_iter=args.max_iter, objective=args.objective,
-                 callback=cb)
-    s = _fool_summary(r)
+        s, r = fool_benchmark(model, args.data, n=args.n, seed=args.seed, callback=cb, step_size=args.step_size,
+                              max_iter=args.max_iter, objective=args.objective)
     if args.output:
         s["written"] = r.save(args.output)
     lines = [f"fooled {s['success_rate'] * 100:.1f}% of {s['n']} correctly classified val images "
