@@ -74,7 +74,8 @@ def expand_default_subcommand(argv: list, parser: argparse.ArgumentParser) -> li
     i = words[0]
     group = argv[i]
     rest = argv[i + 1:]
-    if not rest or rest[0] in ("-h", "--help") or rest[0] in _subcommands(parser, group):
+    known = _subcommands(parser, group)
+    if DEFAULT_SUBCOMMANDS[group] not in known or not rest or rest[0] in ("-h", "--help") or rest[0] in known:
         return argv
     return argv[:i + 1] + [DEFAULT_SUBCOMMANDS[group]] + rest
 
