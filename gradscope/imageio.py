@@ -14,7 +14,7 @@ __all__ = ["load_image", "save_image", "save_images", "heatmap", "overlay", "dif
 
 
 MAX_PIXELS = 100_000_000  # larger images are refused before decoding (decompression bombs)
-MIN_SIDE = 8  # smaller images carry too little to classify or attribute
+MIN_SIDE = 2  # a 1-pixel-wide image has no spatial structure: every method gives a constant result
 
 
 def load_image(path, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
@@ -37,7 +37,7 @@ def load_image(path, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> 
     if min(rgb.shape[:2]) < min_side:
         h, w = rgb.shape[:2]
         raise DataError(f"image {path!r} is {w}x{h} pixels; gradscope needs at least {min_side}x{min_side} "
-                        "(a smaller image, enlarged to the model's input, gives constant results)")
+                        "(enlarged to the model's input it becomes a constant image)")
     return rgb
 
 

@@ -31,6 +31,10 @@ def f(tmp_path_factory):
     """Paths of the corpus' files: a tiny saved CNN, good and bad images, bad model files."""
     root = tmp_path_factory.mktemp("bad")
     tiny_cnn(seed=1).save(root / "m.json")
+    from gradscope.cnn import CNN, tiny_vgg
+    config = tiny_vgg(num_classes=3, widths=(4,), input_size=8)
+    config["classes"] = {"wnids": ["n01", "n02", "n03"], "names": ["a", "b", "c"]}
+    CNN(config).save(root / "tinymodel" / "model.json")
     rng = np.random.default_rng(0)
     save_image(root / "img.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     save_image(root / "one.png", np.zeros((1, 1, 3), np.uint8))
@@ -58,6 +62,14 @@ def f(tmp_path_factory):
     (root / "run_emptyckpt2" / "checkpoint.npz").write_bytes(b"")
     (root / "empty_run").mkdir()
     make_tiny_tinyimagenet(root / "tin")
+    bad = make_tiny_tinyimagenet(root / "tin_badbox")
+    (bad / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn01\t1\tx\t3\t4\n")
+    (bad / "train" / "n01" / "n01_boxes.txt").write_text("n01_0.JPEG\t1\t2\tthree\t4\n")
+    (root / "tin_nowords").mkdir()
+    (root / "tin_nowords" / "wnids.txt").write_text("\n\n")
+    (root / "f8k").mkdir()
+    (root / "f8k" / "Flickr8k.token.txt").write_bytes(b"\xff\xfe\x00bad")
+    (root / "f8k" / "Flickr_8k.devImages.txt").write_text("a.jpg\n")
     return root
 
 
@@ -136,6 +148,10 @@ CASES = {
     "flickr8k missing folder": ["caption", "evaluate", "--data", "flickr8k:{r}/none"],
     "synthetic:0": ["caption", "evaluate", "--data", "synthetic:0"],
     "not a tinyimagenet folder": ["cnn", "evaluate", "--data", "{r}", *M],
+    "bad box in val annotations": ["cnn", "evaluate", "--data", "{r}/tin_badbox", "--model", "{r}/tinymodel"],
+    "bad box in train boxes": ["cnn", "train", "--data", "{r}/tin_badbox", "--out", "{r}/never", "--engine", "numpy"],
+    "empty wnids.txt": ["cnn", "train", "--data", "{r}/tin_nowords", "--out", "{r}/never", "--engine", "numpy"],
+    "flickr8k token file not text": ["caption", "evaluate", "--data", "flickr8k:{r}/f8k", "--split", "dev"],
 }
 
 
