@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from gradscope.cli.args import int_list, positive_float, positive_int, schedule, seed_int
+from gradscope.cli.args import default_of, int_list, positive_float, positive_int, schedule, seed_int
 from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.errors import DataError, GradscopeError
@@ -61,21 +61,38 @@ def run_classify(args) -> int:
 
 # ---------------------------------------------------------------- cnn train
 
+def _engine_defaults(name: str, numpy_name: str | None = None) -> str:
+    """'default torch X, numpy Y': the training functions' own defaults, for --help."""
+    from gradscope.cnn.train_numpy import train_tinyimagenet_numpy
+    from gradscope.cnn.train_torch import train_tinyimagenet_torch
+
+    shown = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else v  # noqa: E731
+    numpy = default_of(train_tinyimagenet_numpy, numpy_name or name)
+    return f"default torch {shown(default_of(train_tinyimagenet_torch, name))}, numpy {shown(numpy)}"
+
+
 def _add_train(sub) -> None:
+    from gradscope.cnn.train_numpy import train_tinyimagenet_numpy
+    from gradscope.cnn.train_torch import DEFAULT_SCHEDULE
+
     p = sub.add_parser("train", help="train a tiny VGG on a TinyImageNet directory",
                        description="Train a tiny VGG. --resume continues an interrupted run from the checkpoint "
                                    "in --out exactly; it is an error when there is none. Defaults not shown "
-                                   "are the training function's (gradscope.cnn.train_torch / train_numpy).")
+                                   "come from the training functions (gradscope.cnn.train_torch / train_numpy).")
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory (wnids.txt, train/, val/)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: checkpoints, history, model.json/.npz")
     p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
                    help="torch (fast; exports NumPy weights) or numpy (slow; hand-written backward)")
     p.add_argument("--epochs-schedule", metavar="RES:EPOCHS,...", type=schedule, default=None,
-                   help="torch: progressive resizing phases, e.g. '32:16,48:3,64:2' (the default)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="numpy: number of epochs")
-    p.add_argument("--widths", type=int_list, default=None, metavar="W,W,...", help="stage widths")
-    p.add_argument("--batch-size", type=positive_int, default=None)
-    p.add_argument("--lr", type=positive_float, default=None, help="(peak) learning rate")
+                   help="torch: progressive resizing phases (default "
+                        + ",".join(f"{r}:{e}" for r, e in DEFAULT_SCHEDULE) + ")")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help=f"numpy: number of epochs (default {default_of(train_tinyimagenet_numpy, 'num_epochs')})")
+    p.add_argument("--widths", type=int_list, default=None, metavar="W,W,...",
+                   help=f"stage widths ({_engine_defaults('widths')})")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=_engine_defaults("batch_size"))
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"(peak) learning rate ({_engine_defaults('lr', 'learning_rate')})")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
     p.add_argument("--threads", type=positive_int, default=None, help="torch: CPU threads")
     p.add_argument("--init-from", metavar="CHECKPOINT.pt", default=None,
