@@ -243,3 +243,38 @@ def test_16bit_and_8bit_grey_classify_alike(f, tmp_path, capsys):
         assert main(["classify", str(tmp_path / name), "--model", str(f / "m.json"), "--json"]) == 0
         outs.append(capsys.readouterr().out.replace(name, ""))
     assert outs[0] == outs[1]
+
+
+def test_torchvision_that_cannot_load_its_ops(f, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    fake = tmp_path / "site" / "torchvision"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(__import__("sys").modules, "torchvision", raising=False)
+    code, err = run(["classify", str(f / "img.png"), "--model", "torchvision:resnet18", "--weights",
+                     str(f / "w.pt")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot be loaded" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("weights", ["empty", "truncated", "code"])
+def test_bad_torch_weight_files(weights, f, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    (tmp_path / "net.py").write_text("import torch\n\ndef make():\n"
+                                     "    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),"
+                                     " torch.nn.Linear(3, 4))\n")
+    good = tmp_path / "good.pt"
+    torch.save(torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 4))
+               .state_dict(), good)
+    path = tmp_path / "w.pt"
+    if weights == "empty":
+        path.write_bytes(b"")
+    elif weights == "truncated":
+        path.write_bytes(good.read_bytes()[:200])
+    else:
+        torch.save({"obj": Exception("runs code")}, path)
+    code, err = run(["classify", str(f / "img.png"), "--model", f"{tmp_path / 'net.py'}:make", "--weights",
+                     str(path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert main(["classify", str(f / "img.png"), "--model", f"{tmp_path / 'net.py'}:make", "--weights",
+                 str(good)]) == 0

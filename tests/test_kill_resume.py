@@ -89,3 +89,21 @@ def cnn_reference(tmp_path_factory):
 def test_cnn_train_kill_resume(cnn_reference, point, capsys):
     tmp, data, reference = cnn_reference
     check_kill_and_resume(cnn_args(data), point, tmp, reference)
+
+
+def test_stale_temp_files_are_cleaned_live_ones_kept(tmp_path):
+    from gradscope.fileio import clean_stale_temp_files, save_npz
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    names = {"dead": f".tmp-{dead}-checkpoint.npz-abc.npz", "live": f".tmp-{os.getpid()}-checkpoint.npz-def.npz",
+             "other": f".tmp-{dead}-best.npz-ghi.npz", "legacy_old": ".tmp-k2j3h4.npz", "legacy_new": ".tmp-a1b2c3.npz"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"half")
+    old = os.path.getmtime(tmp_path / names["legacy_old"]) - 7200
+    os.utime(tmp_path / names["legacy_old"], (old, old))
+    save_npz(tmp_path / "checkpoint.npz", {"a": np.zeros(2)})  # cleans what a dead writer of this file left
+    assert not (tmp_path / names["dead"]).exists() and (tmp_path / names["other"]).exists()
+    removed = {os.path.basename(p) for p in clean_stale_temp_files(tmp_path)}
+    assert removed == {names["other"], names["legacy_old"]}
+    assert (tmp_path / names["live"]).exists() and (tmp_path / names["legacy_new"]).exists()

@@ -21,6 +21,7 @@ from gradscope.cli.args import (beam_size, caption_length, default_of, nonneg_fl
                                 positive_int, seed_int)
 from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
+from gradscope.fileio import clean_stale_temp_files
 from gradscope.errors import GradscopeError
 
 SPLITS = ("train", "val", "dev", "test")
@@ -116,6 +117,8 @@ def run_train(args) -> int:
 
     steps = Progress("caption train", unit="steps", enabled=not args.no_progress)
     keep = lambda folder: os.path.isfile(os.path.join(folder, CHECKPOINT_NAME))  # noqa: E731 - for --resume
+    if args.resume:
+        clean_stale_temp_files(args.out)  # what a killed run was writing
     with output_folder(args.out, "--out", keep=keep), steps:
         run = train_captioner(
             args.data, args.out, cell_type=args.cell, hidden_dim=args.hidden, wordvec_dim=args.wordvec,

@@ -10,6 +10,7 @@ import numpy as np
 from gradscope.cli.args import default_of, int_list, positive_float, positive_int, schedule, seed_int
 from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
+from gradscope.fileio import clean_stale_temp_files
 from gradscope.errors import DataError, GradscopeError
 
 MODEL_HELP = ("model: 'gradscope' (the shipped CNN, default), 'path/model.json', 'torchvision:NAME' or "
@@ -122,6 +123,8 @@ def run_train(args) -> int:
     elif args.epochs is not None:
         raise GradscopeError("--epochs is for --engine numpy; the torch engine takes --epochs-schedule")
     keep = lambda folder: os.path.isfile(os.path.join(folder, checkpoint))  # noqa: E731 - for --resume
+    if args.resume:
+        clean_stale_temp_files(args.out)  # what a killed run was writing
     with output_folder(args.out, "--out", keep=keep), Progress("cnn train", unit="steps") as bar:
         result = (_train_torch if args.engine == "torch" else _train_numpy)(args, bar)
     print(f"val top-1 {result.val_top1:.4f}  top-5 {result.val_top5:.4f}")
