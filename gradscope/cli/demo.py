@@ -1,7 +1,7 @@
 """`gradscope demo`: every part of gradscope on a few photographs, offline, into an HTML report."""
 from __future__ import annotations
 
-from gradscope.cli.args import seed_int
+from gradscope.cli.args import default_of, seed_int
 from gradscope.cli.output import output_folder
 from gradscope.cli.progress import Progress
 
@@ -9,6 +9,8 @@ DEFAULT_OUT = "gradscope-demo"
 
 
 def register(subparsers) -> None:
+    from gradscope.demo.runner import run_demo
+
     p = subparsers.add_parser(
         "demo", help="run classification, captioning and every image-gradient method on photos; write a report",
         description="Runs the shipped CNN and captioner and every method on scikit-image's sample photos "
@@ -17,7 +19,7 @@ def register(subparsers) -> None:
                    help=f"output folder (default ./{DEFAULT_OUT})")
     p.add_argument("--images", nargs="+", metavar="FILE", default=None,
                    help="your own photos (default: scikit-image's chelsea, coffee, astronaut, rocket)")
-    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=default_of(run_demo, "seed"), help="random seed (default %(default)s)")
     p.add_argument("--quick", action="store_true", help="a few iterations per method (seconds, for a smoke test)")
     p.set_defaults(func=run_demo_command)
 
