@@ -121,6 +121,15 @@ def _load_checkpoint(path) -> dict:
     return ck
 
 
+def _load_state(module, state, path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise DataError(f"checkpoint {os.fspath(path)!r} does not fit this network (other --widths or data?): "
+                        f"{detail}") from None
+
+
 def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widths=(32, 64, 128, 256, 256),
                              batch_size=128, lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
                              seed=0, threads=None, limit=None, resume=True, init_from=None,
@@ -138,6 +147,8 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     import torch
     import torch.nn.functional as F
 
+    ckpt_path = os.path.join(out_dir, "checkpoint.pt")
+    resume_from = _load_checkpoint(ckpt_path) if resume and os.path.exists(ckpt_path) else None  # fail before loading data
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -160,15 +171,14 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_epochs * steps_per_epoch,
                                                 pct_start=0.25, div_factor=20, final_div_factor=200)
     os.makedirs(out_dir, exist_ok=True)
-    ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     history, epoch0, prior = [], 0, []
     if init_from:
         ck = _load_checkpoint(init_from)
-        module.load_state_dict(ck["model"])
+        _load_state(module, ck["model"], init_from)
         prior = [dict(r, stage=1) for r in json.loads(ck["history"])]
-    if resume and os.path.exists(ckpt_path):
-        ck = _load_checkpoint(ckpt_path)
-        module.load_state_dict(ck["model"])
+    if resume_from is not None:
+        ck = resume_from
+        _load_state(module, ck["model"], ckpt_path)
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         history = json.loads(ck["history"])
