@@ -66,6 +66,14 @@ def nonneg_float(text) -> float:
     return value
 
 
+def scale_factor(text) -> float:
+    """A factor greater than 1 (e.g. the size ratio between octaves)."""
+    value = _real(text)
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"must be greater than 1, got {text}")
+    return value
+
+
 def int_list(text) -> tuple:
     """'32,64,128' -> (32, 64, 128), each a positive whole number."""
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
