@@ -15,7 +15,7 @@ class Progress:
     """progress.update(done, total=None, **info); progress.write(line); progress.close().
 
     enabled=False draws nothing; on a terminal a tqdm bar, otherwise a line
-    `gradscope: DESC: done/total (P%), S s elapsed[, key value ...]` every INTERVAL seconds."""
+    `gradscope: DESC: done/total UNIT (P%), S s elapsed[, key value ...]` every INTERVAL seconds."""
 
     def __init__(self, desc: str, total=None, unit: str = "it", enabled: bool = True, stream=None):
         self.desc, self.total, self.unit = desc, total, unit
@@ -75,9 +75,8 @@ class Progress:
         of = f"/{self.total}" if self.total else ""
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         info = "".join(f", {k} {_fmt(v)}" for k, v in self.info.items())
-        status = "done in" if final else "elapsed"
-        print(f"gradscope: {self.desc}: {self.done}{of} {self.unit}{pct}, {elapsed:.0f} s {status}{info}",
-              file=self.stream, flush=True)
+        when = f"done in {elapsed:.0f} s" if final else f"{elapsed:.0f} s elapsed"
+        print(f"gradscope: {self.desc}: {self.done}{of} {self.unit}{pct}, {when}{info}", file=self.stream, flush=True)
 
     def __enter__(self):
         return self
