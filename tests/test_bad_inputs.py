@@ -44,6 +44,7 @@ def f(tmp_path_factory):
     (root / "text.png").write_text("not an image")
     _png(root / "bomb.png", 20000, 20000)  # 400 megapixels in the header, a few bytes of data
     (root / "afile").write_text("x")
+    (root / "png_folder.png").mkdir()
     model_npz = (root / "m.npz").read_bytes()
     (root / "trunc").mkdir()
     (root / "trunc" / "model.json").write_bytes((root / "m.json").read_bytes())
@@ -148,6 +149,36 @@ CASES = {
     "flickr8k missing folder": ["caption", "evaluate", "--data", "flickr8k:{r}/none"],
     "synthetic:0": ["caption", "evaluate", "--data", "synthetic:0"],
     "not a tinyimagenet folder": ["cnn", "evaluate", "--data", "{r}", *M],
+    # the method commands: counts, outputs
+    "saliency samples 0": ["saliency", "{r}/img.png", "--method", "smoothgrad", "--samples", "0", "-o", "{r}/never", *M],
+    "saliency points 0": ["saliency", "{r}/img.png", "--method", "ig", "--points", "0", "-o", "{r}/never", *M],
+    "saliency sigma -1": ["saliency", "{r}/img.png", "--sigma", "-1", "-o", "{r}/never", *M],
+    "saliency without -o": ["saliency", "{r}/img.png", *M],
+    "saliency evaluate n 0": ["saliency", "evaluate", "--data", "{r}/tin", "--n", "0", *M],
+    "saliency evaluate stages 0": ["saliency", "evaluate", "--data", "{r}/tin", "--stages", "0", *M],
+    "saliency evaluate no data": ["saliency", "evaluate", *M],
+    "saliency evaluate with images": ["saliency", "evaluate", "{r}/img.png", "--data", "{r}/tin", *M],
+    "fool n 0": ["fool", "--data", "{r}/tin", "--n", "0", *M],
+    "fool n -1": ["fool", "--data", "{r}/tin", "--n", "-1", *M],
+    "fool max-iter 0": ["fool", "{r}/img.png", "--target", "2", "--max-iter", "0", "-o", "{r}/never", *M],
+    "fool step-size 0": ["fool", "{r}/img.png", "--target", "2", "--step-size", "0", "-o", "{r}/never", *M],
+    "fool unknown target": ["fool", "{r}/img.png", "--target", "zebra", "-o", "{r}/never", *M],
+    "fool no target": ["fool", "{r}/img.png", "-o", "{r}/never", *M],
+    "classvis iterations 0": ["classvis", "2", "--iterations", "0", "-o", "{r}/never", *M],
+    "classvis octaves 0": ["classvis", "2", "--octaves", "0", "-o", "{r}/never", *M],
+    "classvis seed -1": ["classvis", "2", "--seed", "-1", "-o", "{r}/never", *M],
+    "classvis jitter -1": ["classvis", "2", "--jitter", "-1", "-o", "{r}/never", *M],
+    "classvis lr nan": ["classvis", "2", "--lr", "nan", "-o", "{r}/never", *M],
+    "invert unknown layer": ["invert", "{r}/img.png", "--layer", "relu9", "-o", "{r}/never", *M],
+    "dream octaves 0": ["dream", "{r}/img.png", "--layer", "relu2", "--octaves", "0", "-o", "{r}/never", *M],
+    "dream octave-scale 1": ["dream", "{r}/img.png", "--layer", "relu2", "--octave-scale", "1", "-o", "{r}/never",
+                             *M],
+    "dream 1x1 image": ["dream", "{r}/one.png", "--layer", "relu2", "-o", "{r}/never", *M],
+    "classvis out is a file": ["classvis", "2", "--iterations", "1", "-o", "{r}/afile", *M],
+    "saliency out parent is a file": ["saliency", "{r}/img.png", "-o", "{r}/afile/maps", *M],
+    "saliency out read-only": ["saliency", "{r}/img.png", "-o", "/sys/gradscope-maps", *M],
+    "invert png is a folder": ["invert", "{r}/img.png", "--layer", "relu1", "-o", "{r}/png_folder.png", *M],
+    "fool data out is a file": ["fool", "--data", "{r}/tin", "--n", "1", "-o", "{r}/afile", *M],
     "bad box in val annotations": ["cnn", "evaluate", "--data", "{r}/tin_badbox", "--model", "{r}/tinymodel"],
     "bad box in train boxes": ["cnn", "train", "--data", "{r}/tin_badbox", "--out", "{r}/never", "--engine", "numpy"],
     "empty wnids.txt": ["cnn", "train", "--data", "{r}/tin_nowords", "--out", "{r}/never", "--engine", "numpy"],
@@ -170,6 +201,7 @@ def test_bad_input_is_one_clean_line(name, f, capsys):
     assert len(lines) == 1 and lines[0].startswith("gradscope: error: "), (name, err)
     assert "Traceback" not in err
     assert not os.path.exists(f / "never") and not os.path.exists(f / "dl")  # nothing created, nothing left
+    assert os.path.isfile(f / "afile") and os.path.isdir(f / "png_folder.png")
 
 
 def test_messages_name_the_problem(f, capsys):
@@ -278,3 +310,43 @@ def test_bad_torch_weight_files(weights, f, tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert main(["classify", str(f / "img.png"), "--model", f"{tmp_path / 'net.py'}:make", "--weights",
                  str(good)]) == 0
+
+
+FIXED = '''import torch
+from gradscope.torch import TorchModel
+
+
+class Fixed(torch.nn.Module):
+    """A classifier that, like a ViT, takes one input size only."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 16 * 16, 5)
+
+    def forward(self, x):
+        assert x.shape[-2:] == (16, 16), "Wrong image height!"
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def make():
+    torch.manual_seed(0)
+    return TorchModel(Fixed(), mean=[0.5] * 3, std=[0.5] * 3, input_size=16, pixel_range=(0, 1))
+'''
+
+
+def test_fixed_input_size_models_under_octaves(f, tmp_path, capsys):
+    pytest.importorskip("torch")
+    (tmp_path / "fixed.py").write_text(FIXED)
+    model = ["--model", f"{tmp_path / 'fixed.py'}:make"]
+    save_image(tmp_path / "wide.png", np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    for argv in (["classvis", "1", "--octaves", "3", "--iterations", "3"],
+                 ["dream", str(tmp_path / "wide.png"), "--layer", "conv", "--octaves", "3", "--iterations", "3"]):
+        code, err = run([*argv, "-o", str(tmp_path / "never"), *model], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert "fixed input size of 16x16" in err and "--octaves 1" in err
+        assert not (tmp_path / "never").exists()
+    # one octave: the image is resized to the model's size instead of kept at 20x30
+    assert main(["dream", str(tmp_path / "wide.png"), "--layer", "conv", "--octaves", "1", "--iterations", "2",
+                 "-o", str(tmp_path / "d.png"), *model]) == 0
+    assert load_image(tmp_path / "d.png").shape == (16, 16, 3)

@@ -45,12 +45,13 @@ class Progress:
             self._line()
 
     def callback(self, key: str | None = None):
-        """A method callback (iteration, info) that updates this progress, showing info[key]'s mean."""
+        """A method callback (done, info) (gradscope.methods' convention: info['total'] is the
+        run's number of units) that updates this progress, showing the mean of info[key]."""
         import numpy as np
 
-        def cb(iteration, info):
+        def cb(done, info):
             extra = {key: float(np.mean(info[key]))} if key is not None and key in info else {}
-            self.update(iteration, **extra)
+            self.update(done, info.get("total"), **extra)
 
         return cb
 
