@@ -168,7 +168,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images")
-    p.add_argument("--batch-size", type=positive_int, default=100)
+    from gradscope.cnn.evaluate import evaluate_accuracy
+
+    p.add_argument("--batch-size", type=positive_int, default=default_of(evaluate_accuracy, "batch_size"))
     p.add_argument("--json", action="store_true", help="print JSON (includes every class)")
     p.set_defaults(func=run_evaluate)
 

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from gradscope.cli.args import nonneg_float, nonneg_int, positive_float, positive_int, scale_factor, seed_int
+from gradscope.cli.args import default_of, nonneg_float, nonneg_int, positive_float, positive_int, scale_factor, seed_int
 from gradscope.cli.cnn import MODEL_HELP
 from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
@@ -170,7 +170,10 @@ def _add_fool(sub):
     p.add_argument("--objective", choices=["log_prob", "score"], default=DEFAULTS["objective"],
                    help="climb the target's log-probability (default) or its raw score (course recipe)")
     p.add_argument("--data", metavar="DIR", help="TinyImageNet directory: fool n correctly classified val images")
-    p.add_argument("--n", type=positive_int, default=100, help="--data: number of val images (default %(default)s)")
+    from gradscope.methods.benchmark import fool_benchmark
+
+    p.add_argument("--n", type=positive_int, default=default_of(fool_benchmark, "n"),
+                   help="--data: number of val images (default %(default)s)")
     _common(p, output="optional")
     p.set_defaults(func=_run_fool)
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from gradscope.cnn.config import tiny_vgg
 from gradscope.cnn.io import save_weights
-from gradscope.cnn.torch_module import build_torch_module, torch_to_params
 from gradscope.data.tinyimagenet import TinyImageNet
 from gradscope.errors import DataError
 from gradscope.fileio import atomic_path, save_json
@@ -146,6 +145,8 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     """
     import torch
     import torch.nn.functional as F
+
+    from gradscope.cnn.torch_module import build_torch_module, torch_to_params  # imports torch
 
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     resume_from = _load_checkpoint(ckpt_path) if resume and os.path.exists(ckpt_path) else None  # fail before loading data
