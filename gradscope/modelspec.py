@@ -133,6 +133,13 @@ def _torchvision_model(name: str, weights):
         if e.name != "torchvision":
             raise
         raise GradscopeError(f"'torchvision:{name}' needs torchvision: pip install torchvision") from None
+    except (ImportError, RuntimeError, OSError, AttributeError) as e:  # a wheel built for another torch
+        import torch
+
+        raise GradscopeError(f"torchvision is installed but cannot be loaded ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}); it was probably built for another "
+                             f"torch than this one ({torch.__version__}): install the torchvision release made "
+                             "for it") from None
     if weights is None:
         raise GradscopeError(f"'torchvision:{name}' needs --weights PATH, a state_dict saved with "
                              "torch.save(model.state_dict(), PATH); gradscope never downloads weights")

@@ -16,10 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from gradscope.errors import GradscopeError
 from gradscope.methods._inputs import report
 from gradscope.methods.regularizers import resize, sum_priors
 
-__all__ = ["AscentResult", "ascend", "octave_sizes", "octave_shapes", "split_iterations"]
+__all__ = ["AscentResult", "ascend", "accepts_shape", "octave_sizes", "octave_shapes", "split_iterations"]
 
 
 class AscentResult(NamedTuple):
@@ -99,6 +100,7 @@ def ascend(model, x0, objective, *, iterations: int, step, priors=None, transfor
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     shapes = [tuple(x0.shape[2:])] if octaves is None else [tuple(s) for s in octaves]
+    _check_shapes(model, shapes)
     prior, transforms = sum_priors(priors), list(transforms)
     x, it, history = x0, 0, []
     for k, (shape, n) in enumerate(zip(shapes, split_iterations(iterations, len(shapes)))):
@@ -111,6 +113,35 @@ def ascend(model, x0, objective, *, iterations: int, step, priors=None, transfor
             history.append(info)
             report(callback, it, **info, total=iterations, octave=k, images=model.deprocess(x))
     return AscentResult(x=x, history=_stack(history, len(x0)), shapes=shapes)
+
+
+def _shape_error(model, shape):
+    """None if the model takes (1, 3, h, w) inputs, else why not: its own input size always
+    works; another size is tried with one forward pass (a ViT, say, asserts one size)."""
+    h, w = (int(v) for v in shape)
+    if (h, w) == (model.input_size, model.input_size):
+        return None
+    try:
+        model.scores(np.zeros((1, 3, h, w), dtype=np.float32))
+    except Exception as e:  # noqa: BLE001 - whatever the model's forward raises means: not this size
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+    return None
+
+
+def accepts_shape(model, shape) -> bool:
+    """Whether the model takes model inputs of spatial shape (h, w)."""
+    return _shape_error(model, shape) is None
+
+
+def _check_shapes(model, shapes) -> None:
+    """GradscopeError, before any step, when the model cannot take every octave's shape."""
+    size = model.input_size
+    for h, w in dict.fromkeys(shapes):
+        why = _shape_error(model, (h, w))
+        if why is not None:
+            fix = "use one octave (octaves=1, --octaves 1)" if len(shapes) > 1 else f"resize the image to {size}x{size}"
+            raise GradscopeError(f"the model cannot take {h}x{w} inputs ({why}); it has a fixed input size of "
+                                 f"{size}x{size}: {fix}")
 
 
 def _stack(history, n):
