@@ -78,22 +78,33 @@ def matmul_peak(n=2048, repeats=5):
     a = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
     ta = torch.from_numpy(a)
     runs = {"numpy": lambda: a[0] @ a[1], "torch": lambda: ta[0] @ ta[1]}
-    return {k: 2 * n ** 3 / v[0] / 1e9 for k, v in timed(runs, repeats).items()}
+    return {k: 2 * n ** 3 / v["wall"][0] / 1e9 for k, v in timed(runs, repeats).items()}
 
 
 def timed(runs, repeats):
-    """{name: (median, min, max) wall seconds}; the runs alternate (after one warm-up
-    each), so background load hits all alike."""
+    """{name: {"wall": (median, min, max), "cpu": median}} in seconds; the runs alternate
+    (after one warm-up each), so background load hits all alike. "cpu" is this
+    process's CPU time, the steadier measure on a shared machine with one thread."""
     import numpy as np
-    times = {name: [] for name in runs}
+    wall = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
     for fn in runs.values():
         fn()
     for _ in range(repeats):
         for name, fn in runs.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {k: (float(np.median(v)), min(v), max(v)) for k, v in times.items()}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {k: {"wall": (float(np.median(wall[k])), min(wall[k]), max(wall[k])), "cpu": float(np.median(cpu[k]))}
+            for k in runs}
+
+
+def ratio_line(t, a="numpy", b="torch", target=1.0):
+    """'ratio a / b: wall median x (min/min y), cpu z (target <= t)'."""
+    wa, wb = t[a]["wall"], t[b]["wall"]
+    return (f"ratio {a} / {b}: wall {wa[0] / wb[0]:.2f} (min/min {wa[1] / wb[1]:.2f}), "
+            f"cpu {t[a]['cpu'] / t[b]['cpu']:.2f} (target <= {target})")
 
 
 def header(threads):

@@ -140,13 +140,11 @@ def main():
     t = _setup.timed({"numpy": lambda: numpy_step(model, x, classes),
                       "torch": lambda: torch_step(module, x, tclasses)}, args.repeats)
     flops = 2 * model_flops(model, args.batch)  # forward + input-gradient backward
-    for k, (med, lo, hi) in t.items():
-        g = flops / med / 1e9
-        print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, "
-              f"max {hi * 1e3:.1f}); {g:5.0f} GFLOP/s = {g / peak[k] / args.threads:.2f} x "
-              f"{args.threads}-thread share of its matmul peak")
-    print(f"ratio numpy / torch: {t['numpy'][0] / t['torch'][0]:.2f} (target <= 1.0); "
-          f"min/min {t['numpy'][1] / t['torch'][1]:.2f}")
+    for k, r in t.items():
+        (med, lo, hi), g = r["wall"], flops / r["wall"][0] / 1e9
+        print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, max "
+              f"{hi * 1e3:.1f}; cpu {r['cpu'] * 1e3:.1f}); {g:4.0f} GFLOP/s = {g / peak[k]:.2f} x its matmul peak")
+    print(_setup.ratio_line(t))
     if args.profile:
         print_profile(profile_layers(model, x))
     return 0

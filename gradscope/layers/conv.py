@@ -4,7 +4,8 @@ forward/backward pair, in two forms.
 - `conv_forward_reference` / `conv_backward_reference`: the definition, a loop over the
   HH*WW kernel offsets, each a product over channels (einsum). Easy to check; slow.
 - FAST PATH `conv_forward` / `conv_backward` / `conv_backward_input` (the tests compare
-  them with the reference): im2col feeding one large matrix product per chunk of images.
+  them with the reference): im2col feeding one large matrix product per chunk of images,
+  and for 3x3 filters at stride 1 Winograd's F(2x2, 3x3), 2.25 times fewer multiplies.
 
 The fast path works channels last. The padded input is stored (N, Hp, Wp, C), so the
 column matrix (rows = output pixels, columns ordered (i, j, c)) is built from HH*WW
@@ -17,7 +18,8 @@ im2col into a reused buffer and one product per chunk. For stride 1 the input gr
 is itself a correlation (of the padded upstream gradient with the flipped,
 channel-swapped filters), computed the same way (unless there are many more filters
 than input channels, as in a first layer); otherwise one product per chunk makes
-gradient columns and a col2im adds them up, one strided add per kernel offset.
+gradient columns and a col2im adds them up, one strided add per kernel offset, in a
+channels-first buffer (every add runs along image rows).
 """
 from __future__ import annotations
 
@@ -31,7 +33,10 @@ from gradscope.layers._validate import check_dim, check_ndim
 __all__ = ["conv_forward", "conv_backward", "conv_backward_input", "conv_output_size",
            "conv_forward_reference", "conv_backward_reference", "ConvCache"]
 
-COLS_BYTES = 2 ** 23  # target size of one chunk's column matrix (measured: 4-16 MB best)
+COLS_BYTES = 2 ** 22  # target size of one chunk's column matrix (measured: 4 MB best)
+WINOGRAD_BYTES = 2 ** 20  # target size of one chunk's transformed tiles (larger chunks fall out of cache)
+WINOGRAD_MIN_CHANNELS = 16  # below this (a first layer's 3 colours) the tile copies cost more than they save
+WINOGRAD_MIN_PIXELS = 64  # smaller maps (4x4) make too few tiles per product
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -131,7 +136,11 @@ def _im2col(xp, HH, WW, stride, Ho, Wo, buf):
 
 def _correlate(xp, w2, HH, WW, stride, Ho, Wo, bias=None):
     """Padded input (N, Hp, Wp, C) and filters as a matrix (HH*WW*C, F) -> (N, Ho, Wo, F)
-    (plus bias (F,)): one im2col and one matrix product per chunk of images."""
+    (plus bias (F,)): Winograd for 3x3 stride 1, else one im2col and one matrix
+    product per chunk of images."""
+    if (HH, WW, stride) == (3, 3, 1) and min(xp.shape[3], w2.shape[1]) >= WINOGRAD_MIN_CHANNELS \
+            and Ho * Wo >= WINOGRAD_MIN_PIXELS:
+        return _winograd_3x3(xp, w2, Ho, Wo, bias)
     N, (K, F) = xp.shape[0], w2.shape
     out = np.empty((N, Ho, Wo, F), dtype=w2.dtype)
     chunks = _chunks(N, Ho * Wo * K * w2.itemsize)
@@ -142,6 +151,51 @@ def _correlate(xp, w2, HH, WW, stride, Ho, Wo, bias=None):
         if bias is not None:
             o += bias  # while the chunk is in cache
     return out
+
+
+# Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray 2016): each 2x2 block of
+# outputs is A^T [(G w G^T) * (B^T d B)] A for the 4x4 input tile d under it, so a 3x3
+# correlation takes 16 products of 4x4 transformed tiles with 4x4 transformed filters
+# instead of 36 multiplies, 2.25 times fewer; the transforms are small sums.
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def _winograd_3x3(xp, w2, Ho, Wo, bias=None):
+    """FAST PATH of _correlate for 3x3 filters, stride 1: xp (N, Ho+2, Wo+2, C), w2 (9C, F)
+    -> (N, Ho, Wo, F). Per chunk of images: gather the 16 taps of every 4x4 tile (stride
+    2), transform them with one product by B^T (x) B^T (16 x 16), take the 16 products
+    with the transformed filters as one batched matmul, and transform back with one
+    product by A^T (x) A^T (4 x 16) into the four output phases."""
+    N, C, F, dt = xp.shape[0], xp.shape[3], w2.shape[1], w2.dtype
+    th, tw = (Ho + 1) // 2, (Wo + 1) // 2  # tiles down and across
+    if (Ho % 2) or (Wo % 2):  # odd sides: one more zero row/column completes the last tile
+        xp = np.pad(xp, ((0, 0), (0, Ho % 2), (0, Wo % 2), (0, 0)))
+    u = np.einsum("ai,bj,ijcf->abcf", _G, _G, w2.reshape(3, 3, C, F).astype(np.float64))
+    u = u.reshape(16, C, F).astype(dt)
+    btb, ata = np.kron(_BT, _BT).astype(dt), np.kron(_AT, _AT).astype(dt)
+    out = np.empty((N, 2 * th, 2 * tw, F), dtype=dt)
+    n = max(1, min(N, WINOGRAD_BYTES // (16 * th * tw * max(C, F) * w2.itemsize)))  # images per chunk
+    taps, v = np.empty((16, n * th * tw * C), dt), np.empty((16, n * th * tw * C), dt)
+    m, y = np.empty((16, n * th * tw, F), dt), np.empty((4, n * th * tw * F), dt)
+    for a in range(0, N, n):
+        k, rows = min(n, N - a), min(n, N - a) * th * tw
+        d = taps[:, :rows * C].reshape(16, k, th, tw, C)
+        for i in range(4):
+            for j in range(4):
+                d[4 * i + j] = xp[a:a + k, i:i + 2 * th - 1:2, j:j + 2 * tw - 1:2]
+        np.matmul(btb, taps[:, :rows * C], out=v[:, :rows * C])
+        np.matmul(v[:, :rows * C].reshape(16, rows, C), u, out=m[:, :rows])
+        np.matmul(ata, m[:, :rows].reshape(16, -1), out=y[:, :rows * F])
+        for i in range(2):
+            for j in range(2):
+                phase = y[2 * i + j, :rows * F].reshape(k, th, tw, F)
+                if bias is None:
+                    out[a:a + k, i::2, j::2] = phase
+                else:
+                    np.add(phase, bias, out=out[a:a + k, i::2, j::2])
+    return out[:, :Ho, :Wo]
 
 
 def conv_forward(x, w, b, stride: int = 1, pad: int = 0):
@@ -174,40 +228,40 @@ def _dout_channels_last(dout, cache):
 def _dx_transposed(d, cache):
     """Stride 1: dx is the correlation of the upstream gradient, padded by k - 1 - pad,
     with the flipped filters with in/out channels swapped (an im2col copy, cheaper
-    than col2im's adds)."""
+    than col2im's adds). Returns (N, C, H, W), laid out channels last."""
     F, C, HH, WW = cache.wshape
     H, W = cache.xshape[2:]
     w = cache.w2.reshape(HH, WW, C, F)[::-1, ::-1]  # flipped
     wt = np.ascontiguousarray(w.transpose(0, 1, 3, 2)).reshape(HH * WW * F, C)  # rows (i, j, f)
     dp = _pad_channels_last(d, HH - 1 - cache.pad, d.dtype)  # (N, Ho + 2(k-1-pad), ..., F)
-    return _correlate(dp, wt, HH, WW, 1, H, W)
+    return _correlate(dp, wt, HH, WW, 1, H, W).transpose(0, 3, 1, 2)
 
 
 def _dx_col2im(d, cache):
     """Any stride: columns of the gradient (one product per chunk), added back by col2im,
-    one strided add per kernel offset (overlapping windows accumulate)."""
+    one strided add per kernel offset (overlapping windows accumulate). Works channels
+    first, (HH, WW, C, n, Ho, Wo) columns into (C, N, Hp, Wp), so that every add runs
+    along image rows even when C is small (a first layer's 3 colours). Returns
+    (N, C, H, W), laid out channels first."""
     F, C, HH, WW = cache.wshape
     N, _, H, W = cache.xshape
     s, p, Ho, Wo = cache.stride, cache.pad, cache.Ho, cache.Wo
-    w2t = np.ascontiguousarray(cache.w2.T)  # (F, HH*WW*C)
-    dxp = np.zeros(cache.xp.shape, dtype=d.dtype)  # (N, Hp, Wp, C)
+    dxp = np.zeros((C, N, H + 2 * p, W + 2 * p), dtype=d.dtype)
     for a, z in _chunks(N, Ho * Wo * HH * WW * C * d.itemsize):
-        dcols = (d[a:z].reshape(-1, F) @ w2t).reshape(z - a, Ho, Wo, HH, WW, C)
+        dcols = (cache.w2 @ d[a:z].reshape(-1, F).T).reshape(HH, WW, C, z - a, Ho, Wo)
         for i in range(HH):
             for j in range(WW):
-                _window(dxp[a:z], i, j, s, Ho, Wo, axes=(1, 2))[...] += dcols[:, :, :, i, j]
-    return dxp[:, p:p + H, p:p + W]
+                _window(dxp[:, a:z], i, j, s, Ho, Wo)[...] += dcols[i, j]
+    return dxp[:, :, p:p + H, p:p + W].transpose(1, 0, 2, 3)
 
 
 def _dx(d, cache):
-    """dx (N, C, H, W) (a channels-last view) from the upstream gradient d (N, Ho, Wo, F)."""
+    """dx (N, C, H, W) from the upstream gradient d (N, Ho, Wo, F)."""
     F, C, HH, WW = cache.wshape
     # the transposed form copies F*k*k gradient values per pixel, col2im makes C*k*k: pick the cheaper
     if cache.stride == 1 and HH == WW and cache.pad <= HH - 1 and F <= 2 * C:
-        dx = _dx_transposed(d, cache)
-    else:
-        dx = _dx_col2im(d, cache)
-    return dx.transpose(0, 3, 1, 2)
+        return _dx_transposed(d, cache)
+    return _dx_col2im(d, cache)
 
 
 def conv_backward_input(dout, cache):
