@@ -34,7 +34,7 @@ __all__ = ["conv_forward", "conv_backward", "conv_backward_input", "conv_output_
            "conv_forward_reference", "conv_backward_reference", "ConvCache"]
 
 COLS_BYTES = 2 ** 22  # target size of one chunk's column matrix (measured: 4 MB best)
-WINOGRAD_BYTES = 2 ** 22  # target size of one chunk's transformed tiles (measured: 1-4 MB best at 1 thread; 4 MB keeps 2-thread products large enough)
+WINOGRAD_BYTES = 2 ** 22  # target size of one chunk's transformed tiles (measured: 1-4 MB best)
 WINOGRAD_MIN_CHANNELS = 16  # below this (a first layer's 3 colours) the tile copies cost more than they save
 WINOGRAD_MIN_PIXELS = 64  # smaller maps (4x4) make too few tiles per product
 
