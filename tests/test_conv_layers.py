@@ -9,7 +9,8 @@ from gradscope.errors import GradscopeError, ShapeError
 from gradscope.gradcheck import eval_numerical_gradient_array, rel_error
 from gradscope.layers import (batchnorm_backward, batchnorm_forward, conv_backward, conv_backward_input,
                               conv_backward_reference, conv_forward, conv_forward_reference, dropout_backward, dropout_forward, global_avg_pool_backward,
-                              global_avg_pool_forward, max_pool_backward, max_pool_forward,
+                              global_avg_pool_forward, max_pool_backward, max_pool_backward_reference,
+                              max_pool_forward, max_pool_forward_reference,
                               spatial_batchnorm_backward, spatial_batchnorm_forward)
 
 
@@ -142,6 +143,17 @@ def test_max_pool_gradient_and_torch(rng, shape, size, stride):
     ot.backward(t(dout))
     assert np.allclose(out, ot.detach().numpy())
     assert np.allclose(dx, xt.grad.numpy())
+
+
+@pytest.mark.parametrize("shape,size,stride", [((2, 3, 8, 8), 2, 2), ((2, 2, 7, 9), 3, 2), ((1, 2, 6, 5), 2, 1)])
+def test_max_pool_fast_path_equals_reference(rng, shape, size, stride):
+    x = rng.integers(0, 4, shape).astype(np.float64)  # many ties: the first maximum must win in both
+    out, cache = max_pool_forward(x, size, stride)
+    ref, ref_cache = max_pool_forward_reference(x, size, stride)
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(max_pool_backward(dout, cache), max_pool_backward_reference(dout, ref_cache),
+                               rtol=1e-14, atol=1e-14)
 
 
 def test_max_pool_ties_route_gradient_once():
