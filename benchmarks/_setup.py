@@ -115,3 +115,16 @@ def header(threads):
     return (f"numpy {np.__version__} (OpenBLAS {openblas_core()} kernels), torch {torch.__version__}; "
             f"threads {threads}; matmul peak float32 n=2048: numpy {peak['numpy']:.0f}, "
             f"torch {peak['torch']:.0f} GFLOP/s"), peak
+
+
+def cnn_forward_flops(model):
+    """FLOPs of the conv and affine products of one image's forward pass through a
+    gradscope CNN (2 per multiply-add)."""
+    total = 0
+    for step, out in zip(model.steps, model._shapes):  # _shapes: each step's output shape
+        layer = step.layer
+        if step.kind is not None and layer["type"] == "conv":
+            total += 2 * out[0] * out[1] * out[2] * layer["in_channels"] * layer["kernel"] ** 2
+        elif step.kind is not None and layer["type"] == "affine":
+            total += 2 * layer["in_features"] * layer["out_features"]
+    return float(total)

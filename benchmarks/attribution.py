@@ -32,7 +32,7 @@ _setup.configure(args.threads, args.blas_core)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gradscope.cnn import layer_ops, load_pretrained  # noqa: E402
+from gradscope.cnn import load_pretrained  # noqa: E402
 from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
 from gradscope.methods import integrated_gradients, smoothgrad  # noqa: E402
 
@@ -95,12 +95,10 @@ def main():
     side = "captum " + __import__("captum").__version__ if NoiseTunnel is not None else "plain torch loop (no captum)"
     print(f"{line}\nshipped CNN, batch {args.batch}; torch side: {side}; {args.repeats} interleaved repeats")
     images = {"smoothgrad": args.batch * args.samples, "integrated_gradients": args.batch * args.steps}
-    fwd_flops = sum(2 * np.prod(layer_ops.output_shape(layer, shape)) * layer["in_channels"] * layer["kernel"] ** 2
-                    for layer, shape in zip(model.layers, [(3, S, S)] + model._shapes[:-1])
-                    if layer["type"] == "conv")
+    fwd_flops = _setup.cnn_forward_flops(model)
     cases = {"smoothgrad": (lambda: smoothgrad(model, x, classes, n_samples=args.samples, sigma=0.15,
                                                chunk=args.chunk), sg_t),
-             "integrated_gradients": (lambda: integrated_gradients(model, x, classes, steps=args.steps,
+             "integrated_gradients": (lambda: integrated_gradients(model, x, classes, points=args.steps,
                                                                    chunk=args.chunk), ig_t)}
     for name, (ours, theirs) in cases.items():
         t = _setup.timed({"numpy": ours, "torch": theirs}, args.repeats)

@@ -32,13 +32,14 @@ _setup.configure(args.threads, args.blas_core)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gradscope.cnn import layer_ops, load_pretrained  # noqa: E402
+from gradscope.cnn import load_pretrained  # noqa: E402
 from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
+from gradscope.interface import score_gradient  # noqa: E402
 import gradscope.layers.conv as conv  # noqa: E402
 
 
 def numpy_step(model, x, classes):
-    return model.score_gradient(x, classes)
+    return score_gradient(model, x, classes)
 
 
 def torch_step(module, x, classes):
@@ -46,19 +47,6 @@ def torch_step(module, x, classes):
     scores = module(xt)
     scores.gather(1, classes[:, None]).sum().backward()
     return scores.detach().numpy(), xt.grad.numpy()
-
-
-def model_flops(model, batch):
-    """Multiply-add FLOPs of the conv and affine layers for one forward pass."""
-    total, shape = 0, (3, model.input_size, model.input_size)
-    for layer in model.layers:
-        out = layer_ops.output_shape(layer, shape)
-        if layer["type"] == "conv":
-            total += 2 * batch * np.prod(out) * layer["in_channels"] * layer["kernel"] ** 2
-        elif layer["type"] == "affine":
-            total += 2 * batch * layer["in_features"] * layer["out_features"]
-        shape = out
-    return float(total)
 
 
 class ConvSplit:
@@ -84,21 +72,23 @@ def profile_layers(model, x, repeats=3):
     """Per layer: median forward and backward (input gradient only) wall seconds, and
     for convolutions the part spent in padding and im2col copies."""
     rows, h = [], x
-    for layer in model.layers:
-        p = model._layer_params(layer)
+    for step in model.steps:
+        if step.kind is None:  # a residual block's join
+            continue
+        layer, p = step.layer, model._step_arrays(step)
         fwd, bwd, copies = [], [], []
         for _ in range(repeats):
             split = ConvSplit()
             t0 = time.process_time()
-            out, cache, _ = layer_ops.forward(layer, p, h, "test", None)
+            out, cache, _ = step.kind.forward(layer, p, h, "test", None)
             t1 = time.process_time()
-            layer_ops.backward(layer, np.ones_like(out), cache, False)
+            step.kind.backward(layer, np.ones_like(out), cache, False)
             t2 = time.process_time()
             split.close()
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
             copies.append(split.copy)
-        rows.append((layer["name"], layer["type"], np.median(fwd), np.median(bwd), np.median(copies)))
+        rows.append((step.name, layer["type"], np.median(fwd), np.median(bwd), np.median(copies)))
         h = out
     return rows
 
@@ -139,7 +129,7 @@ def main():
           f"|dx - dx_torch| / |dx_torch| = {np.linalg.norm(dx_np - dx_t) / np.linalg.norm(dx_t):.2e}")
     t = _setup.timed({"numpy": lambda: numpy_step(model, x, classes),
                       "torch": lambda: torch_step(module, x, tclasses)}, args.repeats)
-    flops = 2 * model_flops(model, args.batch)  # forward + input-gradient backward
+    flops = 2 * args.batch * _setup.cnn_forward_flops(model)  # forward + input-gradient backward
     for k, r in t.items():
         (med, lo, hi), g = r["wall"], flops / r["wall"][0] / 1e9
         print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, max "
