@@ -84,14 +84,18 @@ def pointwise_conv_backward_plain(dout, cache):
 
 def pointwise_conv_forward(x, w):
     """Fast path of pointwise_conv_forward_plain (same inputs, outputs and cache):
-    one matrix product (F, C) @ (C, H*W) per image, batched by np.matmul."""
+    one BLAS product (F, C) @ (C, H*W) per image (a loop: np.matmul broadcasting the
+    filters over the batch measured 5x slower)."""
     check_ndim("x", x, 4, "(N, C, H, W)")
     check_ndim("w", w, 4, "(F, C, 1, 1)")
     check_dim("x", x.shape[1], "w", w.shape[1], "pointwise input channels C")
     N, C, H, W = x.shape
     dtype = np.result_type(x.dtype, w.dtype, np.float32)
     w2 = w.reshape(w.shape[0], C).astype(dtype, copy=False)  # (F, C)
-    out = np.matmul(w2, x.reshape(N, C, H * W))  # (N, F, H*W)
+    x3 = x.reshape(N, C, H * W)
+    out = np.empty((N, w2.shape[0], H * W), dtype=dtype)  # (N, F, H*W)
+    for n in range(N):
+        np.matmul(w2, x3[n], out=out[n])
     return out.reshape(N, -1, H, W), (x, w)
 
 
@@ -102,7 +106,10 @@ def pointwise_conv_backward(dout, cache):
     F = w.shape[0]
     d = dout.reshape(N, F, H * W)
     w2 = w.reshape(F, C).astype(d.dtype, copy=False)
-    dx = np.matmul(w2.T, d).reshape(x.shape)
-    # dw = sum_n d[n] @ x[n].T, as one product over the concatenated images
-    dw = np.tensordot(d, x.reshape(N, C, H * W), axes=([0, 2], [0, 2]))
-    return dx, dw.reshape(w.shape)
+    x3 = x.reshape(N, C, H * W)
+    dx = np.empty(x3.shape, dtype=np.result_type(d.dtype, w2.dtype))
+    dw = np.zeros((F, C), dtype=dx.dtype)
+    for n in range(N):
+        np.matmul(w2.T, d[n], out=dx[n])
+        dw += d[n] @ x3[n].T
+    return dx.reshape(x.shape), dw.reshape(w.shape)
