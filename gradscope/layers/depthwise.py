@@ -14,7 +14,8 @@ from gradscope.layers._validate import check_dim, check_ndim
 from gradscope.layers.conv import conv_output_size
 
 __all__ = ["depthwise_conv_forward", "depthwise_conv_backward",
-           "pointwise_conv_forward", "pointwise_conv_backward",
+           "depthwise_conv_backward_input", "pointwise_conv_forward", "pointwise_conv_backward",
+           "pointwise_conv_backward_input",
            "pointwise_conv_forward_plain", "pointwise_conv_backward_plain"]
 
 
@@ -47,19 +48,31 @@ def depthwise_conv_forward(x, w, stride: int = 1):
     return out, (x, taps, stride, w.shape)
 
 
+def depthwise_conv_backward_input(dout, cache):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W) only: each tap's scaled gradient added
+    back onto the input positions it read."""
+    x, taps, stride, _ = cache
+    Ho, Wo = dout.shape[2:]
+    dx = np.zeros(x.shape, dtype=np.result_type(dout.dtype, taps.dtype))
+    tmp = np.empty(dout.shape, dtype=dx.dtype)
+    for a in range(taps.shape[1]):
+        for b in range(taps.shape[2]):
+            np.multiply(dout, taps[:, a, b, None, None], out=tmp)
+            _tap(dx, a, b, stride, Ho, Wo)[...] += tmp
+    return dx
+
+
 def depthwise_conv_backward(dout, cache):
     """dout (N, C, Ho, Wo) -> (dx (N, C, H, W), dw (C, 1, k, k))."""
     x, taps, stride, w_shape = cache
     N, C, Ho, Wo = dout.shape
-    dx = np.zeros(x.shape, dtype=np.result_type(dout.dtype, taps.dtype))
-    dw = np.empty(taps.shape, dtype=dx.dtype)  # (C, k, k)
+    dw = np.empty(taps.shape, dtype=np.result_type(dout.dtype, taps.dtype))  # (C, k, k)
     d = dout.transpose(1, 0, 2, 3).reshape(C, 1, -1)  # (C, 1, N*Ho*Wo) for the tap reductions
     for a in range(taps.shape[1]):
         for b in range(taps.shape[2]):
-            _tap(dx, a, b, stride, Ho, Wo)[...] += dout * taps[:, a, b, None, None]
             xs = _tap(x, a, b, stride, Ho, Wo).transpose(1, 0, 2, 3).reshape(C, -1, 1)
             dw[:, a, b] = np.matmul(d, xs)[:, 0, 0]  # per-channel dot products
-    return dx, dw.reshape(w_shape)
+    return depthwise_conv_backward_input(dout, cache), dw.reshape(w_shape)
 
 
 def pointwise_conv_forward_plain(x, w):
@@ -99,17 +112,24 @@ def pointwise_conv_forward(x, w):
     return out.reshape(N, -1, H, W), (x, w)
 
 
+def pointwise_conv_backward_input(dout, cache):
+    """Fast path, input gradient only: dout (N, F, H, W) -> dx (N, C, H, W),
+    (C, F) @ (F, H*W) per image."""
+    x, w = cache
+    N, C, H, W = x.shape
+    d = dout.reshape(N, w.shape[0], H * W)
+    wt = np.ascontiguousarray(w.reshape(w.shape[0], C).T, dtype=np.result_type(d.dtype, w.dtype))  # (C, F)
+    dx = np.empty((N, C, H * W), dtype=wt.dtype)
+    for n in range(N):
+        np.matmul(wt, d[n], out=dx[n])
+    return dx.reshape(x.shape)
+
+
 def pointwise_conv_backward(dout, cache):
     """Fast path of pointwise_conv_backward_plain: dout (N, F, H, W) -> (dx, dw)."""
     x, w = cache
     N, C, H, W = x.shape
-    F = w.shape[0]
-    d = dout.reshape(N, F, H * W)
-    w2 = w.reshape(F, C).astype(d.dtype, copy=False)
+    d = dout.reshape(N, w.shape[0], H * W)
     x3 = x.reshape(N, C, H * W)
-    dx = np.empty(x3.shape, dtype=np.result_type(d.dtype, w2.dtype))
-    dw = np.zeros((F, C), dtype=dx.dtype)
-    for n in range(N):
-        np.matmul(w2.T, d[n], out=dx[n])
-        dw += d[n] @ x3[n].T
-    return dx.reshape(x.shape), dw.reshape(w.shape)
+    dw = sum(d[n] @ x3[n].T for n in range(N))  # (F, C)
+    return pointwise_conv_backward_input(dout, cache), dw.reshape(w.shape)
