@@ -1,4 +1,4 @@
-"""Network configs: a sequential CNN described by a small JSON-able dict.
+"""Network configs: a CNN described by a small JSON-able dict.
 
 A config is::
 
@@ -20,8 +20,13 @@ Layer types and their keys:
     flatten                                                             (N, C, H, W) -> (N, C*H*W)
     dropout            p
     affine             in_features, out_features                        params W (D, M), b (M,)
+    residual           layers (a list of layer dicts), skip             a sub-sequence plus a skip:
+                       ("auto" | "identity" | "none")                   see gradscope/cnn/graph.py
 
-Parameters are named "<layer name>.<param>" (for example "conv1.W"). `momentum`
+Each type is one record in gradscope/cnn/layer_types.py (which says how to add one).
+
+Parameters are named "<layer name>.<param>" (for example "conv1.W"; inside a residual
+block the layer name is qualified: "block3.expand.W"). `momentum`
 follows the course convention: running = momentum * running + (1 - momentum) * batch.
 """
 from __future__ import annotations

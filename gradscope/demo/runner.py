@@ -158,7 +158,7 @@ SECTIONS = [
     ("fooling", "Fooling image", _fooling, True, lambda s: s.fool_max_iter),
     ("classvis", "Class visualisations", _classvis, True, lambda s: s.classvis_iterations),
     ("inversion", "Feature inversion", _inversion, True, lambda s: 2 * s.inversion_iterations),
-    ("deepdream", "DeepDream", _deepdream, True, lambda s: s.dream_iterations * s.dream_octaves),
+    ("deepdream", "DeepDream", _deepdream, True, lambda s: s.dream_iterations),
     ("training", "Training curves", _training, False, lambda s: 0),
 ]
 
