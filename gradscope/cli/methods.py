@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 def _common(p, output_required=True):
     p.add_argument("--model", metavar="SPEC", default=None,
-                   help="model: 'gradscope' (shipped CNN, default), 'path/model.json', "
+                   help="model: 'gradscope' (shipped CNN, default), 'efficientnet_lite0', 'path/model.json', "
                         "'torchvision:NAME' or 'file.py:factory'")
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -236,14 +236,12 @@ def _add_classvis(sub):
     p = sub.add_parser("classvis", help="synthesise an image of a class from noise")
     p.add_argument("classes", nargs="+", metavar="CLASS", help="class(es): index, wnid or name")
     p.add_argument("--iterations", type=int, default=DEFAULTS["iterations"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--l2-reg", type=float, default=DEFAULTS["l2_reg"])
-    p.add_argument("--jitter", type=int, default=DEFAULTS["jitter"])
-    p.add_argument("--blur-every", type=int, default=DEFAULTS["blur_every"])
-    p.add_argument("--blur-sigma", type=float, default=DEFAULTS["blur_sigma"])
-    p.add_argument("--tv-weight", type=float, default=DEFAULTS["tv_weight"])
-    p.add_argument("--octaves", type=int, default=DEFAULTS["octaves"])
-    p.add_argument("--objective", choices=["score", "log_prob"], default=DEFAULTS["objective"],
+    recipe = "(default: the model's own recipe, else {})"  # None: visualize_class resolves it
+    for flag, kind in (("lr", float), ("l2_reg", float), ("jitter", int), ("scale_jitter", float),
+                       ("smooth_gradient", float), ("blur_every", int), ("blur_sigma", float), ("tv_weight", float),
+                       ("octaves", int)):
+        p.add_argument("--" + flag.replace("_", "-"), type=kind, default=None, help=recipe.format(DEFAULTS[flag]))
+    p.add_argument("--objective", choices=["score", "log_prob"], default=None,
                    help="climb the class log-probability (default) or its raw score (course recipe)")
     _common(p)
     p.set_defaults(func=_run_classvis)
@@ -256,9 +254,9 @@ def _run_classvis(args) -> int:
     cb, bar = _progress(args.iterations, "classvis", "target_prob")
     with bar:
         r = visualize_class(model, args.classes, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                            jitter=args.jitter, blur_every=args.blur_every, blur_sigma=args.blur_sigma,
-                            tv_weight=args.tv_weight, octaves=args.octaves, objective=args.objective, seed=args.seed,
-                            callback=cb)
+                            jitter=args.jitter, scale_jitter=args.scale_jitter, smooth_gradient=args.smooth_gradient,
+                            blur_every=args.blur_every, blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
+                            octaves=args.octaves, objective=args.objective, seed=args.seed, callback=cb)
     written = r.save(args.output)
     lines = [f"class {_class_label(model, t)}: probability {p:.4f} (score {s:.2f})"
              for t, p, s in zip(r.targets, r.final_prob, r.final_score)]
