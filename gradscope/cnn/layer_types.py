@@ -288,12 +288,12 @@ def _affine_backward(layer, dout, cache, param_grads):
 # ---- MobileNet/EfficientNet-Lite parts: TF "SAME" pad, depthwise and 1x1 conv, ReLU6 ------------
 def _same_pad_shape(layer, shape):
     need_ndim(layer, shape, 3, "(C, H, W)")
-    t, b, l, r = same_pads(shape[1], shape[2], key(layer, "kernel"), key(layer, "stride"))
+    t, b, l, r = same_pads(shape[1], shape[2], key(layer, "kernel"), layer.get("stride", 1))
     return (shape[0], shape[1] + t + b, shape[2] + l + r)
 
 
 def _same_pad_forward(layer, p, x, mode, rng):
-    out, cache = pad_forward(x, same_pads(x.shape[2], x.shape[3], layer["kernel"], layer["stride"]))
+    out, cache = pad_forward(x, same_pads(x.shape[2], x.shape[3], layer["kernel"], layer.get("stride", 1)))
     return out, cache, {}
 
 
@@ -391,7 +391,7 @@ LAYER_TYPES: dict[str, LayerType] = {
                         lambda layer: _nn().Linear(layer["in_features"], layer["out_features"]),
                         params=_affine_params, torch_keys=_WB_KEYS, torch_transposed=("W",)),
     "same_pad": LayerType(_same_pad_shape, _same_pad_forward, _same_pad_backward,
-                          lambda layer: _torch_layers().SamePad(layer["kernel"], layer["stride"])),
+                          lambda layer: _torch_layers().SamePad(layer["kernel"], layer.get("stride", 1))),
     "depthwise_conv": LayerType(_depthwise_shape, _depthwise_forward, _depthwise_backward, _depthwise_torch,
                                 params=_depthwise_params, torch_keys={"W": "weight"}),
     "pointwise_conv": LayerType(_pointwise_shape, _pointwise_forward, _pointwise_backward,
