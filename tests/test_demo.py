@@ -21,7 +21,8 @@ from gradscope.demo.analyses import captioner_history, inversion_layers, pick_cl
 from gradscope.errors import DataError, GradscopeError
 from gradscope.imageio import save_image
 
-SECTIONS = ["classification", "captions", "saliency", "fooling", "classvis", "inversion", "deepdream", "training"]
+SECTIONS = ["classification", "captions", "saliency", "fooling", "classvis", "inversion", "deepdream", "efficientnet",
+            "training"]
 
 
 @pytest.fixture(scope="module")

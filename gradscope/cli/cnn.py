@@ -13,8 +13,9 @@ from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
 from gradscope.errors import DataError, GradscopeError
 
-MODEL_HELP = ("model: 'gradscope' (the shipped CNN, default), 'path/model.json', 'torchvision:NAME' or "
-              "'file.py:factory' (this IMPORTS AND RUNS file.py, like `python file.py`: use only files you trust)")
+MODEL_HELP = ("model: 'gradscope' (the shipped CNN, default), 'efficientnet_lite0', 'path/model.json', "
+              "'torchvision:NAME' or 'file.py:factory' (this IMPORTS AND RUNS file.py, like `python file.py`: "
+              "use only files you trust)")
 CHECKPOINTS = {"torch": "checkpoint.pt", "numpy": "checkpoint.npz"}
 
 
@@ -214,7 +215,8 @@ def run_evaluate(args) -> int:
 
 def _add_layers(sub) -> None:
     p = sub.add_parser("layers", help="list a CNN's layers with their output shapes")
-    p.add_argument("--model", metavar="PATH.json", default=None, help="a saved NumPy CNN (default: the shipped one)")
+    p.add_argument("--model", metavar="PATH.json", default=None,
+                   help="a saved NumPy CNN or efficientnet_lite0 (default: the shipped one)")
     p.add_argument("--input-size", type=positive_int, default=None, help="input side to compute shapes for")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_layers)

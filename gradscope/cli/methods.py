@@ -226,18 +226,22 @@ def _run_fool_dataset(args) -> int:
 
 # ---------------------------------------------------------------- class visualisation
 
-def _ascent_args(p, defaults, names):
-    """The shared numeric options of the ascent recipes, typed with their ranges."""
+def _ascent_args(p, defaults, names, model_recipe=False):
+    """The shared numeric options of the ascent recipes, typed with their ranges; with model_recipe
+    the default is None (the library then takes the model's own recipe, else `defaults`)."""
     specs = {"iterations": (positive_int, "total steps"), "lr": (positive_float, "step size"),
              "l2_reg": (nonneg_float, "L2 prior weight"), "tv_weight": (nonneg_float, "total-variation prior weight"),
              "jitter": (nonneg_int, "random shift in pixels per step"),
              "blur_every": (nonneg_int, "blur every N steps (0: never)"), "blur_sigma": (nonneg_float, "blur width"),
              "octaves": (positive_int, "number of scales, coarse to fine"),
-             "octave_scale": (scale_factor, "size ratio between octaves (> 1)")}
+             "octave_scale": (scale_factor, "size ratio between octaves (> 1)"),
+             "scale_jitter": (nonneg_float, "random rescaling per step (fraction)"),
+             "smooth_gradient": (nonneg_float, "blur width applied to the gradient")}
     for name in names:
         kind, what = specs[name]
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=defaults[name],
-                       help=f"{what} (default %(default)s)")
+        default = None if model_recipe else defaults[name]
+        where = f"the model's own recipe, else {defaults[name]}" if model_recipe else "%(default)s"
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=f"{what} (default {where})")
 
 
 def _add_classvis(sub):
@@ -245,9 +249,11 @@ def _add_classvis(sub):
 
     p = sub.add_parser("classvis", help="synthesise an image of a class from noise")
     p.add_argument("classes", nargs="+", metavar="CLASS", help="class(es): index, wnid or name")
-    _ascent_args(p, DEFAULTS, ["iterations", "lr", "l2_reg", "jitter", "blur_every", "blur_sigma", "tv_weight",
-                               "octaves"])
-    p.add_argument("--objective", choices=["score", "log_prob"], default=DEFAULTS["objective"],
+    _ascent_args(p, DEFAULTS, ["iterations"])
+    # None: visualize_class takes the model's own recipe (model.method_defaults), else DEFAULTS
+    _ascent_args(p, DEFAULTS, ["lr", "l2_reg", "jitter", "scale_jitter", "smooth_gradient", "blur_every",
+                               "blur_sigma", "tv_weight", "octaves"], model_recipe=True)
+    p.add_argument("--objective", choices=["score", "log_prob"], default=None,
                    help="climb the class log-probability (default) or its raw score (course recipe)")
     _common(p)
     p.set_defaults(func=_run_classvis)
@@ -259,8 +265,9 @@ def _run_classvis(args) -> int:
     with _output(args), Progress("classvis", unit="steps") as bar:
         model = _load_model(args)
         r = visualize_class(model, args.classes, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                            jitter=args.jitter, blur_every=args.blur_every, blur_sigma=args.blur_sigma,
-                            tv_weight=args.tv_weight, octaves=args.octaves, objective=args.objective, seed=args.seed,
+                            jitter=args.jitter, scale_jitter=args.scale_jitter, smooth_gradient=args.smooth_gradient,
+                            blur_every=args.blur_every, blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
+                            octaves=args.octaves, objective=args.objective, seed=args.seed,
                             callback=bar.callback("target_prob"))
         written = r.save(args.output)
     lines = [f"class {_class_label(model, t)}: probability {p:.4f} (score {s:.2f})"

@@ -20,6 +20,11 @@ Layer types and their keys:
     flatten                                                             (N, C, H, W) -> (N, C*H*W)
     dropout            p
     affine             in_features, out_features                        params W (D, M), b (M,)
+    same_pad           kernel, stride (default 1)                       TF "SAME" zero padding for that
+                                                                        conv (extra row/column bottom/right)
+    depthwise_conv     channels, kernel, stride (no padding, no bias)   params W (C, 1, k, k)
+    pointwise_conv     in_channels, out_channels (1x1, no bias)         params W (F, C, 1, 1)
+    relu6                                                               min(max(x, 0), 6)
     residual           layers (a list of layer dicts), skip             a sub-sequence plus a skip:
                        ("auto" | "identity" | "none")                   see gradscope/cnn/graph.py
 

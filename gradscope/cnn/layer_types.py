@@ -43,6 +43,9 @@ from gradscope.layers import (affine_backward, affine_forward, batchnorm_backwar
                               conv_output_size, dropout_backward, dropout_forward, global_avg_pool_backward,
                               global_avg_pool_forward, max_pool_backward, max_pool_forward, relu_backward,
                               relu_forward, spatial_batchnorm_backward, spatial_batchnorm_forward)
+from gradscope.layers import (depthwise_conv_backward, depthwise_conv_backward_input, depthwise_conv_forward,
+                              pad_backward, pad_forward, pointwise_conv_backward, pointwise_conv_backward_input,
+                              pointwise_conv_forward, relu6_backward, relu6_forward, same_pads)
 
 __all__ = ["LayerType", "LAYER_TYPES", "BLOCK", "key", "need_ndim", "he_init"]
 
@@ -282,6 +285,91 @@ def _affine_backward(layer, dout, cache, param_grads):
     return dx, ({"W": dW, "b": db} if param_grads else {})
 
 
+# ---- MobileNet/EfficientNet-Lite parts: TF "SAME" pad, depthwise and 1x1 conv, ReLU6 ------------
+def _same_pad_shape(layer, shape):
+    need_ndim(layer, shape, 3, "(C, H, W)")
+    t, b, l, r = same_pads(shape[1], shape[2], key(layer, "kernel"), layer.get("stride", 1))
+    return (shape[0], shape[1] + t + b, shape[2] + l + r)
+
+
+def _same_pad_forward(layer, p, x, mode, rng):
+    out, cache = pad_forward(x, same_pads(x.shape[2], x.shape[3], layer["kernel"], layer.get("stride", 1)))
+    return out, cache, {}
+
+
+def _same_pad_backward(layer, dout, cache, param_grads):
+    return pad_backward(dout, cache), {}
+
+
+def _torch_layers():
+    from gradscope.cnn import torch_layers
+
+    return torch_layers
+
+
+def _depthwise_params(layer):
+    k = key(layer, "kernel")
+    return {"W": (key(layer, "channels"), 1, k, k)}
+
+
+def _depthwise_shape(layer, shape):
+    need_ndim(layer, shape, 3, "(C, H, W)")
+    need_dim(layer, shape[0], layer["channels"], "channels")
+    k, s = layer["kernel"], layer.get("stride", 1)
+    try:
+        return (shape[0], conv_output_size(shape[1], k, s, 0), conv_output_size(shape[2], k, s, 0))
+    except ShapeError as e:
+        raise ShapeError(f"layer {layer['name']!r}: {e}") from None
+
+
+def _depthwise_forward(layer, p, x, mode, rng):
+    out, cache = depthwise_conv_forward(x, p["W"], layer.get("stride", 1))
+    return out, cache, {}
+
+
+def _depthwise_backward(layer, dout, cache, param_grads):
+    if not param_grads:
+        return depthwise_conv_backward_input(dout, cache), {}
+    dx, dW = depthwise_conv_backward(dout, cache)
+    return dx, {"W": dW}
+
+
+def _depthwise_torch(layer):
+    c = layer["channels"]
+    return _nn().Conv2d(c, c, layer["kernel"], stride=layer.get("stride", 1), groups=c, bias=False)
+
+
+def _pointwise_params(layer):
+    return {"W": (key(layer, "out_channels"), key(layer, "in_channels"), 1, 1)}
+
+
+def _pointwise_shape(layer, shape):
+    need_ndim(layer, shape, 3, "(C, H, W)")
+    need_dim(layer, shape[0], layer["in_channels"], "input channels")
+    return (layer["out_channels"], shape[1], shape[2])
+
+
+def _pointwise_forward(layer, p, x, mode, rng):
+    out, cache = pointwise_conv_forward(x, p["W"])
+    return out, cache, {}
+
+
+def _pointwise_backward(layer, dout, cache, param_grads):
+    if not param_grads:
+        return pointwise_conv_backward_input(dout, cache), {}
+    dx, dW = pointwise_conv_backward(dout, cache)
+    return dx, {"W": dW}
+
+
+def _relu6_forward(layer, p, x, mode, rng):
+    out, cache = relu6_forward(x)
+    return out, cache, {}
+
+
+def _relu6_backward(layer, dout, cache, param_grads):
+    return relu6_backward(dout, cache), {}
+
+
 _WB_KEYS = {"W": "weight", "b": "bias"}
 
 LAYER_TYPES: dict[str, LayerType] = {
@@ -302,4 +390,12 @@ LAYER_TYPES: dict[str, LayerType] = {
     "affine": LayerType(_affine_shape, _affine_forward, _affine_backward,
                         lambda layer: _nn().Linear(layer["in_features"], layer["out_features"]),
                         params=_affine_params, torch_keys=_WB_KEYS, torch_transposed=("W",)),
+    "same_pad": LayerType(_same_pad_shape, _same_pad_forward, _same_pad_backward,
+                          lambda layer: _torch_layers().SamePad(layer["kernel"], layer.get("stride", 1))),
+    "depthwise_conv": LayerType(_depthwise_shape, _depthwise_forward, _depthwise_backward, _depthwise_torch,
+                                params=_depthwise_params, torch_keys={"W": "weight"}),
+    "pointwise_conv": LayerType(_pointwise_shape, _pointwise_forward, _pointwise_backward,
+                                lambda layer: _nn().Conv2d(layer["in_channels"], layer["out_channels"], 1, bias=False),
+                                params=_pointwise_params, torch_keys={"W": "weight"}),
+    "relu6": LayerType(_same_shape, _relu6_forward, _relu6_backward, lambda layer: _nn().ReLU6()),
 }

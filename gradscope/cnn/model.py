@@ -293,11 +293,13 @@ class CNN:
     # ---- preprocessing ------------------------------------------------------------------
     def preprocess(self, images):
         """uint8 images of any size ((N, H, W, 3) array or a list of (H, W, 3) arrays) ->
-        (N, 3, S, S) model input: shorter side resized to S = input_size, centre crop,
-        then (pixel / 255 - mean) / std."""
+        (N, 3, S, S) model input: shorter side resized to config["preprocess"]["resize"]
+        (default S = input_size), centre S crop (an S x S image as is), then
+        (pixel / 255 - mean) / std."""
         S = self.input_size
         imgs = images_to_list(images)
-        batch = np.stack([center_crop_resize(im, S) for im in imgs])  # (N, S, S, 3) uint8
+        resize = (self.config.get("preprocess") or {}).get("resize")
+        batch = np.stack([center_crop_resize(im, S, resize) for im in imgs])  # (N, S, S, 3) uint8
         x = batch.transpose(0, 3, 1, 2).astype(np.float64) / 255.0
         return ((x - self._mean) / self._std).astype(self.dtype)
 

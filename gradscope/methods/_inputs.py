@@ -65,3 +65,11 @@ def report(callback, iteration: int, **info) -> None:
     """Call a progress callback(iteration, info) when one was given."""
     if callback is not None:
         callback(iteration, info)
+
+
+def model_recipe(model, method: str, defaults: dict, given: dict) -> dict:
+    """The settings of one call of `method`: each given value (None = not given), else the
+    model's own (model.method_defaults[method], for a model whose scale needs other
+    settings, such as a 224-pixel ImageNet network), else `defaults`."""
+    own = (getattr(model, "method_defaults", None) or {}).get(method, {})
+    return {k: given[k] if given.get(k) is not None else own.get(k, v) for k, v in defaults.items()}

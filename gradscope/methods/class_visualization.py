@@ -15,7 +15,7 @@ import numpy as np
 
 from gradscope.layers.core import softmax
 from gradscope.methods import regularizers as rg
-from gradscope.methods._inputs import check_positive, class_indices, quantize
+from gradscope.methods._inputs import check_positive, class_indices, model_recipe, quantize
 from gradscope.methods.ascent import ascend, octave_shapes
 from gradscope.methods.objectives import class_objective
 from gradscope.methods.steps import normalized_step
@@ -25,8 +25,10 @@ __all__ = ["ClassVisResult", "visualize_class", "DEFAULTS"]
 # easy to change in one place; chosen on the shipped TinyImageNet model
 # (the raw score stalls below 0.99 for classes with close rivals, e.g. Egyptian cat vs tabby:
 # log_prob pushes the rivals down as well)
-DEFAULTS = {"iterations": 100, "lr": 0.1, "l2_reg": 1e-2, "tv_weight": 0.0, "jitter": 4, "blur_every": 10,
-            "blur_sigma": 0.5, "octaves": None, "octave_scale": 1.4, "init_std": 0.05, "objective": "log_prob"}
+# (a model may bring its own: model.method_defaults["visualize_class"], see _inputs.model_recipe)
+DEFAULTS = {"iterations": 100, "lr": 0.1, "l2_reg": 1e-2, "tv_weight": 0.0, "jitter": 4, "scale_jitter": 0.0,
+            "smooth_gradient": 0.0, "blur_every": 10, "blur_sigma": 0.5, "octaves": None, "octave_scale": 1.4,
+            "init_std": 0.05, "objective": "log_prob"}
 
 
 @dataclass
@@ -66,12 +68,12 @@ def _check_settings(**settings):
             check_positive(name, v, allow_zero=name not in ("lr", "octave_scale"))
 
 
-def visualize_class(model, target, *, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
-                    l2_reg: float = DEFAULTS["l2_reg"], jitter: int = DEFAULTS["jitter"],
-                    blur_every: int = DEFAULTS["blur_every"], blur_sigma: float = DEFAULTS["blur_sigma"],
-                    tv_weight: float = DEFAULTS["tv_weight"], octaves=DEFAULTS["octaves"],
-                    octave_scale: float = DEFAULTS["octave_scale"], size=None, init_std: float = DEFAULTS["init_std"],
-                    objective: str = DEFAULTS["objective"], priors=(), transforms=(),
+def visualize_class(model, target, *, iterations: int | None = None, lr: float | None = None,
+                    l2_reg: float | None = None, jitter: int | None = None, scale_jitter: float | None = None,
+                    smooth_gradient: float | None = None, blur_every: int | None = None,
+                    blur_sigma: float | None = None, tv_weight: float | None = None, octaves=None,
+                    octave_scale: float | None = None, size=None, init_std: float | None = None,
+                    objective: str | None = None, priors=(), transforms=(),
                     seed: int = 0, callback=None, dtype=np.float32) -> ClassVisResult:
     """Synthesise an image that maximises each target class's objective.
 
@@ -82,6 +84,8 @@ def visualize_class(model, target, *, iterations: int = DEFAULTS["iterations"], 
         lr: step size in model-input units per value (the objective's gradient has unit RMS).
         l2_reg, tv_weight: weights of the L2 (towards mid-gray) and squared-TV priors.
         jitter: largest random shift in pixels before each step (undone after).
+        scale_jitter: largest relative random resize before each step (0 = none).
+        smooth_gradient: sigma in pixels of a blur of the gradient (0 = none).
         blur_every, blur_sigma: Gaussian blur every this many steps (0 = never).
         octaves, octave_scale: number of coarse-to-fine scales (None = one) and their ratio.
         size: side of the image (default model.input_size).
@@ -92,25 +96,34 @@ def visualize_class(model, target, *, iterations: int = DEFAULTS["iterations"], 
             to the ones above.
         seed: seeds the noise and the jitter.
         callback: callback(iteration, info) with 'target_score', 'target_prob' (N,), 'octave', 'images'.
+    Settings left None come from model.method_defaults["visualize_class"], else DEFAULTS.
     """
-    _check_settings(iterations=iterations, jitter=jitter, blur_every=blur_every, lr=lr, octave_scale=octave_scale,
-                    l2_reg=l2_reg, tv_weight=tv_weight, blur_sigma=blur_sigma, init_std=init_std)
+    cfg = model_recipe(model, "visualize_class", DEFAULTS, dict(
+        iterations=iterations, lr=lr, l2_reg=l2_reg, jitter=jitter, scale_jitter=scale_jitter,
+        smooth_gradient=smooth_gradient, blur_every=blur_every, blur_sigma=blur_sigma, tv_weight=tv_weight,
+        octaves=octaves, octave_scale=octave_scale, init_std=init_std, objective=objective))
+    _check_settings(**{k: v for k, v in cfg.items() if k not in ("octaves", "objective")})
+    return _visualize(model, target, cfg, size, priors, transforms, seed, callback, dtype)
+
+
+def _visualize(model, target, cfg, size, priors, transforms, seed, callback, dtype) -> ClassVisResult:
+    """visualize_class with its settings resolved (cfg: DEFAULTS' keys)."""
     single = isinstance(target, (str, int, np.integer))
     targets = class_indices(model, [target] if single else target, 1 if single else len(target))
     size = model.input_size if size is None else check_positive("size", size, integer=True)
-    goal = class_objective(objective, targets)
+    goal = class_objective(cfg["objective"], targets)
     rng = np.random.default_rng(seed)
     lo, hi = (b.astype(dtype) for b in model.pixel_bounds())
-    shapes = octave_shapes(size, size, octaves, octave_scale)
-    x0 = (lo + hi) / 2 + init_std * (hi - lo) * rng.standard_normal((len(targets), 3) + shapes[0]).astype(dtype)
-    own = [rg.l2_prior(l2_reg, (lo + hi) / 2)] + ([rg.tv_prior(tv_weight)] if tv_weight else [])
-    run = ascend(model, x0, goal, iterations=iterations, step=normalized_step(lr), priors=own + list(priors),
-                 transforms=[rg.jitter(jitter), *transforms, rg.blur_every(blur_every, blur_sigma), rg.clip_pixels()],
+    shapes = octave_shapes(size, size, cfg["octaves"], cfg["octave_scale"])
+    x0 = (lo + hi) / 2 + cfg["init_std"] * (hi - lo) * rng.standard_normal((len(targets), 3) + shapes[0]).astype(dtype)
+    own = [rg.l2_prior(cfg["l2_reg"], (lo + hi) / 2)] + ([rg.tv_prior(cfg["tv_weight"])] if cfg["tv_weight"] else [])
+    views = [rg.jitter(cfg["jitter"])] + ([rg.scale_jitter(cfg["scale_jitter"])] if cfg["scale_jitter"] else []) \
+        + ([rg.smooth_gradient(cfg["smooth_gradient"])] if cfg["smooth_gradient"] else [])
+    run = ascend(model, x0, goal, iterations=cfg["iterations"], step=normalized_step(cfg["lr"]),
+                 priors=own + list(priors),
+                 transforms=[*views, *transforms, rg.blur_every(cfg["blur_every"], cfg["blur_sigma"]), rg.clip_pixels()],
                  octaves=shapes, rng=rng, callback=callback)
-    params = {"iterations": iterations, "lr": lr, "l2_reg": l2_reg, "jitter": jitter, "tv_weight": tv_weight,
-              "objective": objective, "blur_every": blur_every, "blur_sigma": blur_sigma, "octaves": octaves,
-              "octave_scale": octave_scale, "size": size, "init_std": init_std, "seed": seed}
-    return _result(model, run, targets, params)
+    return _result(model, run, targets, dict(cfg, size=size, seed=seed))
 
 
 def _result(model, run, targets, params) -> ClassVisResult:

@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = ["l2_penalty", "total_variation", "roll", "random_jitter", "gaussian_kernel",
            "gaussian_blur", "clip_to_bounds", "resize", "Prior", "l2_prior", "tv_prior", "sum_priors",
-           "Transform", "jitter", "blur_every", "clip_pixels"]
+           "Transform", "jitter", "scale_jitter", "smooth_gradient", "blur_every", "clip_pixels"]
 
 
 def l2_penalty(x: np.ndarray, weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +180,35 @@ def blur_every(every: int, sigma: float) -> Transform:
         return x
 
     return Transform(f"blur_every({every}, {sigma:g})", after=after)
+
+
+def _interp_matrix(n_in: int, n_out: int, dtype) -> np.ndarray:
+    """(n_out, n_in) bilinear interpolation matrix (resize's weights along one axis)."""
+    lo, hi, f = _bilinear_weights(n_in, n_out)
+    m = np.zeros((n_out, n_in), dtype=dtype)
+    np.add.at(m, (np.arange(n_out), lo), 1 - f)
+    np.add.at(m, (np.arange(n_out), hi), f)
+    return m
+
+
+def scale_jitter(max_scale: float) -> Transform:
+    """Resize the image by a random factor in [1 - max_scale, 1 + max_scale] before the
+    gradient (bilinear, as a matrix on each axis, so the gradient maps back exactly by its
+    transpose): the ascent must work at several scales, which keeps it from pixel noise."""
+    def view(x, rng):
+        H, W = x.shape[2:]
+        s = rng.uniform(1 - max_scale, 1 + max_scale)
+        ry = _interp_matrix(H, max(8, round(H * s)), x.dtype)
+        rx = _interp_matrix(W, max(8, round(W * s)), x.dtype)
+        return ry @ x @ rx.T, (lambda g: ry.T @ g @ rx)
+
+    return Transform(f"scale_jitter({max_scale:g})", view=view)
+
+
+def smooth_gradient(sigma: float) -> Transform:
+    """Blur the gradient (not the image) by sigma pixels: steps favour smooth, large
+    structures over pixel-level noise (a preconditioner)."""
+    return Transform(f"smooth_gradient({sigma:g})", view=lambda x, rng: (x, lambda g: gaussian_blur(g, sigma)))
 
 
 def clip_pixels() -> Transform:
