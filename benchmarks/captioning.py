@@ -7,19 +7,31 @@ T = 16 steps (captions of 17 ids), vocabulary 1004, hidden 512, word vectors 256
 image features 512. Timings alternate between the two frameworks in rounds and report
 the median step, so that load from other processes affects both alike.
 
-    OMP_NUM_THREADS=1 python benchmarks/captioning.py [--batches 25 128] [--cells lstm rnn]
+    python benchmarks/captioning.py [--batches 25 128] [--cells lstm rnn] [--threads 1]
 """
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import sys
+import time
 
-THREADS = int(os.environ.setdefault("OMP_NUM_THREADS", "1"))
-for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, str(THREADS))
+import _setup
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[25, 128])
+    parser.add_argument("--cells", nargs="+", choices=("lstm", "rnn"), default=["lstm"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="steps per round and framework")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
+    _setup.add_arguments(parser, threads=1)
+    return parser.parse_args()
+
+
+args = parse_args()
+_setup.configure(args.threads, args.blas_core)
 
 import numpy as np  # noqa: E402
 
@@ -67,35 +79,18 @@ def torch_stepper(model, features, captions):
     return step
 
 
-def median_step_seconds(steppers, rounds, steps_per_round):
-    """{name: median seconds per step}, alternating the steppers round by round."""
-    times = {name: [] for name in steppers}
-    for step in steppers.values():
-        step()  # warm-up: allocations, thread pools
-    for _ in range(rounds):
-        for name, step in steppers.items():
-            for _ in range(steps_per_round):
-                t0 = time.perf_counter()
-                step()
-                times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(t)) for name, t in times.items()}
+def step_flops(n):
+    """Matrix-product FLOPs of one training step (forward + backward = 3x forward)."""
+    t = T - 1
+    fwd = 2 * n * (D * H + t * (W + H) * 4 * H + t * H * V)  # projection, LSTM, vocabulary
+    return 3.0 * fwd
 
 
 def main() -> int:
-    import torch
-
-    torch.set_num_threads(THREADS)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, nargs="+", default=[25, 128])
-    parser.add_argument("--cells", nargs="+", choices=("lstm", "rnn"), default=["lstm", "rnn"])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="steps per round and framework")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results here")
-    args = parser.parse_args()
     w2i = {w: i for i, w in enumerate(["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(V - 4)])}
-    print(f"threads {THREADS} (numpy BLAS and torch); T={T - 1} V={V} H={H} wordvec={W} input={D}; "
-          f"median of {args.rounds * args.steps} steps")
-    print(f"{'cell':5s} {'batch':>5s} {'numpy ms':>9s} {'torch ms':>9s} {'numpy/torch':>11s} {'numpy steps/s':>13s}")
+    line, peak = _setup.header(args.threads)
+    print(f"{line}\nT={T - 1} V={V} H={H} wordvec={W} input={D}; median of {args.rounds * args.steps} steps, "
+          f"rounds interleaved")
     results = []
     for cell in args.cells:
         for n in args.batches:
@@ -103,16 +98,21 @@ def main() -> int:
             features, captions = course_batch(n)
             steppers = {"numpy": numpy_stepper(model, features, captions),
                         "torch": torch_stepper(model, features, captions)}
-            t = median_step_seconds(steppers, args.rounds, args.steps)
-            ratio = t["numpy"] / t["torch"]
-            results.append({"cell": cell, "batch": n, "numpy_s": t["numpy"], "torch_s": t["torch"], "ratio": ratio})
-            print(f"{cell:5s} {n:5d} {1e3 * t['numpy']:9.1f} {1e3 * t['torch']:9.1f} {ratio:11.2f} "
-                  f"{1 / t['numpy']:13.2f}", flush=True)
+            t = _setup.timed({k: (lambda s=s: [s() for _ in range(args.steps)]) for k, s in steppers.items()},
+                             args.rounds)
+            ms = {k: 1e3 * r["wall"][0] / args.steps for k, r in t.items()}
+            g = step_flops(n) / (ms["numpy"] / 1e3) / 1e9 if cell == "lstm" else float("nan")
+            print(f"{cell} batch {n:4d}: numpy {ms['numpy']:6.1f} ms/step ({g:4.0f} GFLOP/s = "
+                  f"{g / peak['numpy']:.2f} x peak), torch {ms['torch']:6.1f} ms/step; {_setup.ratio_line(t)}",
+                  flush=True)
+            results.append({"cell": cell, "batch": n, "numpy_ms": ms["numpy"], "torch_ms": ms["torch"],
+                            "ratio_wall": ms["numpy"] / ms["torch"],
+                            "ratio_cpu": t["numpy"]["cpu"] / t["torch"]["cpu"]})
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": THREADS, "results": results}, f, indent=1)
+            json.dump({"threads": args.threads, "results": results}, f, indent=1)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,45 +1,45 @@
 """Forward plus backward to the image (what saliency maps need) for a batch of images
 through the shipped CNN, NumPy against PyTorch with the same weights, in the same
-process with the same number of threads. Runs are interleaved so that background
-load hits both alike; medians are reported, of wall time and of this process's CPU
-time (with one thread the CPU time is the robust number on a busy machine: it does
-not count time spent waiting for a core).
+process with the same number of threads; runs interleaved, medians reported.
 
-    python benchmarks/cnn.py [--batch 64] [--repeats 7] [--threads 1] [--profile]
+    python benchmarks/cnn.py [--batch 64] [--repeats 7] [--threads 2] [--profile]
 
-Uses the shipped model (gradscope.cnn.load_pretrained()). Torch computes no weight gradients
-(parameters are frozen), matching the NumPy side (param_grads=False).
+Torch computes no weight gradients (parameters frozen), matching the NumPy side
+(param_grads=False). GFLOP/s count the convolution and affine products, forward plus
+the input-gradient backward (2x), against the matmul peak measured in the same run.
+--profile also times every NumPy layer, forward and backward, and splits the
+convolutions into GEMM, im2col copies and the rest.
 """
 import argparse
-import os
 import sys
 import time
+
+import _setup
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads for both")
     p.add_argument("--profile", action="store_true", help="also time every NumPy layer")
+    _setup.add_arguments(p)
     return p.parse_args()
 
 
 args = parse_args()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)  # before NumPy loads its BLAS
+_setup.configure(args.threads, args.blas_core)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gradscope.cnn import load_pretrained  # noqa: E402
-from gradscope.cnn import layer_ops  # noqa: E402
 from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
-
+from gradscope.interface import score_gradient  # noqa: E402
+import gradscope.layers.conv as conv  # noqa: E402
 
 
 def numpy_step(model, x, classes):
-    return model.score_gradient(x, classes)
+    return score_gradient(model, x, classes)
 
 
 def torch_step(module, x, classes):
@@ -49,29 +49,68 @@ def torch_step(module, x, classes):
     return scores.detach().numpy(), xt.grad.numpy()
 
 
-def profile_layers(model, x, repeats=3):
-    """Median forward and backward (input gradient only) CPU seconds of every layer."""
-    rows = []
-    h = x
-    for layer in model.layers:
-        p = model._layer_params(layer)
-        fwd, bwd = [], []
-        for _ in range(repeats):
+class ConvSplit:
+    """Wraps the convolution's im2col and padding to count the seconds spent copying."""
+    def __init__(self):
+        self.copy = 0.0
+        self._im2col, self._pad = conv._im2col, conv._pad_channels_last
+        conv._im2col, conv._pad_channels_last = self._timed(self._im2col), self._timed(self._pad)
+
+    def _timed(self, fn):
+        def run(*a, **k):
             t0 = time.process_time()
-            out, cache, _ = layer_ops.forward(layer, p, h, "test", None)
+            out = fn(*a, **k)
+            self.copy += time.process_time() - t0
+            return out
+        return run
+
+    def close(self):
+        conv._im2col, conv._pad_channels_last = self._im2col, self._pad
+
+
+def profile_layers(model, x, repeats=3):
+    """Per layer: median forward and backward (input gradient only) wall seconds, and
+    for convolutions the part spent in padding and im2col copies."""
+    rows, h = [], x
+    for step in model.steps:
+        if step.kind is None:  # a residual block's join
+            continue
+        layer, p = step.layer, model._step_arrays(step)
+        fwd, bwd, copies = [], [], []
+        for _ in range(repeats):
+            split = ConvSplit()
+            t0 = time.process_time()
+            out, cache, _ = step.kind.forward(layer, p, h, "test", None)
             t1 = time.process_time()
-            layer_ops.backward(layer, np.ones_like(out), cache, False)
+            step.kind.backward(layer, np.ones_like(out), cache, False)
             t2 = time.process_time()
+            split.close()
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
-        rows.append((layer["name"], np.median(fwd), np.median(bwd)))
+            copies.append(split.copy)
+        rows.append((step.name, layer["type"], np.median(fwd), np.median(bwd), np.median(copies)))
         h = out
     return rows
 
 
+def print_profile(rows):
+    print(f"\nper layer (median CPU ms of this process; conv copies = padding + im2col, forward and backward)\n"
+          f"{'layer':<8} {'forward':>8} {'backward':>9} {'copies':>7}")
+    kinds = {"GEMM (conv and affine, less copies)": 0.0, "conv copies": 0.0, "elementwise (bn, relu, pool)": 0.0}
+    for name, kind, f, b, c in rows:
+        print(f"{name:<8} {f * 1e3:8.1f} {b * 1e3:9.1f} {c * 1e3:7.1f}")
+        if kind in ("conv", "affine"):
+            kinds["GEMM (conv and affine, less copies)"] += f + b - c
+            kinds["conv copies"] += c
+        else:
+            kinds["elementwise (bn, relu, pool)"] += f + b
+    total = sum(kinds.values())
+    for k, v in kinds.items():
+        print(f"  {k:<38} {v * 1e3:7.1f} ms ({100 * v / total:4.1f}%)")
+
+
 def main():
-    torch.set_num_threads(args.threads)
-    model, what = load_pretrained(), "shipped model"
+    model = load_pretrained()
     module = params_to_torch(model.config, model.params, model.buffers).eval()
     for p in module.parameters():
         p.requires_grad_(False)
@@ -79,34 +118,25 @@ def main():
     S = model.input_size
     x = rng.standard_normal((args.batch, 3, S, S)).astype(np.float32)
     classes = rng.integers(0, model.num_classes, args.batch)
+    tclasses = torch.from_numpy(classes)
+    line, peak = _setup.header(args.threads)
+    print(f"{line}\nshipped CNN, batch {args.batch} x 3 x {S} x {S}, {args.repeats} interleaved repeats")
     s_np, dx_np = numpy_step(model, x, classes)
-    s_t, dx_t = torch_step(module, x, torch.from_numpy(classes))
-    wall = {"numpy": [], "torch": []}
-    cpu = {"numpy": [], "torch": []}
-    steps = {"numpy": lambda: numpy_step(model, x, classes),
-             "torch": lambda: torch_step(module, x, torch.from_numpy(classes))}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            step()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-    print(f"model: {what}; batch {args.batch} x 3 x {S} x {S}; threads {args.threads}; "
-          f"{args.repeats} interleaved repeats; numpy {np.__version__}, torch {torch.__version__}")
+    s_t, dx_t = torch_step(module, x, tclasses)
     # float32 rounding can flip which input of a max-pool window is largest (both are
     # valid gradients), so dx is compared by relative L2 norm, not elementwise
     print(f"agreement: max |scores diff| {np.abs(s_np - s_t).max():.2e}, "
           f"|dx - dx_torch| / |dx_torch| = {np.linalg.norm(dx_np - dx_t) / np.linalg.norm(dx_t):.2e}")
-    for label, times in (("wall", wall), ("cpu", cpu)):
-        med = {k: float(np.median(v)) for k, v in times.items()}
-        for k in ("numpy", "torch"):
-            print(f"{label:4s} {k:6s} forward+backward to image: median {med[k] * 1000:8.1f} ms "
-                  f"(min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
-        print(f"{label:4s} ratio numpy / torch: {med['numpy'] / med['torch']:.2f} (target <= 1.5)")
+    t = _setup.timed({"numpy": lambda: numpy_step(model, x, classes),
+                      "torch": lambda: torch_step(module, x, tclasses)}, args.repeats)
+    flops = 2 * args.batch * _setup.cnn_forward_flops(model)  # forward + input-gradient backward
+    for k, r in t.items():
+        (med, lo, hi), g = r["wall"], flops / r["wall"][0] / 1e9
+        print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, max "
+              f"{hi * 1e3:.1f}; cpu {r['cpu'] * 1e3:.1f}); {g:4.0f} GFLOP/s = {g / peak[k]:.2f} x its matmul peak")
+    print(_setup.ratio_line(t))
     if args.profile:
-        print(f"\nper layer, CPU time\n{'layer':<10} {'forward ms':>11} {'backward ms':>12}")
-        for name, f, b in profile_layers(model, x):
-            print(f"{name:<10} {f * 1000:11.1f} {b * 1000:12.1f}")
+        print_profile(profile_layers(model, x))
     return 0
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gradscope.errors import DataError, ShapeError
 from gradscope.fileio import atomic_path
@@ -12,24 +13,80 @@ from gradscope.fileio import atomic_path
 __all__ = ["load_image", "save_image", "save_images", "heatmap", "overlay", "difference_image"]
 
 
-def load_image(path) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB (grayscale, palette and RGBA converted;
-    transparency composited on white)."""
+MAX_PIXELS = 100_000_000  # larger images are refused before decoding (decompression bombs)
+MIN_SIDE = 2  # a 1-pixel-wide image has no spatial structure: every method gives a constant result
+
+
+def load_image(path, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> np.ndarray:
+    """Read an image file as uint8 (H, W, 3) RGB, through one decode path: EXIF rotation
+    applied; grayscale, palette, CMYK and 16-bit images converted with the right scale;
+    transparency (LA, RGBA, palette) composited on white. Raises DataError naming the file
+    for a missing, corrupt, too large (> max_pixels) or too small (< min_side) image."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(f"image file not found: {path!r}")
     if os.path.isdir(path):
         raise DataError(f"expected an image file, got a directory: {path!r}")
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(white, rgba)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        with _open_checked(path, max_pixels) as im:
+            rgb = _to_rgb(ImageOps.exif_transpose(im))
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise DataError(f"cannot read image {path!r} (corrupt or not an image): {e}") from None
+    if min(rgb.shape[:2]) < min_side:
+        h, w = rgb.shape[:2]
+        raise DataError(f"image {path!r} is {w}x{h} pixels; gradscope needs at least {min_side}x{min_side} "
+                        "(enlarged to the model's input it becomes a constant image)")
+    return rgb
+
+
+def _open_checked(path, max_pixels):
+    """Image.open with gradscope's pixel limit, checked on the header before decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        im = None  # PIL refused before telling the size; read the header alone to name it
+    if im is None or im.width * im.height > max_pixels:
+        w, h = _header_size(path) if im is None else im.size
+        if im is not None:
+            im.close()
+        raise DataError(f"image {path!r} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels), above the limit of "
+                        f"{max_pixels / 1e6:.0f} megapixels; resize it first (a file this large may be a "
+                        "decompression bomb)")
+    return im
+
+
+def _header_size(path):
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # only the header is read: no pixels are decoded
+    try:
+        with Image.open(path) as im:
+            return im.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _to_rgb(im) -> np.ndarray:
+    """A decoded PIL image -> uint8 (H, W, 3)."""
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        return np.repeat(_gray_to_uint8(np.asarray(im), im.mode)[:, :, None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _gray_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit (and 32-bit integer, as 16-bit) grey -> 0..255; float grey in 0..1 (else 0..255)."""
+    if mode == "F":
+        a = a.astype(np.float64)
+        top = 1.0 if np.nanmax(a, initial=0.0) <= 1.0 else 255.0
+        return np.round(np.clip(np.nan_to_num(a) / top, 0, 1) * 255).astype(np.uint8)
+    return np.round(np.clip(a.astype(np.float64), 0, 65535) / 257.0).astype(np.uint8)
 
 
 def _as_uint8_image(name: str, image) -> np.ndarray:

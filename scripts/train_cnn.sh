@@ -7,7 +7,8 @@
 # Stage 3 warm-starts from it with a fresh 2-epoch one-cycle schedule: 1 epoch on random
 # 48-pixel windows of the 64-pixel images, 1 on 56-pixel windows (objects keep their
 # test-time scale at about half and three quarters of the cost of a full-size epoch).
-# If it is interrupted, run it again: the trainer resumes exactly from its last checkpoint.
+# If it is interrupted, add --resume to the train line and run it again: the trainer resumes
+# exactly from its last checkpoint.
 set -e
 DATA="${1:-../shared/data/tiny-imagenet-100-A}"
 PREV=dd54f55:gradscope/cnn/pretrained/tinyimagenet100a
@@ -15,7 +16,7 @@ mkdir -p runs/cnn_prev
 git show "$PREV.json" > runs/cnn_prev/model.json
 git show "$PREV.npz" > runs/cnn_prev/model.npz
 ${PYTHON:-python} -m gradscope cnn train --data "$DATA" --out runs/cnn3 --init-from runs/cnn_prev/model.json \
-    --epochs-schedule 64:1:48,64:1:56 --lr 0.05 --widths 32,64,128,256,256 --threads 2 --seed 0 --resume
+    --epochs-schedule 64:1:48,64:1:56 --lr 0.05 --widths 32,64,128,256,256 --threads 2 --seed 0
 mkdir -p gradscope/cnn/pretrained
 cp runs/cnn3/model.json gradscope/cnn/pretrained/tinyimagenet100a.json
 cp runs/cnn3/model.npz gradscope/cnn/pretrained/tinyimagenet100a.npz

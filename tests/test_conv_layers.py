@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from gradscope.errors import GradscopeError, ShapeError
 from gradscope.gradcheck import eval_numerical_gradient_array, rel_error
 from gradscope.layers import (batchnorm_backward, batchnorm_forward, conv_backward, conv_backward_input,
-                              conv_forward, dropout_backward, dropout_forward, global_avg_pool_backward,
-                              global_avg_pool_forward, max_pool_backward, max_pool_forward,
+                              conv_backward_reference, conv_forward, conv_forward_reference, dropout_backward, dropout_forward, global_avg_pool_backward,
+                              global_avg_pool_forward, max_pool_backward, max_pool_backward_reference,
+                              max_pool_forward, max_pool_forward_reference,
                               spatial_batchnorm_backward, spatial_batchnorm_forward)
 
 
@@ -57,6 +58,30 @@ def test_conv_matches_torch(rng, stride, pad, k):
     assert np.allclose(dw, wt.grad.numpy(), atol=1e-3)
     assert np.allclose(db, bt.grad.numpy(), atol=1e-4)
     assert dx.dtype == dw.dtype == np.float32
+
+
+@pytest.mark.parametrize("stride,pad,k,F", [(1, 1, 3, 4), (1, 1, 3, 9), (2, 1, 3, 4), (1, 0, 2, 3),
+                                            (3, 2, 3, 5), (1, 2, 5, 4)])
+def test_conv_fast_path_equals_reference(rng, stride, pad, k, F):
+    """The channels-last im2col path (both dx forms) against the loop over kernel offsets."""
+    x = rng.standard_normal((3, 4, 9, 8))
+    w, b = rng.standard_normal((F, 4, k, k)), rng.standard_normal(F)
+    out, cache = conv_forward(x, w, b, stride, pad)
+    ref, ref_cache = conv_forward_reference(x, w, b, stride, pad)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for g, g_ref in zip(conv_backward(dout, cache), conv_backward_reference(dout, ref_cache)):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_reference_gradients(rng):
+    x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    out, cache = conv_forward_reference(x, w, b, 2, 1)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv_backward_reference(dout, cache)
+    f = lambda _: conv_forward_reference(x, w, b, 2, 1)[0]  # noqa: E731
+    for grad, arr in ((dx, x), (dw, w), (db, b)):
+        assert rel_error(grad, eval_numerical_gradient_array(f, arr, dout)) < 1e-7
 
 
 def test_conv_first_layer_shape_uses_col2im_and_is_right(rng):
@@ -118,6 +143,17 @@ def test_max_pool_gradient_and_torch(rng, shape, size, stride):
     ot.backward(t(dout))
     assert np.allclose(out, ot.detach().numpy())
     assert np.allclose(dx, xt.grad.numpy())
+
+
+@pytest.mark.parametrize("shape,size,stride", [((2, 3, 8, 8), 2, 2), ((2, 2, 7, 9), 3, 2), ((1, 2, 6, 5), 2, 1)])
+def test_max_pool_fast_path_equals_reference(rng, shape, size, stride):
+    x = rng.integers(0, 4, shape).astype(np.float64)  # many ties: the first maximum must win in both
+    out, cache = max_pool_forward(x, size, stride)
+    ref, ref_cache = max_pool_forward_reference(x, size, stride)
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(max_pool_backward(dout, cache), max_pool_backward_reference(dout, ref_cache),
+                               rtol=1e-14, atol=1e-14)
 
 
 def test_max_pool_ties_route_gradient_once():

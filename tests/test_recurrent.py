@@ -1,13 +1,14 @@
-"""Vanilla RNN and LSTM layers: numerical gradients, PyTorch parity, step-by-step
-versus full sequence, dtypes and input errors."""
+"""Vanilla RNN and LSTM layers: numerical gradients, PyTorch parity, the fast sequence
+path against the reference loop of textbook steps, dtypes and input errors."""
 import numpy as np
 import pytest
 import torch
 
 from gradscope.errors import ShapeError
 from gradscope.gradcheck import check_layer_gradients
-from gradscope.layers import (lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward,
-                              rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward)
+from gradscope.layers import (lstm_backward, lstm_backward_reference, lstm_forward, lstm_forward_reference,
+                              lstm_step_backward, lstm_step_forward, rnn_backward, rnn_backward_reference,
+                              rnn_forward, rnn_forward_reference, rnn_step_backward, rnn_step_forward, sigmoid)
 
 N, T, D, H = 3, 4, 5, 6
 TOL = 1e-7
@@ -120,50 +121,54 @@ def test_lstm_matches_torch():
     np.testing.assert_allclose(db[p], lstm.bias_ih_l0.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
-# ------------------------------------------------------ step by step = full sequence
+# ------------------------------------- fast path = reference sequence (a loop of steps)
 
 def close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-def test_rnn_steps_equal_sequence():
-    inp = make_inputs(1, seed=7)
-    h, cache = rnn_forward(**inp)
-    dh = np.random.default_rng(8).standard_normal(h.shape)
-    grads = rnn_backward(dh, cache)
+FAST_AND_REFERENCE = [(rnn_forward, rnn_backward, rnn_forward_reference, rnn_backward_reference, 1),
+                      (lstm_forward, lstm_backward, lstm_forward_reference, lstm_backward_reference, 4)]
 
-    prev_h, caches = inp["h0"], []
-    for t in range(T):
-        prev_h, c = rnn_step_forward(inp["x"][:, t], prev_h, inp["Wx"], inp["Wh"], inp["b"])
-        caches.append(c)
-        close(prev_h, h[:, t])
-    dprev_h, dx, dW = np.zeros((N, H)), np.zeros_like(inp["x"]), [0, 0, 0]
-    for t in reversed(range(T)):
-        dx[:, t], dprev_h, *step_dW = rnn_step_backward(dh[:, t] + dprev_h, caches[t])
-        dW = [a + s for a, s in zip(dW, step_dW)]
-    for a, b in zip((dx, dprev_h, *dW), grads):
+
+@pytest.mark.parametrize("fwd, bwd, ref_fwd, ref_bwd, gates", FAST_AND_REFERENCE)
+def test_fast_path_equals_reference_sequence(fwd, bwd, ref_fwd, ref_bwd, gates):
+    inp = make_inputs(gates, seed=7 + gates)
+    h, cache = fwd(**inp)
+    h_ref, ref_cache = ref_fwd(**inp)
+    close(h, h_ref)
+    dh = np.random.default_rng(8 + gates).standard_normal(h.shape)
+    grads, ref_grads = bwd(dh, cache), ref_bwd(dh, ref_cache)
+    assert len(grads) == len(ref_grads) == 5  # dx, dh0, dWx, dWh, db
+    for a, b in zip(grads, ref_grads):
         close(a, b)
 
 
-def test_lstm_steps_equal_sequence():
-    inp = make_inputs(4, seed=9)
-    h, cache = lstm_forward(**inp)
-    dh = np.random.default_rng(10).standard_normal(h.shape)
-    grads = lstm_backward(dh, cache)
+@pytest.mark.parametrize("fwd, bwd, ref_fwd, ref_bwd, gates", FAST_AND_REFERENCE)
+def test_fast_path_equals_reference_float32(fwd, bwd, ref_fwd, ref_bwd, gates):
+    inp = {k: v.astype(np.float32) for k, v in make_inputs(gates, seed=20, n=5, t=7, d=8, h=9).items()}
+    h, cache = fwd(**inp)
+    h_ref, ref_cache = ref_fwd(**inp)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-5, atol=1e-6)
+    dh = np.random.default_rng(21).standard_normal(h.shape).astype(np.float32)
+    for a, b in zip(bwd(dh, cache), ref_bwd(dh, ref_cache)):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
-    prev_h, prev_c, caches = inp["h0"], np.zeros((N, H)), []
-    for t in range(T):
-        prev_h, prev_c, c = lstm_step_forward(inp["x"][:, t], prev_h, prev_c,
-                                              inp["Wx"], inp["Wh"], inp["b"])
-        caches.append(c)
-        close(prev_h, h[:, t])
-    dprev_h, dprev_c, dx, dW = np.zeros((N, H)), np.zeros((N, H)), np.zeros_like(inp["x"]), [0] * 3
-    for t in reversed(range(T)):
-        dx[:, t], dprev_h, dprev_c, *step_dW = lstm_step_backward(dh[:, t] + dprev_h, dprev_c,
-                                                                  caches[t])
-        dW = [a + s for a, s in zip(dW, step_dW)]
-    for a, b in zip((dx, dprev_h, *dW), grads):
-        close(a, b)
+
+def test_reference_sequence_gradients():
+    assert_all_close_to_numeric(check_layer_gradients(lstm_forward_reference, lstm_backward_reference,
+                                                      make_inputs(4, t=3)))
+    assert_all_close_to_numeric(check_layer_gradients(rnn_forward_reference, rnn_backward_reference,
+                                                      make_inputs(1, t=3)))
+
+
+def test_sigmoid_is_stable_and_exact():
+    z = np.array([-1000.0, -30.0, -1.0, 0.0, 2.0, 40.0, 1000.0])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # exp(-1000) may underflow
+        s = sigmoid(z)
+    np.testing.assert_allclose(s[1:-1], 1 / (1 + np.exp(-z[1:-1])), rtol=1e-15)
+    assert s[0] == 0.0 and s[-1] == 1.0
 
 
 # --------------------------------------------------------------- pure functions

@@ -249,3 +249,21 @@ def test_keep_best_restores_the_best_epochs_parameters(tmp_path, with_dir):
         np.testing.assert_array_equal(model.params[k], seen[2][k])
         assert not np.array_equal(model.params[k], seen[4][k])
     assert os.path.exists(os.path.join(str(tmp_path), "best.npz")) == with_dir
+
+
+def test_trainer_is_silent_unless_given_progress_and_drop_last_counts_full_batches(capfd):
+    X, y = blobs()
+    n = len(X)
+    result = Trainer(SoftmaxRegression(5, 3), ArrayDataset(X, y), batch_size=64, num_epochs=2).train()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # no bar, no print by default
+    assert result.iterations == 2 * -(-n // 64)
+    seen = []
+    result = Trainer(SoftmaxRegression(5, 3), ArrayDataset(X, y), batch_size=64, num_epochs=2, drop_last=True,
+                     progress=lambda done, total: seen.append((done, total))).train()
+    per_epoch = n // 64
+    assert result.iterations == 2 * per_epoch and seen == [(i, 2 * per_epoch) for i in range(1, 2 * per_epoch + 1)]
+    big = Trainer(SoftmaxRegression(5, 3), ArrayDataset(X, y), batch_size=10 * n, num_epochs=3, drop_last=True)
+    assert big.train().iterations == 3  # smaller than one batch: one batch of everything per epoch
+    with pytest.raises(GradscopeError, match="progress"):
+        Trainer(SoftmaxRegression(5, 3), ArrayDataset(X, y), progress="yes").train()

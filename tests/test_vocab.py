@@ -56,7 +56,15 @@ def test_decode_round_trip_1d_and_2d():
 def test_check_vocab_errors():
     word_to_idx, idx_to_word = build_vocab([["x"]])
     check_vocab(word_to_idx, idx_to_word)
-    with pytest.raises(DataError, match="<START> to 1"):
-        check_vocab({"<NULL>": 0, "<START>": 2, "<END>": 1, "<UNK>": 3})
+    assert check_vocab({"<NULL>": 0, "<START>": 2, "<END>": 1, "<UNK>": 3}) == ["<NULL>", "<END>", "<START>", "<UNK>"]
+    assert check_vocab({"<NULL>": 0, "cat": 2, "dog": 3}) == ["<NULL>", None, "cat"]  # the course's: V = 3
+    with pytest.raises(DataError, match="no <NULL>"):
+        check_vocab({"<START>": 0, "<END>": 1})
+    with pytest.raises(DataError, match="distinct"):
+        check_vocab({"<NULL>": 0, "a": 1, "b": 1})
+    with pytest.raises(DataError, match="distinct"):
+        check_vocab({"<NULL>": 0, "a": -1})
+    with pytest.raises(GradscopeError, match="encoding captions needs <UNK>"):
+        encode([["a"]], {"<NULL>": 0, "<START>": 1, "<END>": 2, "a": 3}, max_length=3)
     with pytest.raises(DataError, match="disagree"):
         check_vocab(word_to_idx, idx_to_word[:-1])

@@ -35,7 +35,7 @@ def beam_search(model, features, beam_size=3, max_length=30, length_normalizatio
     h = np.repeat(h, k, axis=0)  # (N*k, H): beam j of image i at row i*k + j
     c = None if c is None else np.repeat(c, k, axis=0)
     beams = _Beams(n, k, max_length, model.null_idx)
-    words = np.full(n * k, model.start_idx)
+    words = np.full(n * k, model.decoding_start())
     for t in range(max_length):
         if not beams.any_live():
             break
@@ -106,7 +106,7 @@ def sequence_log_prob(model, features, captions):
         raise GradscopeError(f"captions must have shape ({len(h)}, L), got {captions.shape}")
     total = np.zeros(len(h))
     alive = np.ones(len(h), dtype=bool)
-    words = np.full(len(h), model.start_idx)
+    words = np.full(len(h), model.decoding_start())
     for t in range(captions.shape[1]):
         if not alive.any():
             break

@@ -22,7 +22,8 @@ def save_captioner(path, model: CaptioningRNN, extra_meta: dict | None = None, f
     info = {**model.info, **(extra_meta or {})}
     meta = {"format": FORMAT, "cell_type": model.cell_type, "input_dim": model.input_dim,
             "wordvec_dim": model.wordvec_dim, "hidden_dim": model.hidden_dim,
-            "dtype": model.dtype.name, "idx_to_word": model.idx_to_word, "info": info}
+            "dtype": model.dtype.name, "idx_to_word": model.idx_to_word,
+            "word_to_idx": model.word_to_idx, "info": info}
     arrays = {f"param/{k}": v.astype(np.float16) if float16 else v for k, v in model.params.items()}
     try:
         arrays["meta"] = json_array(meta)
@@ -37,7 +38,7 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
     arrays = load_npz(path)
     meta = read_json_array(arrays, "meta", path, FORMAT, "gradscope captioner file")
     try:
-        word_to_idx = {w: i for i, w in enumerate(meta["idx_to_word"])}
+        word_to_idx = meta.get("word_to_idx") or {w: i for i, w in enumerate(meta["idx_to_word"])}
         model = CaptioningRNN(word_to_idx, input_dim=meta["input_dim"], wordvec_dim=meta["wordvec_dim"],
                               hidden_dim=meta["hidden_dim"], cell_type=meta["cell_type"],
                               dtype=dtype or meta["dtype"])

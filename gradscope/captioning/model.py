@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradscope.data.vocab import check_vocab, require_tokens
 from gradscope.errors import GradscopeError, ShapeError
 from gradscope.layers import (affine_backward, affine_forward, lstm_backward, lstm_forward,
                               lstm_step_forward, rnn_backward, rnn_forward, rnn_step_forward,
@@ -30,7 +31,8 @@ class CaptioningRNN:
         W_vocab (H, V), b_vocab (V,)        hidden state -> vocabulary scores
 
     Args:
-        word_to_idx: vocabulary, word -> index in 0..V-1; must hold <NULL>, <START>, <END>.
+        word_to_idx: vocabulary, word -> id, V = len(word_to_idx) (gradscope.data.vocab's rule:
+            <NULL> required; <START>/<END> only for decoding, checked when decoding).
         input_dim (D), wordvec_dim (W), hidden_dim (H): sizes.
         cell_type: 'rnn' or 'lstm'. dtype: np.float32 or np.float64. seed: initialization.
     """
@@ -46,8 +48,10 @@ class CaptioningRNN:
             _positive_int(n, v) for n, v in (("input_dim", input_dim), ("wordvec_dim", wordvec_dim),
                                              ("hidden_dim", hidden_dim)))
         self.cell_type = cell_type
-        self.word_to_idx, self.idx_to_word = _check_vocab(word_to_idx)
-        self.null_idx, self.start_idx, self.end_idx = (self.word_to_idx[w] for w in (NULL, START, END))
+        self.idx_to_word = check_vocab(word_to_idx)  # V entries, None at ids no word has
+        self.word_to_idx = {w: int(i) for w, i in word_to_idx.items()}
+        self.null_idx = self.word_to_idx[NULL]
+        self.start_idx, self.end_idx = (self.word_to_idx.get(w) for w in (START, END))  # None if absent
         self.info = {}  # free-form metadata (training data, feature extractor) kept by save_captioner
         self.params = self._init_params(np.random.default_rng(seed))
 
@@ -128,7 +132,16 @@ class CaptioningRNN:
     @property
     def never_generated(self) -> list:
         """Word ids a decoder never emits: <NULL> is padding and <START> is input-only."""
-        return [self.null_idx, self.start_idx]
+        return [i for i in (self.null_idx, self.start_idx) if i is not None and i < self.vocab_size]
+
+    def decoding_start(self) -> int:
+        """The <START> id decoding begins with; a clear error when the vocabulary lacks it
+        (<END> is optional: without it a caption runs to max_length)."""
+        start, = require_tokens(self.word_to_idx, (START,), "decoding")
+        if start >= self.vocab_size:
+            raise GradscopeError(f"decoding needs {START} to have an id below the vocabulary size "
+                                 f"{self.vocab_size}, got {start}")
+        return start
 
     def sample(self, features, max_length=30):
         """Greedy decoding: features (N, D) -> captions (N, max_length) int32 word ids,
@@ -138,7 +151,7 @@ class CaptioningRNN:
         h, c = self.initial_state(features)
         n = len(h)
         captions = np.full((n, max_length), self.null_idx, dtype=np.int32)
-        words = np.full(n, self.start_idx)
+        words = np.full(n, self.decoding_start())
         done = np.zeros(n, dtype=bool)
         for t in range(max_length):
             if done.all():
@@ -187,21 +200,3 @@ def _positive_int(name, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise GradscopeError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _check_vocab(word_to_idx):
-    """(word_to_idx, idx_to_word list) after checking indices are exactly 0..V-1."""
-    try:
-        word_to_idx = {str(w): int(i) for w, i in dict(word_to_idx).items()}
-    except (TypeError, ValueError):
-        raise GradscopeError("word_to_idx must map words to integer indices") from None
-    missing = [w for w in (NULL, START, END) if w not in word_to_idx]
-    if missing:
-        raise GradscopeError(f"word_to_idx lacks the special token(s) {', '.join(missing)}")
-    idx_to_word = [None] * len(word_to_idx)
-    for w, i in word_to_idx.items():
-        if not 0 <= i < len(idx_to_word) or idx_to_word[i] is not None:
-            raise GradscopeError(f"word_to_idx indices must be 0..{len(idx_to_word) - 1}, each used once; "
-                                 f"{w!r} has index {i}")
-        idx_to_word[i] = w
-    return word_to_idx, idx_to_word

@@ -48,10 +48,12 @@ def parse_source(spec: str) -> tuple[str, str | None]:
     return kind, (arg or None)
 
 
-def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None) -> CaptionSource:
+def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None, vocab=None) -> CaptionSource:
     """Load the splits (default: all) of a source string (see the module docstring).
 
     progress: optional callable(split, done, total) while Flickr8k features are computed.
+    vocab: Flickr8k only: (word_to_idx, idx_to_word) to encode captions with (a trained
+        captioner's), so that the train split is not needed to build one.
     """
     kind, arg = parse_source(spec)
     wanted = None if splits is None else [SPLIT_ALIASES.get(s, s) for s in splits]
@@ -65,7 +67,7 @@ def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None) ->
         from gradscope.data.coco import load_coco
 
         return CaptionSource(spec, load_coco(arg, splits=tuple(wanted or ("train", "val"))), "coco-vgg16-fc7-pca")
-    return _load_flickr8k(spec, arg, wanted, progress)
+    return _load_flickr8k(spec, arg, wanted, progress, vocab)
 
 
 def feature_cache_dir() -> str:
@@ -75,11 +77,12 @@ def feature_cache_dir() -> str:
     return os.path.join(root, "features")
 
 
-def _load_flickr8k(spec, root, splits, progress) -> CaptionSource:
+def _load_flickr8k(spec, root, splits, progress, vocab=None) -> CaptionSource:
     from gradscope.captioning.features import cnn_feature_fn
     from gradscope.data.flickr8k import load_flickr8k
 
     feature_fn = cnn_feature_fn()
     cache = os.path.join(feature_cache_dir(), f"flickr8k-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
-    data = load_flickr8k(root, feature_fn=feature_fn, feature_cache=cache, splits=splits, progress=progress)
+    data = load_flickr8k(root, feature_fn=feature_fn, feature_cache=cache, splits=splits, progress=progress,
+                         vocab=vocab)
     return CaptionSource(spec, data, feature_fn.name, feature_fn.fingerprint())

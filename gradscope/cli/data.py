@@ -1,11 +1,13 @@
 """`gradscope data ...`: fetch data sets.
 
-    gradscope data download coco [--dir DIR]
+    gradscope data download coco [--dir DIR] [--url URL] [--sha256 HEX]
 """
 from __future__ import annotations
 
-import sys
+import os
 
+from gradscope.cli.output import output_folder
+from gradscope.cli.progress import Progress
 from gradscope.data.download import COCO_URL, default_data_dir, download_coco
 
 DATASETS = {"coco": COCO_URL}
@@ -15,26 +17,29 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="download data sets")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     dl = sub.add_parser("download", help="download and unpack a data set (resumes a partial download)",
-                        description="Download and unpack a data set. An interrupted download resumes "
-                                    "on the next run. When no checksum is published for the archive, "
-                                    "its sha256 is printed and stored next to it, and later runs check it.")
+                        description="Download (over https) and unpack a data set. An interrupted download resumes "
+                                    "on the next run. The archive's sha256 is verified against --sha256 or the "
+                                    "digest pinned in gradscope; where none is known, it is printed and stored "
+                                    "next to the archive, and later runs check it.")
     dl.add_argument("dataset", choices=sorted(DATASETS), help="coco: the course's COCO captioning features")
     dl.add_argument("--dir", default=None, help=f"where to put it (default: $GRADSCOPE_DATA or {default_data_dir()})")
-    dl.add_argument("--url", default=None, help="download from this URL instead (a mirror)")
+    dl.add_argument("--url", default=None, help="download from this https URL instead (a mirror)")
+    dl.add_argument("--sha256", default=None, metavar="HEX", help="the archive's expected sha256 digest")
     dl.add_argument("--remove-archive", action="store_true", help="delete the zip after unpacking")
-    dl.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dl.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     dl.set_defaults(func=run_download)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
 
 def run_download(args) -> int:
     url = args.url or DATASETS[args.dataset]
-    bar = None if args.no_progress else _ProgressBar(url)
-    try:
-        result, folder = download_coco(args.dir, url=url, progress=bar, keep_archive=not args.remove_archive)
-    finally:
-        if bar is not None:
-            bar.close()
+    folder = args.dir or default_data_dir()
+    partial = lambda f: any(n.endswith(".part") for n in os.listdir(f))  # noqa: E731 - kept for resuming
+    bar = Progress(f"download {url.rsplit('/', 1)[-1]}", unit="MB", enabled=not args.no_progress)
+    with output_folder(folder, "--dir", keep=partial), bar:
+        result, target = download_coco(folder, url=url, sha256=args.sha256, keep_archive=not args.remove_archive,
+                                       progress=lambda done, total: bar.update(
+                                           done >> 20, None if total is None else total >> 20))
     if not result.downloaded:
         print(f"archive already present: {result.path}")
     elif result.resumed:
@@ -44,25 +49,5 @@ def run_download(args) -> int:
               f"and checked on later runs)")
     else:
         print(f"sha256 {result.sha256} verified")
-    print(f"COCO captioning data in {folder}")
+    print(f"COCO captioning data in {target}")
     return 0
-
-
-class _ProgressBar:
-    """A tqdm bar driven by download_file's progress(done, total) callback."""
-
-    def __init__(self, url):
-        self.url = url
-        self.bar = None
-
-    def __call__(self, done, total):
-        if self.bar is None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-                            desc=self.url.rsplit("/", 1)[-1], file=sys.stderr)
-        else:
-            self.bar.update(done - self.bar.n)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()

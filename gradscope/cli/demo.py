@@ -1,12 +1,16 @@
 """`gradscope demo`: every part of gradscope on a few photographs, offline, into an HTML report."""
 from __future__ import annotations
 
-import sys
+from gradscope.cli.args import default_of, seed_int
+from gradscope.cli.output import output_folder
+from gradscope.cli.progress import Progress
 
 DEFAULT_OUT = "gradscope-demo"
 
 
 def register(subparsers) -> None:
+    from gradscope.demo.runner import run_demo
+
     p = subparsers.add_parser(
         "demo", help="run classification, captioning and every image-gradient method on photos; write a report",
         description="Runs the shipped CNN and captioner and every method on scikit-image's sample photos "
@@ -15,26 +19,21 @@ def register(subparsers) -> None:
                    help=f"output folder (default ./{DEFAULT_OUT})")
     p.add_argument("--images", nargs="+", metavar="FILE", default=None,
                    help="your own photos (default: scikit-image's chelsea, coffee, astronaut, rocket)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=default_of(run_demo, "seed"), help="random seed (default %(default)s)")
     p.add_argument("--quick", action="store_true", help="a few iterations per method (seconds, for a smoke test)")
     p.set_defaults(func=run_demo_command)
 
 
 def _progress_bar():
-    """(progress callback for run_demo, tqdm bar): one tick per section, the current
-    section's iterations in the postfix, each finished section's summary printed above."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, desc="demo", unit="section", file=sys.stderr, leave=False, disable=None)
+    """(progress callback for run_demo, Progress): one unit per section, the current
+    section and its iterations shown beside it."""
+    bar = Progress("demo", unit="sections")
+    done = [0]
 
     def progress(ev):
-        bar.total = ev["sections"]
-        if ev["status"] == "done":
-            bar.update(1)
-        elif ev["iterations"]:
-            bar.set_postfix_str(f"{ev['title']} {ev['iteration']}/{ev['iterations']}", refresh=True)
-        else:
-            bar.set_postfix_str(ev["title"], refresh=True)
+        done[0] += ev["status"] == "done"
+        step = f"{ev['iteration']}/{ev['iterations']}" if ev.get("iterations") else ev["status"]
+        bar.update(done[0], ev["sections"], section=ev["title"], step=step)
 
     return progress, bar
 
@@ -51,10 +50,8 @@ def run_demo_command(args) -> int:
     from gradscope.demo import run_demo
 
     progress, bar = _progress_bar()
-    try:
+    with output_folder(args.output, "-o"), bar:
         result = run_demo(args.output, images=args.images, seed=args.seed, progress=progress, quick=args.quick)
-    finally:
-        bar.close()
     for name, rec in result.results["models"].items():
         print(f"{name}: {rec['description']}" if rec["loaded"] else f"{name}: MISSING: {rec['error']}")
     for section in result.sections:

@@ -1,14 +1,17 @@
-"""Commands for the image-gradient methods: saliency (and its evaluation), fool,
-classvis, invert, dream. Each prints its numbers (or JSON with --json) and writes PNGs."""
+"""Commands for the image-gradient methods: saliency maps (and `saliency evaluate`), fool,
+classvis, invert, dream. Each handler turns its arguments into library calls, prints the
+numbers (or JSON with --json) and writes PNGs."""
 from __future__ import annotations
 
-import json
 import os
-import sys
 
 import numpy as np
 
-from gradscope.errors import DataError, GradscopeError
+from gradscope.cli.args import default_of, nonneg_float, nonneg_int, positive_float, positive_int, scale_factor, seed_int
+from gradscope.cli.cnn import MODEL_HELP
+from gradscope.cli.output import emit, output_folder
+from gradscope.cli.progress import Progress
+from gradscope.errors import GradscopeError
 
 METHOD_NAMES = {"vanilla": "saliency", "smoothgrad": "smoothgrad", "ig": "integrated_gradients"}
 
@@ -20,15 +23,15 @@ def register(subparsers) -> None:
 
 # ---------------------------------------------------------------- shared helpers
 
-def _common(p, output_required=True):
-    p.add_argument("--model", metavar="SPEC", default=None,
-                   help="model: 'gradscope' (shipped CNN, default), 'path/model.json', "
-                        "'torchvision:NAME' or 'file.py:factory'")
+def _common(p, output="required"):
+    """--model, --weights, --seed, --json and (output 'required' or 'optional') -o."""
+    p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    p.add_argument("-o", "--output", metavar="OUT", required=output_required,
-                   help="output folder (or .png file for a single image)")
+    if output:
+        p.add_argument("-o", "--output", metavar="OUT", required=output == "required",
+                       help="output folder (or .png file for a single image)")
 
 
 def _load_model(args):
@@ -37,37 +40,19 @@ def _load_model(args):
     return load_image_model(args.model, args.weights)
 
 
-def _progress(total, desc, key=None):
-    """(callback, bar): a tqdm bar on stderr advanced by a method callback; the postfix
-    shows the mean of info[key]."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, leave=False, file=sys.stderr, disable=None)
-
-    def callback(iteration, info):
-        bar.n = iteration
-        if key is not None and key in info:
-            bar.set_postfix({key: f"{float(np.mean(info[key])):.3f}"}, refresh=False)
-        bar.refresh()
-
-    return callback, bar
+def _output(args):
+    """The output folder guard of -o (checked now; removed again if the command fails)."""
+    return output_folder(args.output, "-o", file_ext=".png")
 
 
 def _model_input(model, image, keep_size=False):
     """(1, 3, H, W) model input from a uint8 image; keep_size skips the resize to
     model.input_size (pixel values mapped through the model's pixel bounds)."""
+    from gradscope.interface import pixels_to_input
+
     if not keep_size or image.shape[:2] == (model.input_size, model.input_size):
         return model.preprocess(image[None])
-    lo, hi = model.pixel_bounds()
-    return (lo + (hi - lo) * (image.transpose(2, 0, 1)[None] / 255.0)).astype(np.float32)
-
-
-def _emit(args, payload: dict, lines: list) -> None:
-    if args.json:
-        print(json.dumps(payload, indent=1))
-    else:
-        for line in lines:
-            print(line)
+    return pixels_to_input(model, image[None])
 
 
 def _class_label(model, c) -> str:
@@ -81,18 +66,37 @@ def _written(paths) -> list:
 # ---------------------------------------------------------------- saliency
 
 def _add_saliency(sub):
-    p = sub.add_parser("saliency", help="saliency maps of images; 'saliency evaluate' scores them",
-                       description="gradscope saliency IMAGE... -o OUT | gradscope saliency evaluate --data DIR")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or 'evaluate'")
-    p.add_argument("--target", metavar="CLASS", help="class (index, wnid or name); default: the predicted class")
+    group = sub.add_parser("saliency", help="saliency maps of images; 'saliency evaluate' scores them",
+                           description="`gradscope saliency IMAGE... -o OUT` is short for `gradscope saliency "
+                                       "maps IMAGE... -o OUT`; `gradscope saliency evaluate --data DIR` scores "
+                                       "saliency maps on TinyImageNet val images.")
+    s = group.add_subparsers(dest="saliency_command", metavar="{maps,evaluate} | IMAGE")
+    maps = s.add_parser("maps", help="saliency maps of image files (the default: `gradscope saliency IMAGE...`)")
+    maps.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    maps.add_argument("--target", metavar="CLASS", help="class (index, wnid or name); default: the predicted class")
+    _method_args(maps)
+    _common(maps)
+    maps.set_defaults(func=_run_saliency)
+    ev = s.add_parser("evaluate", help="pointing game and deletion/insertion AUCs on TinyImageNet val images")
+    ev.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory (uses its val split)")
+    ev.add_argument("--n", type=positive_int, default=100, help="number of val images (default %(default)s)")
+    from gradscope.methods.evaluation import DEFAULTS as EVAL
+
+    ev.add_argument("--stages", type=positive_int, default=EVAL["stages"], help="deletion/insertion stages")
+    _method_args(ev)
+    _common(ev, output=None)
+    ev.set_defaults(func=_run_saliency_evaluate)
+    group.set_defaults(func=lambda args: group.print_help() or 0)
+
+
+def _method_args(p):
+    from gradscope.methods.saliency import DEFAULTS
+
     p.add_argument("--method", choices=sorted(METHOD_NAMES), default="vanilla")
-    p.add_argument("--samples", type=int, default=25, help="SmoothGrad noisy samples")
-    p.add_argument("--sigma", type=float, default=0.15, help="SmoothGrad noise (fraction of the pixel range)")
-    p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps / deletion-insertion stages")
-    p.add_argument("--data", metavar="DIR", help="evaluate: TinyImageNet directory (uses its val split)")
-    p.add_argument("--n", type=int, default=100, help="evaluate: number of val images")
-    _common(p, output_required=False)
-    p.set_defaults(func=_run_saliency)
+    p.add_argument("--samples", type=positive_int, default=DEFAULTS["n_samples"], help="SmoothGrad noisy samples")
+    p.add_argument("--sigma", type=nonneg_float, default=DEFAULTS["sigma"],
+                   help="SmoothGrad noise (fraction of the pixel range)")
+    p.add_argument("--points", type=positive_int, default=DEFAULTS["points"], help="integrated-gradients path points")
 
 
 def _attribute(model, x, classes, args):
@@ -101,102 +105,76 @@ def _attribute(model, x, classes, args):
     if args.method == "smoothgrad":
         return methods.smoothgrad(model, x, classes, n_samples=args.samples, sigma=args.sigma, seed=args.seed)
     if args.method == "ig":
-        return methods.integrated_gradients(model, x, classes, steps=args.steps)
+        return methods.integrated_gradients(model, x, classes, points=args.points)
     return methods.saliency(model, x, classes)
 
 
 def _run_saliency(args) -> int:
-    if args.images[0] == "evaluate":
-        if len(args.images) > 1:
-            raise GradscopeError("'saliency evaluate' takes no image files, only --data DIR")
-        return _run_saliency_evaluate(args)
-    if not args.output:
-        raise GradscopeError("saliency needs -o OUT (folder for the maps)")
     from gradscope.figures import saliency_figure, save_figure
     from gradscope.imageio import load_image
     from gradscope.methods import resolve_class
 
-    model = _load_model(args)
-    images = [load_image(p) for p in args.images]
-    x = np.concatenate([_model_input(model, im) for im in images])
-    classes = None if args.target is None else resolve_class(model, args.target)
-    result = _attribute(model, x, classes, args)
-    written = result.save(args.output)
-    if not args.output.lower().endswith(".png"):
-        written.append(save_figure(saliency_figure(result), os.path.join(args.output, "saliency.png")))
+    with _output(args):
+        model = _load_model(args)
+        x = np.concatenate([_model_input(model, load_image(p)) for p in args.images])
+        classes = None if args.target is None else resolve_class(model, args.target)
+        result = _attribute(model, x, classes, args)
+        written = result.save(args.output)
+        if not args.output.lower().endswith(".png"):
+            written.append(save_figure(saliency_figure(result), os.path.join(args.output, "saliency.png")))
     payload = result.to_dict()
     for item, path in zip(payload["images"], args.images):
         item["file"] = path
     lines = [f"{path}: class {_class_label(model, c)}  score {s:.3f}"
              for path, c, s in zip(args.images, result.classes, result.scores)]
-    _emit(args, dict(payload, written=written), lines + _written(written))
+    emit(args, dict(payload, written=written), lines + _written(written))
     return 0
-
-
-def _val_items(model, data, seed, need_box=False):
-    """(items, order): TinyImageNet val items (path, model class index, box) whose class the
-    model knows, and a seeded random order over them."""
-    from gradscope.data.tinyimagenet import TinyImageNet
-
-    if not data:
-        raise GradscopeError("this command needs --data DIR (a TinyImageNet directory)")
-    ds = TinyImageNet(data)
-    known = {w: i for i, w in enumerate(model.wnids)}
-    items = [(p, known[ds.wnids[y]], b) for p, y, b in ds.items("val")
-             if ds.wnids[y] in known and (b is not None or not need_box)]
-    if not items:
-        raise DataError(f"no val images in {data!r} belong to classes the model knows")
-    return items, np.random.default_rng(seed).permutation(len(items))
-
-
-def _load_batch(model, items, idx):
-    """(model inputs, class indices, boxes scaled to the input grid) of items[idx]."""
-    from gradscope.imageio import load_image
-
-    images = [load_image(items[i][0]) for i in idx]
-    x = np.concatenate([_model_input(model, im) for im in images])
-    scale = [model.input_size / im.shape[1] for im in images]
-    boxes = np.array([np.round(np.asarray(items[i][2]) * s).astype(int) if items[i][2] is not None
-                      else (-1, -1, -1, -1) for i, s in zip(idx, scale)])
-    return x, np.array([items[i][1] for i in idx]), boxes
 
 
 def _run_saliency_evaluate(args) -> int:
     from gradscope.methods import deletion_insertion_auc, pointing_game
+    from gradscope.methods.benchmark import load_batch, val_items
 
     model = _load_model(args)
-    items, order = _val_items(model, args.data, args.seed, need_box=True)
-    x, y, boxes = _load_batch(model, items, order[:args.n])
+    items, order = val_items(model, args.data, args.seed, need_box=True)
+    x, y, boxes = load_batch(model, items, order[:args.n])
     result = _attribute(model, x, y, args)
     pg = pointing_game(result.maps, boxes, seed=args.seed)
-    cb, bar = _progress(4 * len(y) * (args.steps + 1), "deletion/insertion")
-    with bar:
-        di = deletion_insertion_auc(model, x, y, result.maps, steps=args.steps, seed=args.seed, callback=cb)
+    with Progress("saliency evaluate: deletion/insertion", unit="inputs") as bar:
+        di = deletion_insertion_auc(model, x, y, result.maps, stages=args.stages, seed=args.seed,
+                                    callback=bar.callback())
     acc = float(np.mean(np.argmax(model.scores(x), axis=1) == y))
-    payload = {"method": args.method, "n": len(y), "accuracy": acc, "pointing_game": {k: v for k, v in pg.to_dict().items() if k != "hits"},
+    payload = {"method": args.method, "n": len(y), "accuracy": acc,
+               "pointing_game": {k: v for k, v in pg.to_dict().items() if k != "hits"},
                "deletion_insertion": {k: v for k, v in di.to_dict().items() if k != "per_image"}}
     lines = [f"{args.method} saliency on {len(y)} val images (top-1 accuracy {acc:.3f})",
              f"pointing game hit rate   {pg.hit_rate:.3f}   random {pg.random_hit_rate:.3f}",
              f"deletion AUC (lower)     {di.deletion_auc.mean():.3f}   random {di.random_deletion_auc.mean():.3f}",
              f"insertion AUC (higher)   {di.insertion_auc.mean():.3f}   random {di.random_insertion_auc.mean():.3f}"]
-    _emit(args, payload, lines)
+    emit(args, payload, lines)
     return 0
 
 
 # ---------------------------------------------------------------- fooling
 
 def _add_fool(sub):
+    from gradscope.methods.fooling import DEFAULTS
+
     p = sub.add_parser("fool", help="make an image classified as a target class",
                        description="gradscope fool IMAGE --target CLASS -o OUT | gradscope fool --data DIR --n N")
     p.add_argument("image", nargs="?", metavar="IMAGE")
     p.add_argument("--target", metavar="CLASS", help="target class (index, wnid or name)")
-    p.add_argument("--step-size", type=float, default=1.0, help="L2 length of each step (model-input units)")
-    p.add_argument("--max-iter", type=int, default=100)
-    p.add_argument("--objective", choices=["score", "log_prob"], default="score",
-                   help="climb the raw target score (default) or its log-probability")
+    p.add_argument("--step-size", type=positive_float, default=DEFAULTS["step_size"],
+                   help="L2 length of each step (model-input units)")
+    p.add_argument("--max-iter", type=positive_int, default=DEFAULTS["max_iter"], help="most steps per image")
+    p.add_argument("--objective", choices=["log_prob", "score"], default=DEFAULTS["objective"],
+                   help="climb the target's log-probability (default) or its raw score (course recipe)")
     p.add_argument("--data", metavar="DIR", help="TinyImageNet directory: fool n correctly classified val images")
-    p.add_argument("--n", type=int, default=100)
-    _common(p, output_required=False)
+    from gradscope.methods.benchmark import fool_benchmark
+
+    p.add_argument("--n", type=positive_int, default=default_of(fool_benchmark, "n"),
+                   help="--data: number of val images (default %(default)s)")
+    _common(p, output="optional")
     p.set_defaults(func=_run_fool)
 
 
@@ -205,91 +183,77 @@ def _run_fool(args) -> int:
     from gradscope.methods import fool, resolve_class
 
     if args.data:
+        if args.image or args.target is not None:
+            raise GradscopeError("fool takes IMAGE --target CLASS, or --data DIR (random targets), not both")
         return _run_fool_dataset(args)
     if not args.image or args.target is None or not args.output:
         raise GradscopeError("fool needs IMAGE --target CLASS -o OUT (or --data DIR for the benchmark)")
-    model = _load_model(args)
-    target = resolve_class(model, args.target)
-    x = _model_input(model, load_image(args.image))
-    cb, bar = _progress(args.max_iter, "fooling", "target_prob")
-    with bar:
+    with _output(args), Progress("fool", unit="steps") as bar:
+        model = _load_model(args)
+        target = resolve_class(model, args.target)
+        x = _model_input(model, load_image(args.image))
         r = fool(model, x, target, step_size=args.step_size, max_iter=args.max_iter, objective=args.objective,
-                 callback=cb)
-    written = r.save(args.output)
+                 callback=bar.callback("target_prob"))
+        written = r.save(args.output)
     d = r.to_dict()["images"][0]
     lines = [f"{'fooled' if d['success'] else 'NOT fooled'} after {d['iterations']} steps",
              f"original: {_class_label(model, d['original_class'])} p={d['original_prob']:.3f}",
              f"final:    {_class_label(model, d['final_class'])} p={d['final_prob']:.3f} "
              f"(target p {d['target_prob_before']:.4f} -> {d['target_prob']:.3f})",
              f"change: L2 {d['l2']:.1f}  Linf {d['linf']:.0f} (0-255 pixel units)"]
-    _emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
     return 0
 
 
-def _correct_images(model, items, order, n, batch=50):
-    """Model inputs and labels of the first n images in `order` the model classifies correctly."""
-    xs, ys, seen = [], [], 0
-    while sum(len(v) for v in ys) < n and seen < len(order):
-        x, y, _ = _load_batch(model, items, order[seen:seen + batch])
-        seen += batch
-        ok = np.argmax(model.scores(x), axis=1) == y
-        xs.append(x[ok])
-        ys.append(y[ok])
-    x, y = np.concatenate(xs)[:n], np.concatenate(ys)[:n]
-    if len(y) < n:
-        raise DataError(f"only {len(y)} correctly classified val images found, {n} requested")
-    return x, y
-
-
-def _fool_summary(r) -> dict:
-    ok = r.success
-    it = r.iterations[ok]
-    med = (lambda a: float(np.median(a)) if len(a) else float("nan"))
-    return {"n": int(len(ok)), "success_rate": float(ok.mean()), "median_iterations": med(it),
-            "max_iterations": int(it.max()) if len(it) else None, "median_l2": med(r.l2[ok]),
-            "median_linf": med(r.linf[ok]), "mean_l2": float(r.l2[ok].mean()) if ok.any() else float("nan")}
-
-
 def _run_fool_dataset(args) -> int:
-    from gradscope.methods import fool
+    from contextlib import nullcontext
 
-    model = _load_model(args)
-    items, order = _val_items(model, args.data, args.seed)
-    x, y = _correct_images(model, items, order, args.n)
-    rng = np.random.default_rng(args.seed)
-    n_cls = len(model.class_names)
-    target = (y + rng.integers(1, n_cls, size=len(y))) % n_cls  # uniformly random among the other classes
-    cb, bar = _progress(args.max_iter, "fooling", "target_prob")
-    with bar:
-        r = fool(model, x, target, step_size=args.step_size, max_iter=args.max_iter, objective=args.objective,
-                 callback=cb)
-    s = _fool_summary(r)
-    if args.output:
-        s["written"] = r.save(args.output)
+    from gradscope.methods.benchmark import fool_benchmark
+
+    with (_output(args) if args.output else nullcontext()), Progress("fool --data", unit="steps") as bar:
+        model = _load_model(args)
+        s, r = fool_benchmark(model, args.data, n=args.n, seed=args.seed, callback=bar.callback("target_prob"),
+                              step_size=args.step_size, max_iter=args.max_iter, objective=args.objective)
+        if args.output:
+            s["written"] = r.save(args.output)
     lines = [f"fooled {s['success_rate'] * 100:.1f}% of {s['n']} correctly classified val images "
              f"(random targets, at most {args.max_iter} steps of {args.step_size})",
              f"iterations: median {s['median_iterations']}, max {s['max_iterations']}",
              f"change (0-255 units): median L2 {s['median_l2']:.1f}, median Linf {s['median_linf']:.1f}"]
-    _emit(args, s, lines)
+    emit(args, s, lines)
     return 0
 
 
 # ---------------------------------------------------------------- class visualisation
+
+def _ascent_args(p, defaults, names, model_recipe=False):
+    """The shared numeric options of the ascent recipes, typed with their ranges; with model_recipe
+    the default is None (the library then takes the model's own recipe, else `defaults`)."""
+    specs = {"iterations": (positive_int, "total steps"), "lr": (positive_float, "step size"),
+             "l2_reg": (nonneg_float, "L2 prior weight"), "tv_weight": (nonneg_float, "total-variation prior weight"),
+             "jitter": (nonneg_int, "random shift in pixels per step"),
+             "blur_every": (nonneg_int, "blur every N steps (0: never)"), "blur_sigma": (nonneg_float, "blur width"),
+             "octaves": (positive_int, "number of scales, coarse to fine"),
+             "octave_scale": (scale_factor, "size ratio between octaves (> 1)"),
+             "scale_jitter": (nonneg_float, "random rescaling per step (fraction)"),
+             "smooth_gradient": (nonneg_float, "blur width applied to the gradient")}
+    for name in names:
+        kind, what = specs[name]
+        default = None if model_recipe else defaults[name]
+        where = f"the model's own recipe, else {defaults[name]}" if model_recipe else "%(default)s"
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=f"{what} (default {where})")
+
 
 def _add_classvis(sub):
     from gradscope.methods.class_visualization import DEFAULTS
 
     p = sub.add_parser("classvis", help="synthesise an image of a class from noise")
     p.add_argument("classes", nargs="+", metavar="CLASS", help="class(es): index, wnid or name")
-    p.add_argument("--iterations", type=int, default=DEFAULTS["iterations"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--l2-reg", type=float, default=DEFAULTS["l2_reg"])
-    p.add_argument("--jitter", type=int, default=DEFAULTS["jitter"])
-    p.add_argument("--blur-every", type=int, default=DEFAULTS["blur_every"])
-    p.add_argument("--blur-sigma", type=float, default=DEFAULTS["blur_sigma"])
-    p.add_argument("--tv-weight", type=float, default=0.0)
-    p.add_argument("--octaves", type=int, default=None)
-    p.add_argument("--objective", choices=["score", "log_prob"], default=DEFAULTS["objective"],
+    _ascent_args(p, DEFAULTS, ["iterations"])
+    # None: visualize_class takes the model's own recipe (model.method_defaults), else DEFAULTS
+    _ascent_args(p, DEFAULTS, ["lr", "l2_reg", "jitter", "scale_jitter", "smooth_gradient", "blur_every",
+                               "blur_sigma", "tv_weight", "octaves"], model_recipe=True)
+    p.add_argument("--objective", choices=["score", "log_prob"], default=None,
                    help="climb the class log-probability (default) or its raw score (course recipe)")
     _common(p)
     p.set_defaults(func=_run_classvis)
@@ -298,17 +262,17 @@ def _add_classvis(sub):
 def _run_classvis(args) -> int:
     from gradscope.methods import visualize_class
 
-    model = _load_model(args)
-    cb, bar = _progress(args.iterations, "classvis", "target_prob")
-    with bar:
+    with _output(args), Progress("classvis", unit="steps") as bar:
+        model = _load_model(args)
         r = visualize_class(model, args.classes, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                            jitter=args.jitter, blur_every=args.blur_every, blur_sigma=args.blur_sigma,
-                            tv_weight=args.tv_weight, octaves=args.octaves, objective=args.objective, seed=args.seed,
-                            callback=cb)
-    written = r.save(args.output)
+                            jitter=args.jitter, scale_jitter=args.scale_jitter, smooth_gradient=args.smooth_gradient,
+                            blur_every=args.blur_every, blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
+                            octaves=args.octaves, objective=args.objective, seed=args.seed,
+                            callback=bar.callback("target_prob"))
+        written = r.save(args.output)
     lines = [f"class {_class_label(model, t)}: probability {p:.4f} (score {s:.2f})"
              for t, p, s in zip(r.targets, r.final_prob, r.final_score)]
-    _emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
     return 0
 
 
@@ -320,10 +284,7 @@ def _add_invert(sub):
     p = sub.add_parser("invert", help="reconstruct an image from its activations at a layer")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layer", required=True, help="layer name or index")
-    p.add_argument("--iterations", type=int, default=DEFAULTS["iterations"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--l2-reg", type=float, default=DEFAULTS["l2_reg"])
-    p.add_argument("--tv-weight", type=float, default=DEFAULTS["tv_weight"])
+    _ascent_args(p, DEFAULTS, ["iterations", "lr", "l2_reg", "tv_weight"])
     _common(p)
     p.set_defaults(func=_run_invert)
 
@@ -332,29 +293,25 @@ def _run_invert(args) -> int:
     from gradscope.imageio import load_image
     from gradscope.methods import invert
 
-    model = _load_model(args)
-    x = _model_input(model, load_image(args.image))
-    cb, bar = _progress(args.iterations, "invert", "distance")
-    with bar:
+    with _output(args), Progress("invert", unit="steps") as bar:
+        model = _load_model(args)
+        x = _model_input(model, load_image(args.image))
         r = invert(model, x, args.layer, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                   tv_weight=args.tv_weight, seed=args.seed, callback=cb)
-    written = r.save(args.output)
+                   tv_weight=args.tv_weight, seed=args.seed, callback=bar.callback("distance"))
+        written = r.save(args.output)
     lines = [f"layer {r.layer}: relative feature distance {r.final_distance[0]:.4f}"]
-    _emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
     return 0
 
 
 def _add_dream(sub):
     from gradscope.methods.deepdream import DEFAULTS
 
-    p = sub.add_parser("dream", help="DeepDream an image at a layer (any image size)")
+    p = sub.add_parser("dream", help="DeepDream an image at a layer (at the image's own size where the model "
+                                     "accepts any size)")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layer", required=True, help="layer name or index")
-    p.add_argument("--iterations", type=int, default=DEFAULTS["iterations"], help="steps per octave")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--jitter", type=int, default=DEFAULTS["jitter"])
-    p.add_argument("--octaves", type=int, default=DEFAULTS["octaves"])
-    p.add_argument("--octave-scale", type=float, default=DEFAULTS["octave_scale"])
+    _ascent_args(p, DEFAULTS, ["iterations", "lr", "jitter", "octaves", "octave_scale"])
     _common(p)
     p.set_defaults(func=_run_dream)
 
@@ -362,16 +319,18 @@ def _add_dream(sub):
 def _run_dream(args) -> int:
     from gradscope.imageio import load_image
     from gradscope.methods import deepdream
+    from gradscope.methods.ascent import accepts_shape
 
-    model = _load_model(args)
-    x = _model_input(model, load_image(args.image), keep_size=True)
-    cb, bar = _progress(args.iterations * max(1, args.octaves or 1), "dream", "activation_norm")
-    with bar:
+    with _output(args), Progress("dream", unit="steps") as bar:
+        model = _load_model(args)
+        image = load_image(args.image)
+        x = _model_input(model, image, keep_size=accepts_shape(model, image.shape[:2]))
         r = deepdream(model, x, args.layer, iterations=args.iterations, lr=args.lr, jitter=args.jitter,
-                      octaves=args.octaves, octave_scale=args.octave_scale, seed=args.seed, callback=cb)
-    written = r.save(args.output)
+                      octaves=args.octaves, octave_scale=args.octave_scale, seed=args.seed,
+                      callback=bar.callback("activation_norm"))
+        written = r.save(args.output)
     norm = r.activation_norm
     lines = [f"layer {r.layer}: activation RMS {norm[0, 0]:.3f} -> {norm[-1, 0]:.3f} over "
              f"{len(norm)} steps at sizes {', '.join(f'{h}x{w}' for h, w in r.sizes)}"] if len(norm) else []
-    _emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
     return 0

@@ -84,7 +84,7 @@ class NumpyTrainResult:
 
 def train_cnn_numpy(model, X_train, y_train, X_val=None, y_val=None, *, num_epochs=10, batch_size=64,
                     update_rule="adam", optim_config=None, lr_decay=0.95, reg=1e-4, augment=True, seed=0,
-                    checkpoint_dir=None, resume=False, progress=True, callback=None):
+                    checkpoint_dir=None, resume=False, progress=None, callback=None):
     """Train `model` (a CNN) in place on uint8 images; returns the Trainer's TrainResult.
     With validation images, every epoch records val_top1 / val_top5 (test mode)."""
     train = ImageArrayDataset(X_train, y_train, model, augment=augment)
@@ -105,7 +105,7 @@ def train_cnn_numpy(model, X_train, y_train, X_val=None, y_val=None, *, num_epoc
 
 def train_tinyimagenet_numpy(data_root, out_dir, widths=(16, 32, 64), num_epochs=10, batch_size=64,
                              learning_rate=1e-3, reg=1e-4, limit=None, per_class=None, seed=0,
-                             resume=False, progress=True, callback=None) -> NumpyTrainResult:
+                             resume=False, progress=None, callback=None) -> NumpyTrainResult:
     """Train a tiny_vgg on a TinyImageNet directory with NumPy. Writes the Trainer's
     checkpoint to out_dir after every epoch and the model to `<out_dir>/model.json` + `.npz`."""
     from gradscope.data.tinyimagenet import TinyImageNet

@@ -22,7 +22,6 @@ import numpy as np
 
 from gradscope.cnn.config import tiny_vgg
 from gradscope.cnn.io import save_weights
-from gradscope.cnn.torch_module import build_torch_module, torch_to_params
 from gradscope.data.tinyimagenet import TinyImageNet
 from gradscope.errors import DataError
 from gradscope.fileio import atomic_path, save_json
@@ -109,12 +108,40 @@ def evaluate_torch(module, X, y, mean, std, batch=250):
     return top1 / X.shape[0], top5 / X.shape[0]
 
 
+def _load_checkpoint(path) -> dict:
+    """A checkpoint.pt written by this trainer (weights_only: never runs code); DataError
+    naming the file when it is missing, truncated or of another kind."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"checkpoint not found: {os.fspath(path)!r}") from None
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise DataError(f"cannot read checkpoint {os.fspath(path)!r} (truncated, corrupt or not a gradscope "
+                        f"checkpoint.pt: {str(e).splitlines()[0] if str(e) else type(e).__name__}); delete it to "
+                        "start over") from None
+    if not isinstance(ck, dict) or not {"model", "history"} <= set(ck):
+        raise DataError(f"{os.fspath(path)!r} is not a checkpoint.pt written by `gradscope cnn train`")
+    return ck
+
+
+def _load_state(module, state, path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        detail = next((ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()), str(e))
+        raise DataError(f"checkpoint {os.fspath(path)!r} does not fit this network (other --widths or data?): "
+                        f"{detail}") from None
+
+
 def _warm_start(module, config, path):
     """Load the weights of an earlier run into `module`: a checkpoint.pt, or an exported
     model .json (+ .npz) with the same layers. Returns that run's history, every record
     marked with its stage (records without one: the stage after the last marked one)."""
-    import torch
-
     if str(path).endswith(".json"):
         from gradscope.cnn.model import CNN
         from gradscope.cnn.torch_module import params_to_torch
@@ -125,8 +152,8 @@ def _warm_start(module, config, path):
         params_to_torch(config, model.params, model.buffers, module)
         history = model.config.get("training", {}).get("history", [])
     else:
-        ck = torch.load(path, weights_only=True)
-        module.load_state_dict(ck["model"])
+        ck = _load_checkpoint(path)
+        _load_state(module, ck["model"], path)
         history = json.loads(ck["history"])
     last = max((r["stage"] for r in history if "stage" in r), default=0)
     return [dict(r, stage=r.get("stage", last + 1)) for r in history]
@@ -150,6 +177,10 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     import torch
     import torch.nn.functional as F
 
+    from gradscope.cnn.torch_module import build_torch_module, torch_to_params  # imports torch
+
+    ckpt_path = os.path.join(out_dir, "checkpoint.pt")
+    resume_from = _load_checkpoint(ckpt_path) if resume and os.path.exists(ckpt_path) else None  # fail before loading data
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -172,13 +203,12 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_epochs * steps_per_epoch,
                                                 pct_start=0.25, div_factor=20, final_div_factor=200)
     os.makedirs(out_dir, exist_ok=True)
-    ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     history, epoch0, prior = [], 0, []
     if init_from:
         prior = _warm_start(module, config, init_from)
-    if resume and os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, weights_only=True)
-        module.load_state_dict(ck["model"])
+    if resume_from is not None:
+        ck = resume_from
+        _load_state(module, ck["model"], ckpt_path)
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         history = json.loads(ck["history"])

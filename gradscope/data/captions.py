@@ -25,7 +25,8 @@ class CaptionDataset:
         features: (n_images, D) array-like: ndarray, np.memmap or h5py dataset.
         captions: (M, T) int32 ids, each row <START> words <END> <NULL>...
         image_idxs: (M,) int, the feature row of each caption.
-        word_to_idx: dict word -> id; idx_to_word: list id -> word (<NULL>, <START>, <END>, <UNK> = 0..3).
+        word_to_idx: dict word -> id; idx_to_word: list id -> word (None at an unused id); the
+            vocabulary rule of gradscope.data.vocab.check_vocab, the same as CaptioningRNN's.
         image_names: optional list of n_images names (file names).
         urls: optional list of n_images image URLs.
         raw_tokens: optional list of M untruncated token lists (the original captions,

@@ -5,30 +5,37 @@ server for the rest with an HTTP Range request (a server that ignores Range make
 it start over). When complete, the sha256 is checked against the known value and
 the file is renamed to `<dest>`.
 
-Checksums: where no sha256 is known for a file (the course archive's publisher
-gives none, so KNOWN_SHA256 starts empty), the first download computes it, returns
-it (the CLI prints it) and stores it in `<dest>.sha256`; later runs check the file
-against that stored value (trust on first use).
+Checksums: a digest given by the caller, or pinned in KNOWN_SHA256 by file name, is
+verified. Where none is known (the course archive's publisher gives none, and none
+could be measured for KNOWN_SHA256 yet), the first download computes it, returns it
+(the CLI prints it) and stores it in `<dest>.sha256`; later runs check the file against
+that stored value (trust on first use).
+
+URLs: https, or plain http only to this machine (a local mirror) or with a digest to
+verify; anything else is refused before connecting.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 
 from gradscope.errors import DataError
 
-__all__ = ["COCO_URL", "KNOWN_SHA256", "DownloadResult", "default_data_dir", "download_file",
+__all__ = ["COCO_URL", "KNOWN_SHA256", "DownloadResult", "default_data_dir", "download_file", "check_url",
            "sha256_of", "extract_zip", "download_coco"]
 
-COCO_URL = "http://cs231n.stanford.edu/coco_captioning.zip"
-KNOWN_SHA256: dict = {}  # file name -> sha256 hex digest, where published
+COCO_URL = "https://cs231n.stanford.edu/coco_captioning.zip"
+KNOWN_SHA256: dict = {}  # file name -> sha256 hex digest, pinned where measured
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _CHUNK = 1 << 20
 
 
@@ -67,13 +74,28 @@ def download_file(url: str, dest, sha256: str | None = None, progress=None, time
     partial file is kept for resuming) or a checksum mismatch (the file is deleted).
     """
     dest = os.fspath(dest)
-    expected = sha256 or KNOWN_SHA256.get(os.path.basename(dest)) or _stored_sha256(dest)
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise DataError(f"not a sha256 digest (64 hex digits): {sha256!r}")
+    pinned = sha256 or KNOWN_SHA256.get(os.path.basename(dest))
+    check_url(url, verified=pinned is not None)
+    expected = pinned or _stored_sha256(dest)
     if os.path.isfile(dest):
         return _finish(dest, dest, expected, resumed=False, downloaded=False)
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     part = dest + ".part"
     resumed = _fetch(url, part, progress, timeout)
     return _finish(part, dest, expected, resumed=resumed, downloaded=True)
+
+
+def check_url(url: str, verified: bool = False) -> None:
+    """DataError for a malformed URL, or a plain-http one that is neither local nor
+    `verified` (by a known digest)."""
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise DataError(f"malformed download URL {url!r}: expected https://HOST/PATH")
+    if parts.scheme == "http" and not verified and parts.hostname not in _LOCAL_HOSTS:
+        raise DataError(f"refusing a plain-http download from {parts.hostname} without a checksum to verify it: "
+                        f"use an https:// URL, or give the file's sha256")
 
 
 def _fetch(url, part, progress, timeout):
@@ -96,7 +118,7 @@ def _fetch(url, part, progress, timeout):
     except urllib.error.URLError as e:
         raise DataError(f"cannot reach {url} ({e.reason}): check the network connection, or download "
                         f"the file by hand and put it at {part[:-5]!r}") from None
-    except (socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException) as e:
+    except (socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException, ValueError) as e:
         raise DataError(f"download of {url} was interrupted ({type(e).__name__}: {e}); "
                         f"run the command again to resume") from None
     if total is not None and done < total:
@@ -176,14 +198,16 @@ def extract_zip(zip_path, dest_dir) -> list:
         raise DataError(f"corrupt zip archive {os.fspath(zip_path)!r}: {e}; delete it and download again") from None
 
 
-def download_coco(data_dir=None, url: str = COCO_URL, progress=None, keep_archive: bool = True):
-    """Fetch and unpack the course's COCO captioning archive into data_dir.
+def download_coco(data_dir=None, url: str = COCO_URL, progress=None, keep_archive: bool = True,
+                  sha256: str | None = None):
+    """Fetch and unpack the course's COCO captioning archive into data_dir (sha256: the
+    archive's expected digest, default KNOWN_SHA256's).
 
     Returns (DownloadResult, path of the coco_captioning directory).
     """
     data_dir = os.fspath(data_dir or default_data_dir())
     archive = os.path.join(data_dir, os.path.basename(url) or "coco_captioning.zip")
-    result = download_file(url, archive, progress=progress)
+    result = download_file(url, archive, sha256=sha256, progress=progress)
     target = os.path.join(data_dir, "coco_captioning")
     if not os.path.isfile(os.path.join(target, "coco2014_captions.h5")):
         tmp = os.path.join(data_dir, ".extract-coco")

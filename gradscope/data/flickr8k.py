@@ -74,15 +74,14 @@ def load_flickr8k(root, feature_fn=None, feature_cache=None, min_count: int = 5,
 def read_flickr8k_tokens(path) -> dict:
     """{image name: [token list, ...]} from Flickr8k.token.txt, captions in #-number order."""
     numbered: dict = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            key, sep, caption = line.rstrip("\n").partition("\t")
-            name, hash_, num = key.partition("#")
-            if not sep or not hash_ or not num.strip().isdigit():
-                raise DataError(f"{path}:{lineno}: expected '<name>.jpg#<n>\\t<caption>', got {line.strip()[:80]!r}")
-            numbered.setdefault(name.strip(), []).append((int(num), tokenize(caption)))
+    for lineno, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        key, sep, caption = line.rstrip("\n").partition("\t")
+        name, hash_, num = key.partition("#")
+        if not sep or not hash_ or not num.strip().isdigit():
+            raise DataError(f"{path}:{lineno}: expected '<name>.jpg#<n>\\t<caption>', got {line.strip()[:80]!r}")
+        numbered.setdefault(name.strip(), []).append((int(num), tokenize(caption)))
     return {name: [t for _, t in sorted(caps, key=lambda c: c[0])] for name, caps in numbered.items()}
 
 
@@ -91,11 +90,18 @@ def read_split_names(root, split) -> list:
     if split not in SPLIT_FILES:
         raise DataError(f"unknown Flickr8k split {split!r}: expected one of {list(SPLIT_FILES)}")
     path = _text_path(os.fspath(root), SPLIT_FILES[split], required=True)
-    with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
+    names = [line.strip() for line in _read_lines(path) if line.strip()]
     if not names:
         raise DataError(f"split file {path!r} lists no images")
     return names
+
+
+def _read_lines(path) -> list:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read Flickr8k file {path!r} as UTF-8 text: {e}") from None
 
 
 def _text_path(root, filename, required=False):

@@ -47,8 +47,9 @@ class TinyImageNet:
         wnids_path = os.path.join(self.root, "wnids.txt")
         if not os.path.isfile(wnids_path):
             raise DataError(f"not a TinyImageNet directory: {self.root!r} has no wnids.txt")
-        with open(wnids_path) as f:
-            all_wnids = [line.strip() for line in f if line.strip()]
+        all_wnids = [line.strip() for line in _read_lines(wnids_path) if line.strip()]
+        if not all_wnids:
+            raise DataError(f"{wnids_path!r} lists no classes (expected one WordNet id per line)")
         if classes is not None:
             wanted = []
             for c in classes:
@@ -69,11 +70,10 @@ class TinyImageNet:
         names = {w: w for w in self.wnids}
         path = os.path.join(self.root, "words.txt")
         if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    parts = line.rstrip("\n").split("\t")
-                    if len(parts) == 2 and parts[0] in names:
-                        names[parts[0]] = parts[1]
+            for line in _read_lines(path):
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) == 2 and parts[0] in names:
+                    names[parts[0]] = parts[1]
         return [names[w] for w in self.wnids]
 
     @property
@@ -106,13 +106,12 @@ class TinyImageNet:
         if not os.path.isfile(ann):
             raise DataError(f"missing validation annotations {ann!r}")
         out = []
-        with open(ann) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 2 or parts[1] not in self.index:
-                    continue
-                box = tuple(int(v) for v in parts[2:6]) if len(parts) >= 6 else None
-                out.append((os.path.join(self.root, "val", "images", parts[0]), self.index[parts[1]], box))
+        for lineno, line in enumerate(_read_lines(ann), 1):
+            parts = line.split()
+            if len(parts) < 2 or parts[1] not in self.index:
+                continue
+            box = _box(parts[2:6], ann, lineno) if len(parts) >= 6 else None
+            out.append((os.path.join(self.root, "val", "images", parts[0]), self.index[parts[1]], box))
         return out
 
     def load(self, split: str, limit: int | None = None, per_class: int | None = None,
@@ -160,13 +159,28 @@ def _read_boxes(path, has_wnid):
     boxes = {}
     if not os.path.isfile(path):
         return boxes
-    with open(path) as f:
-        for line in f:
-            parts = line.split()
-            off = 2 if has_wnid else 1
-            if len(parts) >= off + 4:
-                boxes[parts[0]] = tuple(int(v) for v in parts[off:off + 4])
+    off = 2 if has_wnid else 1
+    for lineno, line in enumerate(_read_lines(path), 1):
+        parts = line.split()
+        if len(parts) >= off + 4:
+            boxes[parts[0]] = _box(parts[off:off + 4], path, lineno)
     return boxes
+
+
+def _box(values, path, lineno):
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise DataError(f"{path}:{lineno}: expected four whole-number box coordinates, got {' '.join(values)!r}") from None
+
+
+def _read_lines(path) -> list:
+    """The lines of a UTF-8 text file of the dataset (DataError naming it if unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {path!r} as text: {e}") from None
 
 
 def load_rgb(path: str, size: int | None = None) -> np.ndarray:

@@ -7,9 +7,15 @@ Tokenization (one rule, used everywhere in gradscope):
     - apostrophes at a token's edges are stripped ("'hello'" -> "hello");
     - split on whitespace.
 
-Vocabulary: the four special tokens first, then the words by descending count,
-ties broken alphabetically:
-    <NULL>=0 (padding), <START>=1, <END>=2, <UNK>=3.
+Vocabulary built here: the four special tokens first, then the words by descending
+count, ties broken alphabetically: <NULL>=0 (padding), <START>=1, <END>=2, <UNK>=3.
+
+Vocabulary accepted everywhere (models, datasets; one rule, `check_vocab`), as in the
+CS231n course: V = len(word_to_idx); each word has its own integer id >= 0; <NULL> must
+be there (it pads captions and is masked out of the loss). The other special tokens are
+needed only by what uses them: <START> and <END> by decoding, <START>, <END> and <UNK>
+by encoding text (`require_tokens` names what is missing). A word whose id is >= V has
+no row in a model; caption ids are checked against V where captions are given.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ _NON_WORD = re.compile(r"[^\w']+|_+")
 
 __all__ = ["NULL", "START", "END", "UNK", "SPECIAL_TOKENS", "NULL_ID", "START_ID", "END_ID",
            "UNK_ID", "tokenize", "build_vocab", "encode", "decode_tokens", "decode_captions",
-           "check_vocab"]
+           "check_vocab", "require_tokens"]
 
 
 def tokenize(text: str) -> list[str]:
@@ -67,6 +73,7 @@ def encode(token_lists, word_to_idx: dict, max_length: int) -> np.ndarray:
     if max_length < 1:
         raise GradscopeError(f"max_length must be >= 1, got {max_length}")
     check_vocab(word_to_idx)
+    require_tokens(word_to_idx, (START, END, UNK), "encoding captions")
     token_lists = list(token_lists)
     out = np.full((len(token_lists), max_length + 2), NULL_ID, dtype=np.int32)  # (M, T)
     unk = word_to_idx[UNK]
@@ -91,6 +98,8 @@ def decode_tokens(ids, idx_to_word) -> list:
         if not 0 <= i < len(idx_to_word):
             raise GradscopeError(f"token id {i} out of range for a vocabulary of {len(idx_to_word)}")
         w = idx_to_word[i]
+        if w is None:
+            raise GradscopeError(f"token id {i} has no word in the vocabulary")
         if w == END:
             break
         if w not in (NULL, START):
@@ -109,15 +118,40 @@ def decode_captions(ids, idx_to_word):
     return " ".join(tokens)
 
 
-def check_vocab(word_to_idx: dict, idx_to_word=None) -> None:
-    """Raise DataError unless the vocabulary has the special tokens at 0..3 (and the two maps agree)."""
-    for i, tok in enumerate(SPECIAL_TOKENS):
-        if word_to_idx.get(tok) != i:
-            raise DataError(f"vocabulary must map {tok} to {i}, got {word_to_idx.get(tok)!r}")
+def check_vocab(word_to_idx, idx_to_word=None) -> list:
+    """Apply the vocabulary rule (module docstring) and return idx_to_word: a list of
+    V = len(word_to_idx) entries, None at an id no word has. A given idx_to_word must
+    agree with word_to_idx. Raises DataError naming the problem."""
+    try:
+        pairs = [(w, int(i)) for w, i in dict(word_to_idx).items()]
+    except (TypeError, ValueError):
+        raise DataError("word_to_idx must map words to integer ids") from None
+    if any(not isinstance(w, str) for w, _ in pairs):
+        raise DataError("word_to_idx keys must be strings")
+    if NULL not in word_to_idx:
+        raise DataError(f"the vocabulary has no {NULL} (padding), which every caption model needs")
+    table = [None] * len(pairs)
+    seen = {}
+    for w, i in pairs:
+        if i < 0 or i in seen:
+            raise DataError(f"vocabulary ids must be distinct integers >= 0; {w!r} has id {i}"
+                            + (f", as does {seen[i]!r}" if i in seen else ""))
+        seen[i] = w
+        if i < len(table):
+            table[i] = w
     if idx_to_word is not None:
-        if len(idx_to_word) != len(word_to_idx):
-            raise DataError(f"vocabulary maps disagree: {len(word_to_idx)} words in word_to_idx, "
+        if len(idx_to_word) != len(table):
+            raise DataError(f"vocabulary maps disagree: {len(table)} words in word_to_idx, "
                             f"{len(idx_to_word)} in idx_to_word")
         for i, w in enumerate(idx_to_word):
-            if word_to_idx.get(w) != i:
+            if w != table[i]:
                 raise DataError(f"vocabulary maps disagree at id {i} ({w!r})")
+    return table
+
+
+def require_tokens(word_to_idx, tokens, purpose: str) -> list:
+    """The ids of special `tokens`; GradscopeError naming the missing ones and `purpose`."""
+    missing = [t for t in tokens if t not in word_to_idx]
+    if missing:
+        raise GradscopeError(f"{purpose} needs {', '.join(missing)} in the vocabulary")
+    return [int(word_to_idx[t]) for t in tokens]

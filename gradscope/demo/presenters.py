@@ -190,7 +190,7 @@ def _history_figures(label, history) -> list:
 
     from gradscope.figures import curves_figure
 
-    epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
+    epochs = list(range(1, len(history) + 1))  # epochs run in order (a warm-started stage restarts 'epoch' at 1)
     keys = _curve_keys(history)
     losses = {k: [r.get(k, np.nan) for r in history] for k in keys if "loss" in k}
     others = {k: [r.get(k, np.nan) for r in history] for k in keys if "loss" not in k}

@@ -2,16 +2,22 @@
 
 Max pooling routes each window's gradient to one input: the first maximum in scan
 order (as PyTorch does), so tied inputs never receive the gradient twice.
-Outputs keep the memory layout of the input (the CNN passes channel-major views).
+`max_pool_forward_reference` / `max_pool_backward_reference` are the plain loop over
+windows; FAST PATH `max_pool_forward` / `max_pool_backward` compute the same numbers
+with a separable max (the tests compare them). Outputs keep the memory layout of the
+input (the CNN passes channels-last views).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from gradscope.errors import ShapeError
 from gradscope.layers._validate import check_ndim
 
-__all__ = ["max_pool_forward", "max_pool_backward", "global_avg_pool_forward", "global_avg_pool_backward"]
+__all__ = ["max_pool_forward", "max_pool_backward", "max_pool_forward_reference", "max_pool_backward_reference",
+           "MaxPoolCache", "global_avg_pool_forward", "global_avg_pool_backward"]
 
 
 def _pool_output_size(H, W, size, stride):
@@ -20,6 +26,41 @@ def _pool_output_size(H, W, size, stride):
     if H < size or W < size:
         raise ShapeError(f"max pool window {size} does not fit an input of size {H}x{W}")
     return (H - size) // stride + 1, (W - size) // stride + 1
+
+
+def max_pool_forward_reference(x, size: int = 2, stride: int = 2):
+    """out[n, c, i, j] = max of the window x[n, c, stride*i : stride*i + size, stride*j : stride*j + size].
+    Shapes as max_pool_forward; returns (out, cache)."""
+    check_ndim("x", x, 4, "(N, C, H, W)")
+    Ho, Wo = _pool_output_size(x.shape[2], x.shape[3], size, stride)
+    out = np.empty(x.shape[:2] + (Ho, Wo), dtype=x.dtype)
+    for i in range(Ho):
+        for j in range(Wo):
+            out[:, :, i, j] = x[:, :, stride * i:stride * i + size, stride * j:stride * j + size].max(axis=(2, 3))
+    return out, (x, size, stride)
+
+
+def max_pool_backward_reference(dout, cache):
+    """Each window's gradient goes to its first maximum in scan order (np.argmax)."""
+    x, size, stride = cache
+    dx = np.zeros_like(x, dtype=dout.dtype)
+    rows, cols = np.indices(x.shape[:2])
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            window = x[:, :, stride * i:stride * i + size, stride * j:stride * j + size]
+            first = window.reshape(x.shape[:2] + (-1,)).argmax(axis=2)  # (N, C)
+            dx[rows, cols, stride * i + first // size, stride * j + first % size] += dout[:, :, i, j]
+    return dx
+
+
+# ------------------------------------------------------------ FAST PATH: separable max
+
+class MaxPoolCache(NamedTuple):
+    xshape: tuple
+    arg_w: np.ndarray  # (N, C, H, Wo) uint8: offset of the first maximum along each row window
+    arg_h: np.ndarray  # (N, C, Ho, Wo) uint8: offset of the first maximum down each column window
+    size: int
+    stride: int
 
 
 def _taps(a, axis, size, stride, n):
@@ -70,7 +111,7 @@ def max_pool_forward(x, size: int = 2, stride: int = 2):
     Ho, Wo = _pool_output_size(H, W, size, stride)
     rows, arg_w = _first_max(_taps(x, 3, size, stride, Wo))        # (N, C, H, Wo)
     out, arg_h = _first_max(_taps(rows, 2, size, stride, Ho))      # (N, C, Ho, Wo)
-    return out, (x.shape, arg_w, arg_h, size, stride)
+    return out, MaxPoolCache(x.shape, arg_w, arg_h, size, stride)
 
 
 def max_pool_backward(dout, cache):

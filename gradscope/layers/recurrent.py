@@ -2,33 +2,48 @@
 
 Shapes: N minibatch, T time steps, D input size, H hidden size. LSTM weights
 stack four gates side by side in the order input i, forget f, output o, block g:
-Wx (D, 4H), Wh (H, 4H), b (4H,). The step functions and the sequence functions
-compute the same numbers (up to rounding); the sequence versions are the fast path:
+Wx (D, 4H), Wh (H, 4H), b (4H,).
 
-- the input projection of all time steps is taken before the loop, over all N*T
-  rows at once;
-- sequences are stored time-major, (T, N, ...), so each step reads and writes
-  contiguous blocks, and the loop works in place in preallocated arrays with one
-  matrix product per step;
-- the backward pass keeps the pre-activation gradients of all steps, (T*N, H) or
-  (T*N, 4H), and forms dx, dWx and dWh after the loop with one product each;
-- the LSTM keeps its gate values in planes, (4, T, N, H), because NumPy's elementwise
-  operations run several times slower on the strided column blocks of an (N, 4H)
-  array (so its input projection is one product per gate, into the planes);
-- the LSTM uses sigmoid(z) = (1 + tanh(z / 2)) / 2, so one tanh call covers all four
-  gates; halving the i, f, o columns of the weights for it is exact in floating point.
+The module reads in three parts:
 
-The caches hold O(T) arrays. The backward passes do not modify their caches.
+1. The step functions are the textbook equations, line for line:
+       RNN:   h' = tanh(x Wx + h Wh + b)
+       LSTM:  i, f, o, g = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o), tanh(a_g)
+              with [a_i, a_f, a_o, a_g] = x Wx + h Wh + b
+              c' = f * c + i * g,   h' = o * tanh(c')
+2. The reference sequences (`rnn_forward_reference`, `lstm_forward_reference` and
+   their backwards) are plain loops of the step functions over time.
+3. FAST PATH: `rnn_forward`, `lstm_forward` and their backwards compute the same
+   numbers as the reference sequences (the tests compare values and all gradients),
+   tuned for speed:
+   - the input projection of all time steps is taken before the loop, over all N*T
+     rows at once;
+   - sequences are stored time-major, (T, N, ...), so each step reads and writes
+     contiguous blocks, and the loop works in place in preallocated arrays with one
+     matrix product per step;
+   - the backward pass keeps the pre-activation gradients of all steps, (T*N, H) or
+     (T*N, 4H), and forms dx, dWx and dWh after the loop with one product each;
+   - the LSTM keeps its gate values in planes, (4, T, N, H), because NumPy's elementwise
+     operations run several times slower on the strided column blocks of an (N, 4H)
+     array (so its input projection is one product per gate, into the planes);
+   - the LSTM uses sigmoid(z) = (1 + tanh(z / 2)) / 2, so one tanh call covers all four
+     gates; halving the i, f, o columns of the weights for it is exact in floating point.
+   The caches hold O(T) arrays. The backward passes do not modify their caches.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from gradscope.errors import ShapeError
 
 __all__ = [
-    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
-    "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
+    "sigmoid",
+    "rnn_step_forward", "rnn_step_backward", "lstm_step_forward", "lstm_step_backward",
+    "rnn_forward_reference", "rnn_backward_reference", "lstm_forward_reference", "lstm_backward_reference",
+    "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
+    "RNNStepCache", "LSTMStepCache", "RNNCache", "LSTMCache",
 ]
 
 
@@ -107,13 +122,20 @@ def _transposed(W, rows=64):
     return out
 
 
-# ------------------------------------------------------------------- vanilla RNN
+# ------------------------------------------------------ 1. the textbook step equations
 
-def _tanh_backward(d, y, scratch):
-    """In place: d *= 1 - y**2, the derivative of y = tanh(a)."""
-    np.multiply(y, y, out=scratch)
-    np.subtract(1, scratch, out=scratch)
-    d *= scratch
+def sigmoid(z):
+    """1 / (1 + exp(-z)), elementwise, without overflow for large |z|."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class RNNStepCache(NamedTuple):
+    x: np.ndarray       # (N, D)
+    prev_h: np.ndarray  # (N, H)
+    Wx: np.ndarray      # (D, H)
+    Wh: np.ndarray      # (H, H)
+    next_h: np.ndarray  # (N, H)
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -123,20 +145,138 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     Returns: next_h (N, H), cache.
     """
     x, (prev_h,), Wx, Wh, b = _prepare(x, "(N, D)", {"prev_h": prev_h}, Wx, Wh, b, 1)
-    a = x @ Wx  # (N, H); same order of sums as rnn_forward
-    a += b
-    a += prev_h @ Wh
-    np.tanh(a, out=a)
-    return a, (x, prev_h, Wx, Wh, a)
+    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
+    return next_h, RNNStepCache(x, prev_h, Wx, Wh, next_h)
 
 
 def rnn_step_backward(dnext_h, cache):
     """dnext_h (N, H) -> (dx (N, D), dprev_h (N, H), dWx (D, H), dWh (H, H), db (H,))."""
     x, prev_h, Wx, Wh, next_h = cache
     _check_upstream("dnext_h", dnext_h, next_h.shape)
-    da = dnext_h.astype(next_h.dtype, copy=True)  # (N, H)
-    _tanh_backward(da, next_h, np.empty_like(da))
+    da = dnext_h * (1 - next_h ** 2)  # through tanh: the pre-activation gradient
+    da = da.astype(next_h.dtype, copy=False)
     return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+class LSTMStepCache(NamedTuple):
+    x: np.ndarray       # (N, D)
+    prev_h: np.ndarray  # (N, H)
+    prev_c: np.ndarray  # (N, H)
+    Wx: np.ndarray      # (D, 4H)
+    Wh: np.ndarray      # (H, 4H)
+    i: np.ndarray       # (N, H) input gate
+    f: np.ndarray       # (N, H) forget gate
+    o: np.ndarray       # (N, H) output gate
+    g: np.ndarray       # (N, H) block input
+    next_c: np.ndarray  # (N, H)
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    """One LSTM step.
+
+    Inputs: x (N, D), prev_h (N, H), prev_c (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,);
+    gates in the order i, f, o, g.
+    Returns: next_h (N, H), next_c (N, H), cache.
+    """
+    x, (prev_h, prev_c), Wx, Wh, b = _prepare(
+        x, "(N, D)", {"prev_h": prev_h, "prev_c": prev_c}, Wx, Wh, b, 4)
+    a = x @ Wx + prev_h @ Wh + b  # (N, 4H) pre-activations
+    a_i, a_f, a_o, a_g = np.split(a, 4, axis=1)
+    i, f, o, g = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o), np.tanh(a_g)
+    next_c = f * prev_c + i * g
+    next_h = o * np.tanh(next_c)
+    return next_h, next_c, LSTMStepCache(x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c)
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    """dnext_h, dnext_c (N, H) -> (dx (N, D), dprev_h (N, H), dprev_c (N, H),
+    dWx (D, 4H), dWh (H, 4H), db (4H,))."""
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache
+    _check_upstream("dnext_h", dnext_h, prev_h.shape)
+    _check_upstream("dnext_c", dnext_c, prev_c.shape)
+    tanh_c = np.tanh(next_c)
+    dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)  # total gradient of next_c
+    di, df, do, dg = dc * g, dc * prev_c, dnext_h * tanh_c, dc * i
+    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), dg * (1 - g ** 2)], axis=1)
+    da = da.astype(x.dtype, copy=False)  # (N, 4H)
+    dprev_c = (dc * f).astype(x.dtype, copy=False)
+    return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+# ------------------------------------------ 2. reference sequences: loops of the steps
+
+def rnn_forward_reference(x, h0, Wx, Wh, b):
+    """rnn_forward as a plain loop of rnn_step_forward: x (N, T, D), h0 (N, H) ->
+    h (N, T, H), the list of step caches."""
+    _check_array("x", x, 3, "(N, T, D)")
+    h, hs, caches = h0, [], []
+    for t in range(x.shape[1]):
+        h, cache = rnn_step_forward(x[:, t], h, Wx, Wh, b)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs, axis=1), caches
+
+
+def rnn_backward_reference(dh, caches):
+    """rnn_backward as a plain loop of rnn_step_backward: dh (N, T, H) ->
+    (dx (N, T, D), dh0 (N, H), dWx, dWh, db)."""
+    dprev_h, dxs, dW = np.zeros_like(caches[0].prev_h), [], [0, 0, 0]
+    for t in reversed(range(len(caches))):
+        dx, dprev_h, *step_dW = rnn_step_backward(dh[:, t] + dprev_h, caches[t])
+        dxs.append(dx)
+        dW = [total + d for total, d in zip(dW, step_dW)]
+    return (np.stack(dxs[::-1], axis=1), dprev_h, *dW)
+
+
+def lstm_forward_reference(x, h0, Wx, Wh, b):
+    """lstm_forward as a plain loop of lstm_step_forward (initial cell state zero):
+    x (N, T, D), h0 (N, H) -> h (N, T, H), the list of step caches."""
+    _check_array("x", x, 3, "(N, T, D)")
+    h, c, hs, caches = h0, np.zeros_like(h0), [], []
+    for t in range(x.shape[1]):
+        h, c, cache = lstm_step_forward(x[:, t], h, c, Wx, Wh, b)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs, axis=1), caches
+
+
+def lstm_backward_reference(dh, caches):
+    """lstm_backward as a plain loop of lstm_step_backward: dh (N, T, H) ->
+    (dx (N, T, D), dh0 (N, H), dWx, dWh, db)."""
+    dprev_h = np.zeros_like(caches[0].prev_h)
+    dprev_c, dxs, dW = np.zeros_like(dprev_h), [], [0, 0, 0]
+    for t in reversed(range(len(caches))):
+        dx, dprev_h, dprev_c, *step_dW = lstm_step_backward(dh[:, t] + dprev_h, dprev_c, caches[t])
+        dxs.append(dx)
+        dW = [total + d for total, d in zip(dW, step_dW)]
+    return (np.stack(dxs[::-1], axis=1), dprev_h, *dW)
+
+
+# ---------------------------------------------------- 3. FAST PATH: the tuned sequences
+# Same numbers as the reference sequences above; see the module docstring for the tricks.
+
+class RNNCache(NamedTuple):
+    x_tm: np.ndarray  # (T*N, D) time-major input
+    hs: np.ndarray    # (T+1, N, H): h0, then the hidden state of each step
+    Wx: np.ndarray
+    Wh: np.ndarray
+
+
+class LSTMCache(NamedTuple):
+    x_tm: np.ndarray     # (T*N, D) time-major input
+    hs: np.ndarray       # (T+1, N, H): h0, then the hidden state of each step
+    cs: np.ndarray       # (T+1, N, H): zeros, then the cell state of each step
+    tanh_cs: np.ndarray  # (T, N, H)
+    gates: np.ndarray    # (4, T, N, H) planes i, f, o, g
+    Wx: np.ndarray
+    Wh: np.ndarray
+
+
+def _tanh_backward(d, y, scratch):
+    """In place: d *= 1 - y**2, the derivative of y = tanh(a)."""
+    np.multiply(y, y, out=scratch)
+    np.subtract(1, scratch, out=scratch)
+    d *= scratch
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
@@ -159,7 +299,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
         a = hs[t + 1]
         a += hh
         np.tanh(a, out=a)
-    return _batch_major(hs[1:]), (x_tm, hs, Wx, Wh)
+    return _batch_major(hs[1:]), RNNCache(x_tm, hs, Wx, Wh)
 
 
 def rnn_backward(dh, cache):
@@ -185,8 +325,6 @@ def rnn_backward(dh, cache):
     dWh = hs[:-1].reshape(T * N, H).T @ da2
     return dx, dprev_h, dWx, dWh, da2.sum(axis=0)
 
-
-# -------------------------------------------------------------------------- LSTM
 
 def _planes(a):
     """View an (..., 4H) array as (4, ..., H): plane k is gate k (strided, no copy)."""
@@ -250,41 +388,6 @@ def _lstm_cell_backward(dh, dc, gates, prev_c, tanh_c, da, work, p, q):
     dc *= f
 
 
-def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
-    """One LSTM step.
-
-    Inputs: x (N, D), prev_h (N, H), prev_c (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,);
-    gates in the order i, f, o, g.
-    Returns: next_h (N, H), next_c (N, H), cache.
-    """
-    x, (prev_h, prev_c), Wx, Wh, b = _prepare(
-        x, "(N, D)", {"prev_h": prev_h, "prev_c": prev_c}, Wx, Wh, b, 4)
-    xw = x @ Wx  # (N, 4H)
-    xw += b
-    a = np.empty((4,) + prev_h.shape, dtype=xw.dtype)  # (4, N, H) contiguous planes
-    np.add(_planes(xw), _planes(prev_h @ Wh), out=a)  # the sums of lstm_forward
-    a[:3] *= 0.5
-    next_c, tanh_c, next_h = (np.empty_like(prev_c) for _ in range(3))
-    _lstm_cell(a, prev_c, next_c, tanh_c, next_h)
-    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, a, tanh_c)
-
-
-def lstm_step_backward(dnext_h, dnext_c, cache):
-    """dnext_h, dnext_c (N, H) -> (dx (N, D), dprev_h (N, H), dprev_c (N, H),
-    dWx (D, 4H), dWh (H, 4H), db (4H,))."""
-    x, prev_h, prev_c, Wx, Wh, gates, tanh_c = cache
-    _check_upstream("dnext_h", dnext_h, prev_h.shape)
-    _check_upstream("dnext_c", dnext_c, prev_c.shape)
-    dt = gates.dtype
-    dh = np.asarray(dnext_h, dtype=dt)
-    dc = dnext_c.astype(dt, copy=True)  # becomes dprev_c
-    N, H = dc.shape
-    da = np.empty((N, 4 * H), dtype=dt)
-    _lstm_cell_backward(dh, dc, gates, prev_c, tanh_c, da, np.empty_like(gates),
-                        np.empty_like(dc), np.empty_like(dc))
-    return da @ Wx.T, da @ Wh.T, dc, x.T @ da, prev_h.T @ da, da.sum(axis=0)
-
-
 def lstm_forward(x, h0, Wx, Wh, b):
     """Run an LSTM over a whole sequence; the initial cell state is zero.
 
@@ -314,7 +417,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
         a = gates[:, t]
         a += _planes(hw)
         _lstm_cell(a, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
-    return _batch_major(hs[1:]), (x_tm, hs, cs, tanh_cs, gates, Wx, Wh)
+    return _batch_major(hs[1:]), LSTMCache(x_tm, hs, cs, tanh_cs, gates, Wx, Wh)
 
 
 def lstm_backward(dh, cache):

@@ -108,13 +108,16 @@ class Trainer:
         keep_best: after training, put back the parameters of the best_val epoch (kept in
             memory and, with checkpoint_dir, in `best.npz` there, so a resumed run has them too).
         callback: called with each EpochRecord after its checkpoint is written.
-        progress: show a tqdm progress bar on stderr.
+        progress: None (default) reports nothing; a callable is called as progress(done, total)
+            after every iteration; True draws a tqdm bar on stderr (only when asked for).
+        drop_last: an epoch is len // batch_size full batches (the permutation's remainder is
+            left out, as the CS231n solver counts), or one batch when the data is smaller.
     """
 
     def __init__(self, model, train_data, val_data=None, *, update_rule="adam", optim_config=None,
                  lr_decay=1.0, batch_size=100, num_epochs=10, clip_norm=None, seed=0,
-                 checkpoint_dir=None, val_fn=None, progress=True, callback=None,
-                 monitor="val_loss", monitor_mode="min", keep_best=False):
+                 checkpoint_dir=None, val_fn=None, progress=None, callback=None,
+                 monitor="val_loss", monitor_mode="min", keep_best=False, drop_last=False):
         _check_model_and_data(model, train_data, val_data)
         _check_settings(batch_size, num_epochs, lr_decay, clip_norm, monitor_mode)
         self.model, self.train_data, self.val_data = model, train_data, val_data
@@ -128,12 +131,15 @@ class Trainer:
         self.val_fn, self.progress, self.callback = val_fn, progress, callback
         self.monitor, self.monitor_mode = monitor, monitor_mode
         self.keep_best, self._best_params = bool(keep_best), None
+        self.drop_last = bool(drop_last)
 
     @property
     def checkpoint_path(self):
         return None if self.checkpoint_dir is None else os.path.join(self.checkpoint_dir, CHECKPOINT_NAME)
 
     def iterations_per_epoch(self) -> int:
+        if self.drop_last:
+            return max(len(self.train_data) // self.batch_size, 1)
         return math.ceil(len(self.train_data) / self.batch_size)
 
     def train(self, resume: bool = False) -> TrainResult:
@@ -143,7 +149,7 @@ class Trainer:
         state = state or _State(rng=np.random.default_rng(self.seed),
                                 configs={k: dict(self.optim_config) for k in self.model.params})
         resumed_from = state.epoch
-        bar = self._progress_bar(state)
+        bar = _Progress(self.progress, self.iterations_per_epoch() * self.num_epochs, len(state.loss_history))
         try:
             for epoch in range(state.epoch + 1, self.num_epochs + 1):
                 self._run_epoch(state, epoch, bar)
@@ -160,13 +166,11 @@ class Trainer:
         t0 = time.perf_counter()
         order = state.rng.permutation(len(self.train_data))
         losses = []
-        for i in range(0, len(order), self.batch_size):
+        for i in range(0, self.iterations_per_epoch() * self.batch_size, self.batch_size):
             loss = self._step(state, order[i:i + self.batch_size], len(state.loss_history))
             state.loss_history.append(loss)
             losses.append(loss)
-            bar.update(1)
-            if len(losses) % 10 == 1:
-                bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
+            bar(len(state.loss_history), loss, epoch)
         lr = _learning_rate(state.configs)  # the rate this epoch used, before its decay
         for config in state.configs.values():
             if "learning_rate" in config:
@@ -237,20 +241,16 @@ class Trainer:
         value, epoch = pick(scored, key=lambda s: s[0])
         return {"epoch": epoch, "metric": self.monitor, "value": value}
 
-    def _progress_bar(self, state: _State):
-        from tqdm.auto import tqdm
-
-        per_epoch = self.iterations_per_epoch()
-        return tqdm(total=per_epoch * self.num_epochs, initial=per_epoch * min(state.epoch, self.num_epochs),
-                    disable=not self.progress, unit="it", leave=False, desc="train")
-
     # --- checkpoints -------------------------------------------------------------------
 
     def _settings(self) -> dict:
         """What must agree between a checkpoint and the trainer that resumes from it."""
-        return {"seed": self.seed, "batch_size": self.batch_size, "update_rule": self.rule_name,
-                "lr_decay": self.lr_decay, "clip_norm": self.clip_norm, "n_train": len(self.train_data),
-                "params": {k: list(np.shape(v)) for k, v in self.model.params.items()}}
+        settings = {"seed": self.seed, "batch_size": self.batch_size, "update_rule": self.rule_name,
+                    "lr_decay": self.lr_decay, "clip_norm": self.clip_norm, "n_train": len(self.train_data),
+                    "params": {k: list(np.shape(v)) for k, v in self.model.params.items()}}
+        if self.drop_last:  # only when set, so that older checkpoints still resume
+            settings["drop_last"] = True
+        return settings
 
     def _save_checkpoint(self, state: _State) -> None:
         arrays = {f"param/{k}": v for k, v in self.model.params.items()}
@@ -300,6 +300,33 @@ class Trainer:
                     f"cannot resume from {self.checkpoint_path!r}: it was written with {key}={saved.get(key)!r} "
                     f"but this run has {key}={now[key]!r}")
 
+
+
+class _Progress:
+    """Per-iteration progress: nothing (None/False), progress(done, total), or a tqdm bar (True)."""
+
+    def __init__(self, progress, total, done):
+        self.fn, self.bar = None, None
+        if progress is True:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=min(done, total), unit="it", leave=False, desc="train")
+        elif callable(progress):
+            self.fn, self.total = progress, total
+        elif progress not in (None, False):
+            raise GradscopeError(f"progress must be None, True or a callable(done, total), got {progress!r}")
+
+    def __call__(self, done, loss, epoch):
+        if self.fn is not None:
+            self.fn(done, self.total)
+        elif self.bar is not None:
+            self.bar.update(1)
+            if done % 10 == 1:
+                self.bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _json_scalar(value):

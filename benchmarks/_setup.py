@@ -1,0 +1,130 @@
+"""Shared set-up of the benchmarks: BLAS threads and kernels before NumPy loads, the
+machine's matmul peak measured in the same run, interleaved timing with medians.
+
+Import this module before NumPy (`from _setup import configure; configure(threads)`).
+
+OpenBLAS kernels: OpenBLAS picks its kernels by CPU model, or takes them from the
+environment variable OPENBLAS_CORETYPE. Its Haswell (AVX2) kernels run float32 matmul
+at about half the speed of its SkylakeX (AVX-512) kernels on an AVX-512 core (measured
+on an AMD Zen 5 development machine: 101 against 185 GFLOP/s, one thread, n = 2048),
+while torch's oneDNN kernels use AVX-512 wherever the CPU has it. `--blas-core env`
+(the default) keeps the environment's or OpenBLAS's own choice; `--blas-core auto`
+selects SkylakeX when the CPU reports AVX-512 (avx512f/bw/dq/vl); any other value is
+passed on as OPENBLAS_CORETYPE. Every benchmark prints the kernel set in use and the
+matmul peak measured in the same run.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+import time
+
+AVX512 = ("avx512f", "avx512bw", "avx512dq", "avx512vl")
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def add_arguments(parser, threads=2):
+    parser.add_argument("--threads", type=int, default=threads, help="BLAS and torch threads for both")
+    parser.add_argument("--blas-core", default="env",
+                        help="OpenBLAS kernel set: env (keep OPENBLAS_CORETYPE or OpenBLAS's own choice), "
+                             "auto (SkylakeX on AVX-512 CPUs) or a name for OPENBLAS_CORETYPE")
+
+
+def configure(threads, blas_core="env"):
+    """Set the thread and kernel environment; must run before NumPy is imported."""
+    if "numpy" in sys.modules:
+        raise RuntimeError("benchmarks/_setup.configure must run before NumPy is imported")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if blas_core == "auto":
+        if set(AVX512) <= _cpu_flags():
+            os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+    elif blas_core != "env":
+        os.environ["OPENBLAS_CORETYPE"] = blas_core
+    import torch
+    torch.set_num_threads(threads)
+
+
+def openblas_core():
+    """The kernel set NumPy's OpenBLAS uses (e.g. 'SkylakeX'), or '?'."""
+    import numpy as np
+    libdir = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+    for path in glob.glob(os.path.join(libdir, "*openblas*")):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return "?"
+
+
+def matmul_peak(n=2048, repeats=5):
+    """Median float32 GFLOP/s of an n x n matmul: (numpy, torch), measured interleaved."""
+    import numpy as np
+    import torch
+    a = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
+    ta = torch.from_numpy(a)
+    runs = {"numpy": lambda: a[0] @ a[1], "torch": lambda: ta[0] @ ta[1]}
+    return {k: 2 * n ** 3 / v["wall"][0] / 1e9 for k, v in timed(runs, repeats).items()}
+
+
+def timed(runs, repeats):
+    """{name: {"wall": (median, min, max), "cpu": median}} in seconds; the runs alternate
+    (after one warm-up each), so background load hits all alike. "cpu" is this
+    process's CPU time, the steadier measure on a shared machine with one thread."""
+    import numpy as np
+    wall = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
+    for fn in runs.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {k: {"wall": (float(np.median(wall[k])), min(wall[k]), max(wall[k])), "cpu": float(np.median(cpu[k]))}
+            for k in runs}
+
+
+def ratio_line(t, a="numpy", b="torch", target=1.0):
+    """'ratio a / b: wall median x (min/min y), cpu z (target <= t)'."""
+    wa, wb = t[a]["wall"], t[b]["wall"]
+    return (f"ratio {a} / {b}: wall {wa[0] / wb[0]:.2f} (min/min {wa[1] / wb[1]:.2f}), "
+            f"cpu {t[a]['cpu'] / t[b]['cpu']:.2f} (target <= {target})")
+
+
+def header(threads):
+    """One line: versions, threads, BLAS kernels and the measured matmul peaks."""
+    import numpy as np
+    import torch
+    peak = matmul_peak()
+    return (f"numpy {np.__version__} (OpenBLAS {openblas_core()} kernels), torch {torch.__version__}; "
+            f"threads {threads}; matmul peak float32 n=2048: numpy {peak['numpy']:.0f}, "
+            f"torch {peak['torch']:.0f} GFLOP/s"), peak
+
+
+def cnn_forward_flops(model):
+    """FLOPs of the conv and affine products of one image's forward pass through a
+    gradscope CNN (2 per multiply-add)."""
+    total = 0
+    for step, out in zip(model.steps, model._shapes):  # _shapes: each step's output shape
+        layer = step.layer
+        if step.kind is not None and layer["type"] == "conv":
+            total += 2 * out[0] * out[1] * out[2] * layer["in_channels"] * layer["kernel"] ** 2
+        elif step.kind is not None and layer["type"] == "affine":
+            total += 2 * layer["in_features"] * layer["out_features"]
+    return float(total)

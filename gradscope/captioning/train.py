@@ -1,0 +1,111 @@
+"""Train a CaptioningRNN on a caption source into a folder: checkpoints every epoch (exact
+resume after a kill), the best epoch by greedy val BLEU-4 kept, then model.npz,
+train_result.json and loss.png."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from gradscope.errors import DataError
+
+__all__ = ["train_captioner", "CaptionerTrainResult", "bleu_val_fn"]
+
+
+@dataclass
+class CaptionerTrainResult:
+    """model: the trained CaptioningRNN; train: the Trainer's TrainResult; model_path: the
+    written model.npz."""
+    model: object
+    train: object
+    model_path: str
+
+
+def train_captioner(source: str, out_dir, *, cell_type: str = "lstm", hidden_dim: int = 512,
+                    wordvec_dim: int = 256, update_rule: str = "adam", learning_rate: float = 1e-3,
+                    lr_decay: float = 0.95, batch_size: int = 100, num_epochs: int = 10, clip_norm=None,
+                    seed: int = 0, max_train: int | None = None, val_images: int = 500, resume: bool = False,
+                    callback=None, progress=None, feature_progress=None) -> CaptionerTrainResult:
+    """Train a captioner on `source` (synthetic[:N], coco:DIR, flickr8k:DIR) into out_dir.
+
+    max_train: use only the first N training captions. val_images: images of the val split
+    scored (greedy BLEU-4) after every epoch; 0 scores none and needs no val split.
+    resume: continue from out_dir's checkpoint; DataError when there is none.
+    callback(EpochRecord) after every epoch; progress(step, total_steps) after every step;
+    feature_progress(split, done, total) while image features are computed.
+    """
+    from gradscope.captioning import CaptioningRNN, save_captioner
+    from gradscope.captioning.sources import load_caption_source
+    from gradscope.fileio import save_json
+    from gradscope.training import Trainer
+    from gradscope.training.plots import plot_loss_curve
+    from gradscope.training.trainer import CHECKPOINT_NAME
+
+    out_dir = os.fspath(out_dir)
+    if resume and not os.path.isfile(os.path.join(out_dir, CHECKPOINT_NAME)):
+        raise DataError(f"nothing to resume: {out_dir!r} has no {CHECKPOINT_NAME} (a run writes it after its "
+                        "first epoch); start the run without resume")
+    splits = ["train", "val"] if val_images > 0 else ["train"]
+    data = load_caption_source(source, splits=splits, progress=feature_progress)
+    train, val = data.split("train"), data.splits.get("val")
+    if max_train:
+        train = _first_captions(train, max_train)
+    model = CaptioningRNN(train.word_to_idx, input_dim=train.feature_dim, wordvec_dim=wordvec_dim,
+                          hidden_dim=hidden_dim, cell_type=cell_type, seed=seed)
+    val_fn = bleu_val_fn(val, val_images) if val is not None and val_images > 0 else None
+    settings = {"optimizer": update_rule, "lr": learning_rate, "lr_decay": lr_decay, "batch_size": batch_size,
+                "epochs": num_epochs, "clip": clip_norm, "seed": seed}
+    trainer = Trainer(model, _Stepping(train, progress, num_epochs, batch_size), update_rule=update_rule,
+                      optim_config={"learning_rate": learning_rate}, lr_decay=lr_decay, batch_size=batch_size,
+                      num_epochs=num_epochs, clip_norm=clip_norm, seed=seed, checkpoint_dir=out_dir, val_fn=val_fn,
+                      progress=False, callback=callback, monitor="Bleu_4", monitor_mode="max", keep_best=True)
+    result = trainer.train(resume=resume)
+    info = {"data": source, "features": data.features, "features_fingerprint": data.fingerprint,
+            "train_captions": len(train), "training": settings,
+            "final_loss": result.loss_history[-1] if result.loss_history else None, "best_val": result.best_val,
+            "history": [{"epoch": r.epoch, "train_loss": r.train_loss, **r.val} for r in result.epochs]}
+    model_path = os.path.join(out_dir, "model.npz")
+    save_captioner(model_path, model, extra_meta=info)
+    save_json(os.path.join(out_dir, "train_result.json"), asdict(result))
+    if result.loss_history:
+        plot_loss_curve(result, os.path.join(out_dir, "loss.png"), title=f"{cell_type.upper()} on {source}")
+    return CaptionerTrainResult(model, result, model_path)
+
+
+class _Stepping:
+    """The training set as the Trainer sees it, reporting each batch drawn (one per step)
+    to progress(step, total)."""
+
+    def __init__(self, data, progress, num_epochs, batch_size):
+        self.data, self.progress, self.step = data, progress, 0
+        self.total = num_epochs * -(-len(data) // batch_size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def batch(self, indices, rng=None):
+        self.step += 1
+        if self.progress is not None:
+            self.progress(self.step, self.total)
+        return self.data.batch(indices, rng=rng)
+
+
+def _first_captions(split, n):
+    from gradscope.data.captions import CaptionDataset
+
+    raw = None if split.raw_tokens is None else split.raw_tokens[:n]
+    return CaptionDataset(split.features, split.captions[:n], split.image_idxs[:n], split.word_to_idx,
+                          split.idx_to_word, split.image_names, split.urls, raw, split.images, split.name)
+
+
+def bleu_val_fn(val, n_images: int):
+    """val_fn(model) -> {'Bleu_4': greedy BLEU-4 on the first n_images of val}."""
+    from gradscope.data.vocab import decode_tokens
+    from gradscope.metrics import bleu
+
+    ids = val.image_indices()[:n_images]
+    features, refs = val.image_features(ids), val.references(ids)
+
+    def val_fn(model):
+        return {"Bleu_4": bleu(refs, decode_tokens(model.sample(features), model.idx_to_word))[3]}
+
+    return val_fn

@@ -1,0 +1,102 @@
+"""Argument types with ranges, and library defaults, for the command parsers.
+
+A type raises argparse.ArgumentTypeError, which the parser reports as one line
+`gradscope: error: <command>: argument --flag: <why>` with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+
+MAX_SEED = 2**32 - 1
+MAX_BEAM = 64  # wider beams cost memory (N x beam x vocabulary scores) and barely change captions
+MAX_CAPTION_LENGTH = 200
+
+
+def _integer(text) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _real(text) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def int_range(lo: int, hi: int | None = None, why: str = ""):
+    """An argparse type: a whole number in lo..hi (hi None: no upper bound)."""
+
+    def parse(text) -> int:
+        value = _integer(text)
+        if value < lo or (hi is not None and value > hi):
+            bound = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+            raise argparse.ArgumentTypeError(f"must be {bound}{why}, got {value}")
+        return value
+
+    parse.__name__ = f"int_{lo}_{hi}"
+    return parse
+
+
+positive_int = int_range(1)
+nonneg_int = int_range(0)
+seed_int = int_range(0, MAX_SEED)
+beam_size = int_range(1, MAX_BEAM, " (1 = greedy decoding)")
+caption_length = int_range(1, MAX_CAPTION_LENGTH)
+
+
+def positive_float(text) -> float:
+    value = _real(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def nonneg_float(text) -> float:
+    value = _real(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def scale_factor(text) -> float:
+    """A factor greater than 1 (e.g. the size ratio between octaves)."""
+    value = _real(text)
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"must be greater than 1, got {text}")
+    return value
+
+
+def int_list(text) -> tuple:
+    """'32,64,128' -> (32, 64, 128), each a positive whole number."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}")
+    return tuple(positive_int(p) for p in parts)
+
+
+def schedule(text) -> tuple:
+    """'64:7:48,64:1' -> ((64, 7, 48), (64, 1)): (resolution, epochs[, crop]) phases, all positive."""
+    phases = []
+    for part in str(text).split(","):
+        fields = part.split(":")
+        if len(fields) not in (2, 3):
+            raise argparse.ArgumentTypeError(f"expected RES:EPOCHS[:CROP],... such as '64:7:48,64:1', got {text!r}")
+        phases.append(tuple(positive_int(v) for v in fields))
+    return tuple(phases)
+
+
+def default_of(fn, name: str):
+    """The default value of parameter `name` of the library function (or class) fn, so that
+    the command line states no default of its own."""
+    param = inspect.signature(fn).parameters[name]
+    if param.default is inspect.Parameter.empty:
+        raise TypeError(f"{fn.__qualname__}() has no default for {name!r}")
+    return param.default

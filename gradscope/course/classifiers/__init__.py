@@ -1,0 +1,1 @@
+"""The course's classifiers: rnn.CaptioningRNN and pretrained_cnn.PretrainedCNN."""
