@@ -83,13 +83,13 @@ def int_list(text) -> tuple:
 
 
 def schedule(text) -> tuple:
-    """'32:16,48:3' -> ((32, 16), (48, 3)): (resolution, epochs) phases, both positive."""
+    """'64:7:48,64:1' -> ((64, 7, 48), (64, 1)): (resolution, epochs[, crop]) phases, all positive."""
     phases = []
     for part in str(text).split(","):
-        res, sep, epochs = part.partition(":")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"expected RES:EPOCHS,... such as '32:16,48:3,64:2', got {text!r}")
-        phases.append((positive_int(res), positive_int(epochs)))
+        fields = part.split(":")
+        if len(fields) not in (2, 3):
+            raise argparse.ArgumentTypeError(f"expected RES:EPOCHS[:CROP],... such as '64:7:48,64:1', got {text!r}")
+        phases.append(tuple(positive_int(v) for v in fields))
     return tuple(phases)
 
 

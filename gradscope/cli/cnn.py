@@ -85,9 +85,9 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: checkpoints, history, model.json/.npz")
     p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
                    help="torch (fast; exports NumPy weights) or numpy (slow; hand-written backward)")
-    p.add_argument("--epochs-schedule", metavar="RES:EPOCHS,...", type=schedule, default=None,
-                   help="torch: progressive resizing phases (default "
-                        + ",".join(f"{r}:{e}" for r, e in DEFAULT_SCHEDULE) + ")")
+    p.add_argument("--epochs-schedule", metavar="RES:EPOCHS[:CROP],...", type=schedule, default=None,
+                   help="torch: phases of epochs on images resized to RES, on random CROP-pixel windows if given "
+                        "(default " + ",".join(":".join(map(str, ph)) for ph in DEFAULT_SCHEDULE) + ")")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help=f"numpy: number of epochs (default {default_of(train_tinyimagenet_numpy, 'num_epochs')})")
     p.add_argument("--widths", type=int_list, default=None, metavar="W,W,...",
@@ -97,8 +97,8 @@ def _add_train(sub) -> None:
                    help=f"(peak) learning rate ({_engine_defaults('lr', 'learning_rate')})")
     p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
     p.add_argument("--threads", type=positive_int, default=None, help="torch: CPU threads")
-    p.add_argument("--init-from", metavar="CHECKPOINT.pt", default=None,
-                   help="torch: warm start from an earlier run's checkpoint.pt (weights only)")
+    p.add_argument("--init-from", metavar="CHECKPOINT.pt|MODEL.json", default=None,
+                   help="torch: warm start from an earlier run's checkpoint.pt or exported model.json (weights only)")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCHS",
                    help="torch: stop after this many epochs of the schedule")
     p.add_argument("--seed", type=seed_int, default=0)
