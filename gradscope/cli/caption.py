@@ -101,7 +101,7 @@ def _register_evaluate(sub) -> None:
     p.add_argument("--split", default="val", choices=("train", "val", "dev", "test"))
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="score only the first N images")
     _add_decoding_args(p, None)
-    p.set_defaults(func=run_evaluate, beam=None, max_length=30, json=False, length_norm=1.0)
+    p.set_defaults(func=run_evaluate, beam=3, max_length=30, json=False, length_norm=1.0)  # as `caption IMAGE`
 
 
 def _register_sample(sub) -> None:
@@ -112,7 +112,7 @@ def _register_sample(sub) -> None:
     p.add_argument("--n", type=int, default=5, help="how many images (default 5)")
     p.add_argument("--seed", type=int, default=0, help="which images")
     _add_decoding_args(p, None)
-    p.set_defaults(func=run_sample, beam=None, max_length=30, json=False, length_norm=1.0)
+    p.set_defaults(func=run_sample, beam=3, max_length=30, json=False, length_norm=1.0)
 
 
 # --- handlers -------------------------------------------------------------------------
@@ -160,17 +160,21 @@ def run_evaluate(args) -> int:
     from gradscope.metrics import score_all
 
     model = _load_model(args.model)
-    split = load_caption_source(args.data, splits=[args.split], progress=_feature_progress(args)).split(args.split)
+    source = load_caption_source(args.data, splits=[args.split], progress=_feature_progress(args))
+    split = source.split(args.split)
     _check_feature_dim(model, split.feature_dim, args.data)
     ids = split.image_indices()[:args.max_images]
     captions = _decode(model, split.image_features(ids), args)
     scores = score_all(split.references(ids), decode_tokens(captions, model.idx_to_word))
     report = {"data": args.data, "split": args.split, "images": int(len(ids)), "decoding": _decoding_name(args),
               "model": args.model or "shipped", "scores": scores}
+    if split.name in source.skipped:  # listed in the annotations but not on disk
+        report["images_missing"] = int(source.skipped[split.name])
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
-    print(f"{args.data} {args.split}: {len(ids)} images, {_decoding_name(args)} decoding")
+    missing = f" ({report['images_missing']} listed images not on disk)" if "images_missing" in report else ""
+    print(f"{args.data} {args.split}: {len(ids)} images{missing}, {_decoding_name(args)} decoding")
     for name, value in scores.items():
         print(f"  {name:8s} {value:.4f}")
     return 0
