@@ -1,5 +1,6 @@
 """Word-level caption saliency: gradients checked numerically on a tiny CNN + captioner (float64)."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -114,3 +115,35 @@ def test_explain_caption_explains_the_decoded_caption(tmp_path):
         assert (tmp_path / w["map_png"].rsplit("/", 1)[-1]).stat().st_size > 1000
     assert (tmp_path / "photo_caption.png").exists()
     json.dumps(saved)
+
+
+def test_cli_explain_writes_pngs_strip_and_json(tmp_path, monkeypatch, capsys):
+    import gradscope.captioning.features as features_module
+    from gradscope.captioning import save_captioner
+    from gradscope.cli import main
+    from gradscope.imageio import save_image
+
+    captioner, extractor = _tiny(dtype=np.float32)
+    captioner.params["b_vocab"][2] = -5.0
+    extractor.name = "tiny:relu_fc1"
+    captioner.info = {"features": extractor.name, "features_fingerprint": extractor.fingerprint()}
+    monkeypatch.setitem(features_module._EXTRACTORS, "tiny", lambda: extractor)
+    save_captioner(tmp_path / "cap.npz", captioner)
+    for name in ("a", "b"):
+        save_image(tmp_path / f"{name}.png", _image(ord(name), 20))
+    out = tmp_path / "out"
+    argv = ["caption", "explain", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out),
+            "--model", str(tmp_path / "cap.npz"), "--max-length", "4"]
+    assert main(argv + ["--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in rows] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    assert rows == json.loads((out / "explain.json").read_text())
+    for row in rows:
+        assert row["caption"] == " ".join(w["word"] for w in row["words"])
+        assert all(os.path.isfile(w["map_png"]) for w in row["words"]) and os.path.isfile(row["figure"])
+    main(["caption", argv[2], "--model", argv[-3], "--max-length", "4"])  # the same caption as `caption IMAGE`
+    assert capsys.readouterr().out.strip().endswith(rows[0]["caption"])
+    assert main(argv) == 0
+    assert "more than random deletion for" in capsys.readouterr().out
+    assert main(argv[:4] + [str(tmp_path / "missing.png"), "-o", str(out)]) == 2
+    assert main(argv + ["--fraction", "1.5"]) == 2

@@ -4,6 +4,7 @@
     gradscope caption evaluate --data SOURCE --split val|dev|test [--beam K] [--model PATH] [--json]
     gradscope caption sample (--data SOURCE [--n 5] | IMAGE...) [--model PATH] [--beam K]
     gradscope caption [image] IMAGE... [--beam K] [--model PATH]
+    gradscope caption explain IMAGE... -o OUT [--json]   (gradscope/cli/explain.py)
 
 SOURCE is synthetic[:N], coco:DIR or flickr8k:DIR. Without --model, the shipped
 Flickr8k captioner is used.
@@ -20,7 +21,7 @@ import numpy as np
 
 from gradscope.errors import GradscopeError
 
-SUBCOMMANDS = ("train", "evaluate", "sample", "image")
+SUBCOMMANDS = ("train", "evaluate", "sample", "explain", "image")
 
 
 class _ImageOrSubcommand(argparse._SubParsersAction):
@@ -48,11 +49,14 @@ def register(subparsers) -> None:
         epilog="data SOURCE: synthetic[:N] (built-in coloured shapes), coco:DIR (course COCO features), "
                "flickr8k:DIR (Flickr8k images through the shipped CNN).")
     _add_decoding_args(parser, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="caption_command", metavar="{train,evaluate,sample,image} | IMAGE",
+    sub = parser.add_subparsers(dest="caption_command", metavar="{train,evaluate,sample,explain,image} | IMAGE",
                                 action=_ImageOrSubcommand)
     _register_train(sub)
     _register_evaluate(sub)
     _register_sample(sub)
+    from gradscope.cli.explain import register_explain
+
+    register_explain(sub)
     image = sub.add_parser("image", help="caption image files (the default: `gradscope caption IMAGE...`)")
     image.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     _add_decoding_args(image, argparse.SUPPRESS)
