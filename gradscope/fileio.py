@@ -75,3 +75,9 @@ def read_json_array(arrays: dict, key: str, path, fmt: str, what: str) -> dict:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise DataError(f"{path!r} has format {found!r}, expected {fmt!r}")
     return meta
+
+
+def cache_dir(*parts) -> str:
+    """gradscope's user cache folder ($GRADSCOPE_CACHE, else ~/.cache/gradscope), joined with parts."""
+    root = os.environ.get("GRADSCOPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gradscope")
+    return os.path.join(root, *parts)

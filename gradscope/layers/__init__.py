@@ -8,6 +8,9 @@
     pooling        max pooling, global average pooling
     normalization  batch norm and spatial batch norm
     dropout        inverted dropout
+    depthwise      depthwise (per-channel) and 1x1 convolution
+    padding        zero padding per side, TF "SAME" amounts
+    activation     ReLU6
 """
 from gradscope.layers.core import *  # noqa: F401,F403
 from gradscope.layers.recurrent import *  # noqa: F401,F403
@@ -16,3 +19,6 @@ from gradscope.layers.conv import *  # noqa: F401,F403
 from gradscope.layers.pooling import *  # noqa: F401,F403
 from gradscope.layers.normalization import *  # noqa: F401,F403
 from gradscope.layers.dropout import *  # noqa: F401,F403
+from gradscope.layers.depthwise import *  # noqa: F401,F403
+from gradscope.layers.padding import *  # noqa: F401,F403
+from gradscope.layers.activation import *  # noqa: F401,F403
