@@ -20,16 +20,16 @@ def _panel(ax, result, t):
 
 def word_figure(result, t):
     """One word's map over the photo with the word (and its log-prob) written under it."""
-    fig = _figure(2.6, 3.0)
+    fig = _figure(2.6, 3.1)
     _panel(fig.add_subplot(1, 1, 1), result, t)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.18, top=0.98)
     return fig
 
 
 def caption_strip(result, max_words: int = 16):
     """The photo followed by every word's map, in caption order, one row."""
     n = min(len(result.words), max_words)
-    fig = _figure(2.0 * (n + 1), 2.6)
+    fig = _figure(2.0 * (n + 1), 3.0)
     ax = fig.add_subplot(1, n + 1, 1)
     ax.imshow(result.image, interpolation="nearest")
     ax.set_xticks([])
@@ -38,7 +38,7 @@ def caption_strip(result, max_words: int = 16):
     for t in range(n):
         _panel(fig.add_subplot(1, n + 1, t + 2), result, t)
     fig.suptitle(f'"{result.caption}"', fontsize=12)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.2, top=0.84, wspace=0.06)
     return fig
 
 

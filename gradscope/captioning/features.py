@@ -89,6 +89,13 @@ class _Lite0:
 
         return preprocess_lite0(images)
 
+    def deprocess(self, x):
+        """(N, 3, H, W) model input -> uint8 (N, H, W, 3) pixels."""
+        from gradscope.cnn.efficientnet_arch import PIXEL_MEAN, PIXEL_SCALE
+
+        pixels = np.asarray(x).transpose(0, 2, 3, 1) * PIXEL_SCALE + PIXEL_MEAN
+        return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
     def forward_to(self, x, layer):
         from gradscope.cnn.efficientnet import forward_numpy
 
