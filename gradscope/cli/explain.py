@@ -44,8 +44,9 @@ def run_explain(args) -> int:
         raise GradscopeError(f"--fraction must be between 0 and 1, got {args.fraction}")
     captioner = load_pretrained() if args.model is None else load_captioner(args.model)
     extractor = feature_fn_for(captioner)
-    if not hasattr(extractor, "model"):
-        raise GradscopeError("this captioner's features do not come from a CNN, so there are no pixel gradients")
+    if not hasattr(getattr(extractor, "model", None), "backward_from"):
+        raise GradscopeError("this captioner's features do not come from a CNN with a backward pass to the "
+                             "pixels, so there are no pixel gradients")
     images = [load_image(p) for p in args.images]  # every file read before any output
     _make_out(args.out)
     rows, seen = [], set()
