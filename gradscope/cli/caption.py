@@ -46,8 +46,9 @@ def register(subparsers) -> None:
         "caption", help="image captioning: train, evaluate, sample, or caption image files",
         description="Caption images with an RNN/LSTM captioner, or train and evaluate one. "
                     "`gradscope caption IMAGE...` captions image files with the shipped model.",
-        epilog="data SOURCE: synthetic[:N] (built-in coloured shapes), coco:DIR (course COCO features), "
-               "flickr8k:DIR (Flickr8k images through the shipped CNN).")
+        epilog="data SOURCE: synthetic[:N] (built-in coloured shapes), coco:DIR (official COCO 2014 "
+               "files and photos, or the course's h5 features), flickr8k:DIR (Flickr8k images through the shipped "
+               "captioner's CNN, EfficientNet-Lite0).")
     _add_decoding_args(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="caption_command", metavar="{train,evaluate,sample,explain,image} | IMAGE",
                                 action=_ImageOrSubcommand)
