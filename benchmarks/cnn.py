@@ -33,13 +33,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gradscope.cnn import load_pretrained  # noqa: E402
-from gradscope.cnn import layer_ops  # noqa: E402
+from gradscope.interface import score_gradient  # noqa: E402
 from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
 
 
 
 def numpy_step(model, x, classes):
-    return model.score_gradient(x, classes)
+    return score_gradient(model, x, classes)
 
 
 def torch_step(module, x, classes):
@@ -53,18 +53,20 @@ def profile_layers(model, x, repeats=3):
     """Median forward and backward (input gradient only) CPU seconds of every layer."""
     rows = []
     h = x
-    for layer in model.layers:
-        p = model._layer_params(layer)
+    for step in model.steps:
+        if step.kind is None:  # a residual block's join
+            continue
+        layer, p = step.layer, model._step_arrays(step)
         fwd, bwd = [], []
         for _ in range(repeats):
             t0 = time.process_time()
-            out, cache, _ = layer_ops.forward(layer, p, h, "test", None)
+            out, cache, _ = step.kind.forward(layer, p, h, "test", None)
             t1 = time.process_time()
-            layer_ops.backward(layer, np.ones_like(out), cache, False)
+            step.kind.backward(layer, np.ones_like(out), cache, False)
             t2 = time.process_time()
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
-        rows.append((layer["name"], np.median(fwd), np.median(bwd)))
+        rows.append((step.name, np.median(fwd), np.median(bwd)))
         h = out
     return rows
 

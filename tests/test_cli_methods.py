@@ -45,7 +45,7 @@ def test_saliency_command_writes_maps(files, capsys):
 
 
 def test_saliency_evaluate_and_fool_benchmark(files, capsys):
-    code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 6, "--steps", 4,
+    code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 6, "--stages", 4,
                        "--model", files / "m.json", "--json")
     d = json.loads(out)
     assert code == 0 and d["n"] == 6 and 0 <= d["pointing_game"]["hit_rate"] <= 1

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gradscope.interface import score_gradient
 from gradscope.cnn import CNN, tiny_vgg
 from gradscope.cnn.torch_module import build_torch_module, params_to_torch
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
@@ -93,7 +94,7 @@ def test_backward_to_image_matches_numeric(model64, x8):
 
 def test_score_gradient_is_gradient_of_raw_score(model64, x8):
     classes = [0, 2, 1]
-    scores, dx = model64.score_gradient(x8, classes)
+    scores, dx = score_gradient(model64, x8, classes)
     assert np.allclose(scores, model64.scores(x8))
     for i, c in enumerate(classes):
         xi = x8[i:i + 1].copy()
@@ -146,7 +147,7 @@ def test_matches_torch_twin_forward_and_gradients():
     model = with_random_buffers(CNN(config, seed=3))
     module = params_to_torch(config, model.params, model.buffers).eval()
     x = np.random.default_rng(4).standard_normal((4, 3, 16, 16)).astype(np.float32)
-    scores, dx = model.score_gradient(x, [0, 3, 6, 1])
+    scores, dx = score_gradient(model, x, [0, 3, 6, 1])
     xt = torch.tensor(x, requires_grad=True)
     st = module(xt)
     st[torch.arange(4), torch.tensor([0, 3, 6, 1])].sum().backward()
@@ -253,7 +254,7 @@ def test_clear_errors(model64, x8):
     bad = x8.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(GradscopeError, match="NaN"):
-        model64.score_gradient(bad, [0, 0, 0])
+        score_gradient(model64, bad, [0, 0, 0])
     with pytest.raises(ShapeError, match="fc1"):
         model64.scores(np.zeros((1, 3, 12, 12)))  # flatten + affine need the trained size
     with pytest.raises(ShapeError, match="upstream gradient"):
@@ -262,7 +263,7 @@ def test_clear_errors(model64, x8):
     with pytest.raises(ShapeError, match="input to layer 'fc1'"):
         model64.forward(np.zeros((3, 4, 4, 4)), start="fc1")
     with pytest.raises(GradscopeError, match="classes"):
-        model64.score_gradient(x8, [0, 1, 3])
+        score_gradient(model64, x8, [0, 1, 3])
     params = dict(model64.params)
     params["conv1.W"] = params["conv1.W"][:, :2]
     with pytest.raises(ShapeError, match="conv1.W"):

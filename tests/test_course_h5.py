@@ -3,6 +3,7 @@ import h5py
 import numpy as np
 import pytest
 
+from gradscope.interface import score_gradient
 from gradscope.cnn.course_h5 import COURSE_STRIDES, load_course_h5
 from gradscope.errors import DataError
 from gradscope.layers import (affine_forward, batchnorm_forward, conv_forward, relu_forward,
@@ -66,7 +67,7 @@ def test_course_model_forward_matches_manual(tmp_path, transpose_affine):
     x = rng.standard_normal((2, 3, 64, 64))
     ref = manual_forward(course_arrays(np.random.default_rng(0)), x)
     assert np.allclose(model.scores(x), ref, atol=1e-8)
-    scores, dx = model.score_gradient(x, [0, 4])
+    scores, dx = score_gradient(model, x, [0, 4])
     assert dx.shape == x.shape and np.all(np.isfinite(dx))
 
 

@@ -21,7 +21,8 @@ from gradscope.demo.analyses import captioner_history, inversion_layers, pick_cl
 from gradscope.errors import DataError, GradscopeError
 from gradscope.imageio import save_image
 
-SECTIONS = ["classification", "captions", "explain", "saliency", "fooling", "classvis", "inversion", "deepdream", "training"]
+SECTIONS = ["classification", "captions", "explain", "saliency", "fooling", "classvis", "inversion", "deepdream",
+            "efficientnet", "training"]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_method_numbers(demo):
     assert list(layers) == list(inversion_layers(tiny_cnn()))
     assert all(len(v["distance_history"][0]) == QUICK.inversion_iterations for v in layers.values())
     dream = s["deepdream"]["numbers"]
-    assert len(dream["activation_norm"][0]) == QUICK.dream_iterations * len(dream["sizes"])
+    assert len(dream["activation_norm"][0]) == QUICK.dream_iterations  # total steps over the octaves
     assert s["training"]["numbers"] == {"cnn": CNN_HISTORY, "captioner": CAPTIONER_HISTORY}
     assert len(s["training"]["images"]) == 4  # loss and metrics of each model
 

@@ -1,6 +1,7 @@
-"""EfficientNet-Lite0: the torch reference takes the package's checkpoint strictly, the
-NumPy network gives its logits and pooled features, the weights convert once into an
-.npz cache, preprocessing follows the weights, and the 1,000 classes ship.
+"""EfficientNet-Lite0: the torch reference takes the package's checkpoint strictly; the
+NumPy engine gives its logits, pooled features and input gradients, and so does its
+gradscope.torch twin; names are addressable; the weights convert once into an .npz
+cache; preprocessing follows the weights; the 1,000 classes ship; --model works.
 Needs the weights package (skipped only when it is absent)."""
 import sys
 
@@ -13,7 +14,7 @@ torch = pytest.importorskip("torch")
 from gradscope.cnn import efficientnet as E  # noqa: E402
 from gradscope.cnn.efficientnet_arch import weights_package_path  # noqa: E402
 from gradscope.cnn.imagenet import imagenet_classes  # noqa: E402
-from gradscope.errors import DataError  # noqa: E402
+from gradscope.errors import DataError, GradscopeError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,11 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def arrays(cache):
     return E.load_lite0_arrays()
+
+
+@pytest.fixture(scope="module")
+def model(arrays):
+    return E.load_efficientnet_lite0()
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +57,10 @@ def test_reference_loads_checkpoint_strictly(reference):
     assert sum(b.skip for b in reference._blocks) == 9  # the 9 blocks with identity skips
 
 
-def test_numpy_logits_and_features_match_torch(arrays, reference):
-    x = E.preprocess_lite0(photos(2))
-    logits = E.forward_numpy(arrays, x)
-    feats = E.forward_numpy(arrays, x, end="pool")
+def test_numpy_logits_and_features_match_torch(model, reference):
+    x = model.preprocess(photos(2))
+    logits = model.scores(x)
+    feats = model.forward(x, end="pool")[0]
     with torch.no_grad():
         ref = reference(torch.from_numpy(x)).numpy()
         ref_feats = reference.features(torch.from_numpy(x)).numpy()
@@ -64,26 +70,69 @@ def test_numpy_logits_and_features_match_torch(arrays, reference):
     assert np.array_equal(logits.argmax(1), ref.argmax(1))
 
 
-def test_features_function(cache, reference):
+def test_torch_twin_same_logits_and_input_gradients(model, reference):
+    from gradscope.interface import score_gradient
+    from gradscope.torch import cnn_to_torch
+
+    twin = cnn_to_torch(model)
+    x = model.preprocess(photos(1, seed=3))
+    scores, dx = score_gradient(model, x, [1])
+    t_scores, t_dx = score_gradient(twin, x, [1])
+    assert np.abs(scores - t_scores).max() / np.abs(t_scores).max() < 1e-4
+    # float32 rounding can move a unit across a ReLU6 kink: compare gradients in L2
+    assert np.linalg.norm(dx - t_dx) / np.linalg.norm(t_dx) < 1e-2
+    with torch.no_grad():
+        np.testing.assert_allclose(twin.module(torch.from_numpy(x)).numpy(), reference(torch.from_numpy(x)).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_names_are_addressable(model):
+    names = model.layer_names
+    for name in ["stem", *[f"block{i}" for i in range(16)], "head", "pool", "fc",
+                 "stem.conv", "block0.dw_conv", "block3.dw_pad", "block3.expand_conv", "block15.project_bn", "head.relu"]:
+        assert name in names, name
+    x = model.preprocess(photos(1))
+    act, cache = model.forward_to(x, "block5.dw_conv")
+    assert act.shape == (1, 240, 14, 14)  # block5: stride 2, 28 -> 14
+    dx = model.backward_from(np.ones_like(act), cache)
+    assert dx.shape == x.shape and np.abs(dx).sum() > 0
+    rows = {r["name"]: r for r in model.describe()}
+    assert [rows[f"block{i}"]["skip"] for i in range(16)].count(True) == 9
+    assert rows["head"]["output_shape"] == (1280, 7, 7)
+
+
+def test_features_function(cache, model, reference):
     imgs = [photos(1)[0], photos(1, size=(180, 300), seed=1)[0]]
-    f = E.efficientnet_lite0_features(imgs, batch_size=1)
+    f = E.efficientnet_lite0_features(imgs, batch_size=1, model=model)
     assert f.shape == (2, 1280) and f.dtype == np.float32 and f.min() >= 0
     with torch.no_grad():
-        ref = reference.features(torch.from_numpy(E.preprocess_lite0(imgs))).numpy()
+        ref = reference.features(torch.from_numpy(model.preprocess(imgs))).numpy()
     assert np.abs(f - ref).max() / np.abs(ref).max() < 1e-4
 
 
-def test_preprocessing_follows_the_weights():
+def test_load_pretrained_and_model_spec(cache, model):
+    from gradscope.cnn import load_pretrained
+    from gradscope.modelspec import load_image_model
+
+    assert load_pretrained().num_classes == 100  # the default stays the TinyImageNet model
+    m = load_pretrained("efficientnet_lite0")
+    assert (m.num_classes, m.input_size) == (1000, 224) and m.class_names[1].startswith("goldfish")
+    assert load_image_model("efficientnet_lite0").wnids[779] == "n04146614"
+    with pytest.raises(GradscopeError, match="unknown pretrained model"):
+        load_pretrained("efficientnet_b7")
+
+
+def test_preprocessing_follows_the_weights(model):
     img = photos(1, size=(224, 224))[0]
-    x = E.preprocess_lite0(img)
+    x = model.preprocess(img)
     assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
-    np.testing.assert_allclose(x[0].transpose(1, 2, 0), (img.astype(np.float32) - 127) / 128)  # used as is
+    np.testing.assert_allclose(x[0].transpose(1, 2, 0), (img.astype(np.float32) - 127) / 128, atol=1e-6)  # as is
     wide = photos(1, size=(300, 450))[0]
     from PIL import Image
 
     expect = np.asarray(Image.fromarray(wide).resize((384, 256), Image.Resampling.BICUBIC))[16:240, 80:304]
-    np.testing.assert_allclose(E.preprocess_lite0(wide)[0].transpose(1, 2, 0), (expect - 127.0) / 128)
-    assert E.preprocess_lite0([photos(1, size=(128, 128))[0]]).shape == (1, 3, 224, 224)  # small: upscaled
+    np.testing.assert_allclose(model.preprocess(wide)[0].transpose(1, 2, 0), (expect - 127.0) / 128, atol=1e-6)
+    assert model.preprocess([photos(1, size=(128, 128))[0]]).shape == (1, 3, 224, 224)  # small: upscaled
 
 
 def test_weights_convert_once_into_a_pickle_free_npz(cache, arrays):
@@ -107,3 +156,23 @@ def test_imagenet_classes_ship():
     assert len(wnids) == len(names) == 1000
     assert (wnids[1], names[1].split(",")[0]) == ("n01443537", "goldfish")
     assert names[779] == "school bus" and len(set(wnids)) == 1000
+
+
+def test_classify_cli_names_imagenet_classes(cache, tmp_path, capsys):
+    from gradscope.cli import main
+    from gradscope.imageio import save_image
+
+    path = tmp_path / "photo.png"
+    save_image(path, photos(1, size=(240, 320))[0])
+    assert main(["classify", "--model", "efficientnet_lite0", str(path)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "%" in ln]
+    assert len(lines) == 5 and all(" n0" in ln or " n1" in ln for ln in lines)
+
+
+def test_array_level_helpers_equal_the_model(arrays, model):
+    """preprocess_lite0 / forward_numpy (for callers holding the converted arrays) give what
+    the model's preprocess / forward give."""
+    imgs = [photos(1, size=(200, 260), seed=4)[0]]
+    x = E.preprocess_lite0(imgs)
+    np.testing.assert_allclose(x, model.preprocess(imgs), atol=1e-6)
+    np.testing.assert_array_equal(E.forward_numpy(arrays, x, end="pool"), model.forward(x, end="pool")[0])

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from gradscope.errors import ShapeError
 from gradscope.gradcheck import check_layer_gradients
-from gradscope.layers import (conv_forward, depthwise_conv_backward, depthwise_conv_forward, pad_backward,
+from gradscope.layers import (conv_forward, depthwise_conv_backward, depthwise_conv_backward_input,
+                              depthwise_conv_forward, pad_backward, pointwise_conv_backward_input,
                               pad_forward, pointwise_conv_backward, pointwise_conv_backward_plain,
                               pointwise_conv_forward, pointwise_conv_forward_plain, relu6_backward,
                               relu6_forward, same_pads, spatial_batchnorm_backward, spatial_batchnorm_forward)
@@ -36,6 +37,9 @@ def test_depthwise_gradients(rng, stride, k):
     errs = check_layer_gradients(lambda x, w: depthwise_conv_forward(x, w, stride), depthwise_conv_backward,
                                  {"x": x, "w": w})
     assert max(errs.values()) < 1e-8, errs
+    out, cache = depthwise_conv_forward(x, w, stride)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(depthwise_conv_backward_input(dout, cache), depthwise_conv_backward(dout, cache)[0])
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-10)])
@@ -137,6 +141,7 @@ def test_pointwise_fast_path_equals_plain_and_conv(rng, dtype):
     for a, b in zip(pointwise_conv_backward(dout, cf), pointwise_conv_backward_plain(dout, cp)):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, atol=10 * tol)
+    np.testing.assert_array_equal(pointwise_conv_backward_input(dout, cf), pointwise_conv_backward(dout, cf)[0])
 
 
 def test_pointwise_matches_torch(rng):

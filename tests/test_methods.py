@@ -60,7 +60,7 @@ def test_saliency_is_abs_max_of_numeric_gradient():
 
 
 def test_log_prob_objective_gradient_matches_numeric():
-    from gradscope.methods.objectives import class_gradient
+    from gradscope.methods.objectives import class_log_prob, class_objective
 
     m = tiny_cnn(seed=3, dtype=np.float64, input_size=8)
     x = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
@@ -69,11 +69,12 @@ def test_log_prob_objective_gradient_matches_numeric():
         s = m.scores(v[None])[0]
         return s[c] - s.max() - np.log(np.sum(np.exp(s - s.max())))
 
-    _, dx = class_gradient(m, x, np.array([0, 3]), "log_prob")
+    ev = class_log_prob(np.array([0, 3]))(m, x)
     for i, c in enumerate([0, 3]):
-        assert rel_error(dx[i], numeric_grad(lambda v: log_prob(v, c), x[i].copy())) < 1e-5
+        assert ev.value[i] == pytest.approx(log_prob(x[i], c))
+        assert rel_error(ev.grad[i], numeric_grad(lambda v: log_prob(v, c), x[i].copy())) < 1e-5
     with pytest.raises(GradscopeError, match="objective"):
-        class_gradient(m, x, np.array([0, 3]), "prob")
+        class_objective("prob", np.array([0, 3]))
 
 
 def test_saliency_defaults_to_predicted_class_and_accepts_names(model, x):
@@ -97,7 +98,7 @@ def test_smoothgrad_shapes_seed_and_chunk_independence(model, x):
 
 
 def test_integrated_gradients_completeness(model, x):
-    r = integrated_gradients(model, x, [0, 2, 4], steps=128, chunk=50)
+    r = integrated_gradients(model, x, [0, 2, 4], points=128, chunk=50)
     total = r.attributions.sum(axis=(1, 2, 3))
     np.testing.assert_allclose(total, r.scores - r.baseline_scores, rtol=0.02, atol=0.02)
     assert r.maps.shape == (3, 16, 16) and np.all(r.maps >= 0)
@@ -107,14 +108,14 @@ def test_integrated_gradients_exact_on_linear_model():
     m = linear_model()
     x = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
     base = np.full((1, 3, 8, 8), 0.3)
-    r = integrated_gradients(m, x, [0, 2], steps=3, baseline=base)
+    r = integrated_gradients(m, x, [0, 2], points=3, baseline=base)
     W = m.params["fc.W"]
     for i, c in enumerate([0, 2]):
         np.testing.assert_allclose(r.attributions[i], (x[i] - base[0]) * W[:, c].reshape(3, 8, 8), atol=1e-12)
 
 
 def test_saliency_results_save_and_serialise(model, x, tmp_path):
-    r = integrated_gradients(model, x[:2], 1, steps=4)
+    r = integrated_gradients(model, x[:2], 1, points=4)
     paths = r.save(tmp_path / "out")
     assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["0_map.png", "0_overlay.png", "1_map.png", "1_overlay.png"]
     d = json.loads(json.dumps(r.to_dict()))
@@ -202,9 +203,9 @@ def test_deepdream_raises_activation_norm_at_any_size(model, images):
     r = deepdream(model, x, "relu2", iterations=15, octaves=None, seed=0)
     assert r.activation_norm[-1, 0] > 1.2 * r.activation_norm[0, 0]
     wide = np.random.default_rng(0).normal(size=(1, 3, 20, 28)).astype(np.float32)
-    w = deepdream(model, wide, "conv2", iterations=3, octaves=3, seed=0)
+    w = deepdream(model, wide, "conv2", iterations=8, octaves=3, seed=0)  # 8 steps in all: 2, 3, 3
     assert w.images.shape == (1, 20, 28, 3) and w.sizes[-1] == (20, 28) and len(w.sizes) == 3
-    assert w.activation_norm.shape == (9, 1)
+    assert w.activation_norm.shape == (8, 1)
 
 
 # ---------------------------------------------------------------- bad inputs
@@ -268,7 +269,7 @@ def test_deletion_insertion_known_answer():
     good = np.zeros((1, 8, 8))
     good[0, 2:4, 5:7] = 1.0
     seen = []
-    r = deletion_insertion_auc(m, x, 0, good, steps=16, blur_sigma=1.0, chunk=10,
+    r = deletion_insertion_auc(m, x, 0, good, stages=16, blur_sigma=1.0, chunk=10,
                                callback=lambda done, info: seen.append((done, info["total"])))
     assert seen[-1] == (4 * 17, 4 * 17) and len(seen) == 4 * 2  # 17 inputs a curve, chunks of 10
     assert r.deletion_curves[0, 0] == pytest.approx(1 / (1 + np.exp(-7.2)))

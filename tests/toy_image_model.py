@@ -11,7 +11,7 @@ from PIL import Image
 from gradscope.layers import (affine_backward, affine_forward, conv_backward, conv_forward,
                               global_avg_pool_backward, global_avg_pool_forward, max_pool_backward,
                               max_pool_forward, relu_backward, relu_forward)
-from gradscope.methods.interface import resolve_layer
+from gradscope.interface import resolve_layer
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 3, 1, 1)
@@ -82,11 +82,9 @@ class ToyImageModel:
     def scores(self, x):
         return self.forward_to(x, "fc")[0]
 
-    def score_gradient(self, x, classes):
-        scores, cache = self.forward_to(x, "fc")
-        d = np.zeros_like(scores)
-        d[np.arange(len(x)), classes] = 1
-        return scores, self.backward_from(d, cache)
+    def scores_backward(self, x, dscores_fn):
+        scores, cache = self.forward_to(x, self.layer_names[-1])
+        return scores, self.backward_from(np.asarray(dscores_fn(scores), dtype=scores.dtype), cache)
 
 
 class LinearImageModel(ToyImageModel):

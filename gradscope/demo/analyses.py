@@ -9,7 +9,8 @@ import numpy as np
 from gradscope import methods
 from gradscope.cnn.preprocessing import center_crop_resize
 from gradscope.errors import GradscopeError
-from gradscope.methods.interface import resolve_class
+from gradscope.layers.core import softmax
+from gradscope.interface import pixels_to_input, resolve_class
 
 __all__ = ["TopK", "Captions", "top_k", "caption_images", "attributions", "fooling", "class_visualizations",
            "inversions", "dream", "pick_classes", "pick_fooling_target", "inversion_layers", "dream_layer",
@@ -33,15 +34,9 @@ class Captions:
     beam_size: int
 
 
-def _softmax(scores):
-    z = scores.astype(np.float64) - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def top_k(model, x, k: int) -> TopK:
     """The k most likely classes of model inputs x (N, 3, S, S)."""
-    probs = _softmax(model.scores(x))  # (N, C)
+    probs = softmax(model.scores(x).astype(np.float64))  # (N, C)
     k = min(k, probs.shape[1])
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return TopK(order, np.take_along_axis(probs, order, axis=1))
@@ -145,9 +140,7 @@ def inversions(model, x, layers, settings, seed: int, callback=None) -> list:
 
 def dream_input(model, pixels, size: int) -> np.ndarray:
     """(1, 3, size, size) model input of the centre crop of a uint8 photo at any size."""
-    crop = center_crop_resize(pixels, size)
-    lo, hi = model.pixel_bounds()
-    return (lo + (hi - lo) * (crop.transpose(2, 0, 1)[None] / 255.0)).astype(np.float32)
+    return pixels_to_input(model, center_crop_resize(pixels, size)[None])
 
 
 def dream(model, x, layer, settings, seed: int, callback=None):

@@ -139,6 +139,12 @@ def _deepdream(ctx, callback) -> Section:
     return pr.dream_section(ctx.photos[0].name, result)
 
 
+def _efficientnet(ctx, callback) -> Section:
+    from gradscope.demo.efficientnet import efficientnet_section
+
+    return efficientnet_section(ctx.photos, ctx.seed, quick=ctx.settings is QUICK, callback=callback)
+
+
 def _training(ctx, callback) -> Section:
     m, notes = ctx.models, []
     cnn_hist = an.cnn_history(m.cnn) if m.cnn is not None else []
@@ -160,7 +166,8 @@ SECTIONS = [
     ("fooling", "Fooling image", _fooling, True, lambda s: s.fool_max_iter),
     ("classvis", "Class visualisations", _classvis, True, lambda s: s.classvis_iterations),
     ("inversion", "Feature inversion", _inversion, True, lambda s: 2 * s.inversion_iterations),
-    ("deepdream", "DeepDream", _deepdream, True, lambda s: s.dream_iterations * s.dream_octaves),
+    ("deepdream", "DeepDream", _deepdream, True, lambda s: s.dream_iterations),
+    ("efficientnet", "EfficientNet-Lite0 (ImageNet, 224 px)", _efficientnet, False, lambda s: 0),
     ("training", "Training curves", _training, False, lambda s: 0),
 ]
 

@@ -23,7 +23,7 @@ class DemoSettings:
     classvis_classes: int = 4
     classvis_iterations: int = 120
     inversion_iterations: int = 150
-    dream_iterations: int = 10
+    dream_iterations: int = 30  # total over the octaves
     dream_octaves: int = 3
     dream_size: int = 128
     display_size: int = 256  # side of the crops that overlays and thumbnails are drawn on
@@ -34,5 +34,5 @@ class DemoSettings:
 
 FULL = DemoSettings()
 QUICK = DemoSettings(smoothgrad_samples=2, fool_max_iter=5, classvis_classes=2, classvis_iterations=4,
-                     inversion_iterations=4, dream_iterations=2, dream_octaves=2, dream_size=64,
+                     inversion_iterations=4, dream_iterations=4, dream_octaves=2, dream_size=64,
                      max_caption_length=8, display_size=96)

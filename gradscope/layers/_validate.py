@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradscope.errors import ShapeError
+from gradscope.errors import GradscopeError, ShapeError
 
 
 def check_ndim(name: str, a, ndim: int, layout: str) -> None:
@@ -22,6 +22,6 @@ def check_dim(name_a: str, a_dim: int, name_b: str, b_dim: int, what: str) -> No
 
 
 def check_finite(name: str, a) -> None:
-    """Raise a ValueError naming the array when it holds NaN or infinity."""
+    """Raise a GradscopeError naming the array when it holds NaN or infinity."""
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise GradscopeError(f"{name} contains NaN or infinite values")

@@ -1,11 +1,14 @@
-"""Affine, ReLU and softmax loss: pure forward/backward pairs."""
+"""Affine, ReLU and softmax loss: pure forward/backward pairs; the one softmax and
+log-softmax of the package."""
 from __future__ import annotations
 
 import numpy as np
 
+from gradscope.errors import GradscopeError
 from gradscope.layers._validate import check_dim, check_ndim
 
-__all__ = ["affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss"]
+__all__ = ["affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss", "softmax",
+           "log_softmax"]
 
 
 def affine_forward(x, w, b):
@@ -41,6 +44,17 @@ def relu_backward(dout, cache):
     return dout * (cache > 0)
 
 
+def log_softmax(scores, axis: int = -1):
+    """log softmax along an axis, stable (the largest exponent is 0)."""
+    shifted = scores - scores.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def softmax(scores, axis: int = -1):
+    """softmax along an axis (rows of (N, C) scores by default), stable."""
+    return np.exp(log_softmax(scores, axis))
+
+
 def softmax_loss(x, y):
     """Mean cross-entropy of softmax(x) against integer labels.
 
@@ -51,9 +65,8 @@ def softmax_loss(x, y):
     y = np.asarray(y)
     check_dim("x", x.shape[0], "y", y.shape[0], "batch size N")
     if y.size and (y.min() < 0 or y.max() >= x.shape[1]):
-        raise ValueError(f"labels y must lie in [0, {x.shape[1]}), got range [{y.min()}, {y.max()}]")
-    shifted = x - x.max(axis=1, keepdims=True)  # stable: the largest exponent is 0
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        raise GradscopeError(f"labels y must lie in [0, {x.shape[1]}), got range [{y.min()}, {y.max()}]")
+    log_probs = log_softmax(x, axis=1)
     n = x.shape[0]
     loss = -log_probs[np.arange(n), y].mean()
     dx = np.exp(log_probs)

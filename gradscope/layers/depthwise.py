@@ -5,6 +5,13 @@ The depthwise layer never builds an im2col matrix: it adds up k*k shifted, strid
 views of the input, each scaled by one filter tap per channel (k*k passes over the
 output instead of a (C*k*k, N*Ho*Wo) copy). No padding here: pad first (gradscope/
 layers/padding.py), as TF "SAME" needs an asymmetric pad the layer should not hide.
+
+Memory layout: arrays are (N, C, H, W) as everywhere in gradscope, but these layers
+(and pad_forward) allocate their outputs channels-last in memory, as transposed
+(N, H, W, C) buffers. Then a tap's per-channel scale runs along the innermost,
+contiguous axis (measured 2-4x faster than per-(n, c) rows of 7 to 112 values), and
+a 1x1 convolution is one matrix product (N*H*W, C) @ (C, F) with no copy. Inputs of
+any layout are accepted; results do not depend on it.
 """
 from __future__ import annotations
 
@@ -13,9 +20,28 @@ import numpy as np
 from gradscope.layers._validate import check_dim, check_ndim
 from gradscope.layers.conv import conv_output_size
 
-__all__ = ["depthwise_conv_forward", "depthwise_conv_backward",
-           "pointwise_conv_forward", "pointwise_conv_backward",
+__all__ = ["channels_last", "depthwise_conv_forward", "depthwise_conv_backward",
+           "depthwise_conv_backward_input", "pointwise_conv_forward", "pointwise_conv_backward",
+           "pointwise_conv_backward_input",
            "pointwise_conv_forward_plain", "pointwise_conv_backward_plain"]
+
+
+def channels_last(shape, dtype, zero: bool = False) -> np.ndarray:
+    """An (N, C, H, W) array stored as (N, H, W, C) in memory (see the module docstring)."""
+    N, C, H, W = shape
+    return (np.zeros if zero else np.empty)((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)
+
+
+def _rows(x) -> np.ndarray:
+    """(N, C, H, W) -> its (N*H*W, C) matrix of pixels by channels (a view when x is
+    channels-last in memory, else a copy)."""
+    N, C, H, W = x.shape
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(N * H * W, C)
+
+
+def _from_rows(m, N, H, W) -> np.ndarray:
+    """(N*H*W, F) -> (N, F, H, W) view, channels-last in memory."""
+    return m.reshape(N, H, W, -1).transpose(0, 3, 1, 2)
 
 
 def _tap(x, a, b, stride, Ho, Wo):
@@ -38,28 +64,40 @@ def depthwise_conv_forward(x, w, stride: int = 1):
     Ho, Wo = conv_output_size(H, k, stride, 0), conv_output_size(W, kw, stride, 0)
     dtype = np.result_type(x.dtype, w.dtype, np.float32)
     taps = w.astype(dtype, copy=False).reshape(C, k, kw)
-    out = np.zeros((N, C, Ho, Wo), dtype=dtype)
-    tmp = np.empty_like(out)
-    for a in range(k):
-        for b in range(kw):
-            np.multiply(_tap(x, a, b, stride, Ho, Wo), taps[:, a, b, None, None], out=tmp)
+    out, tmp = channels_last((N, C, Ho, Wo), dtype), channels_last((N, C, Ho, Wo), dtype)
+    for t in range(k * kw):
+        a, b = divmod(t, kw)
+        np.multiply(_tap(x, a, b, stride, Ho, Wo), taps[:, a, b, None, None], out=out if t == 0 else tmp)
+        if t:
             out += tmp
     return out, (x, taps, stride, w.shape)
+
+
+def depthwise_conv_backward_input(dout, cache):
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W) only: each tap's scaled gradient added
+    back onto the input positions it read."""
+    x, taps, stride, _ = cache
+    Ho, Wo = dout.shape[2:]
+    dx = channels_last(x.shape, np.result_type(dout.dtype, taps.dtype), zero=True)
+    tmp = channels_last(dout.shape, dx.dtype)
+    for a in range(taps.shape[1]):
+        for b in range(taps.shape[2]):
+            np.multiply(dout, taps[:, a, b, None, None], out=tmp)
+            _tap(dx, a, b, stride, Ho, Wo)[...] += tmp
+    return dx
 
 
 def depthwise_conv_backward(dout, cache):
     """dout (N, C, Ho, Wo) -> (dx (N, C, H, W), dw (C, 1, k, k))."""
     x, taps, stride, w_shape = cache
-    N, C, Ho, Wo = dout.shape
-    dx = np.zeros(x.shape, dtype=np.result_type(dout.dtype, taps.dtype))
-    dw = np.empty(taps.shape, dtype=dx.dtype)  # (C, k, k)
-    d = dout.transpose(1, 0, 2, 3).reshape(C, 1, -1)  # (C, 1, N*Ho*Wo) for the tap reductions
+    Ho, Wo = dout.shape[2:]
+    dw = np.empty(taps.shape, dtype=np.result_type(dout.dtype, taps.dtype))  # (C, k, k)
+    tmp = channels_last(dout.shape, dw.dtype)
     for a in range(taps.shape[1]):
         for b in range(taps.shape[2]):
-            _tap(dx, a, b, stride, Ho, Wo)[...] += dout * taps[:, a, b, None, None]
-            xs = _tap(x, a, b, stride, Ho, Wo).transpose(1, 0, 2, 3).reshape(C, -1, 1)
-            dw[:, a, b] = np.matmul(d, xs)[:, 0, 0]  # per-channel dot products
-    return dx, dw.reshape(w_shape)
+            np.multiply(dout, _tap(x, a, b, stride, Ho, Wo), out=tmp)
+            dw[:, a, b] = tmp.sum(axis=(0, 2, 3))
+    return depthwise_conv_backward_input(dout, cache), dw.reshape(w_shape)
 
 
 def pointwise_conv_forward_plain(x, w):
@@ -84,32 +122,28 @@ def pointwise_conv_backward_plain(dout, cache):
 
 def pointwise_conv_forward(x, w):
     """Fast path of pointwise_conv_forward_plain (same inputs, outputs and cache):
-    one BLAS product (F, C) @ (C, H*W) per image (a loop: np.matmul broadcasting the
-    filters over the batch measured 5x slower)."""
+    one BLAS product (N*H*W, C) @ (C, F) over all pixels of the batch."""
     check_ndim("x", x, 4, "(N, C, H, W)")
     check_ndim("w", w, 4, "(F, C, 1, 1)")
     check_dim("x", x.shape[1], "w", w.shape[1], "pointwise input channels C")
     N, C, H, W = x.shape
     dtype = np.result_type(x.dtype, w.dtype, np.float32)
     w2 = w.reshape(w.shape[0], C).astype(dtype, copy=False)  # (F, C)
-    x3 = x.reshape(N, C, H * W)
-    out = np.empty((N, w2.shape[0], H * W), dtype=dtype)  # (N, F, H*W)
-    for n in range(N):
-        np.matmul(w2, x3[n], out=out[n])
-    return out.reshape(N, -1, H, W), (x, w)
+    out = _rows(x.astype(dtype, copy=False)) @ w2.T  # (N*H*W, F)
+    return _from_rows(out, N, H, W), (x, w)
+
+
+def pointwise_conv_backward_input(dout, cache):
+    """Fast path, input gradient only: dout (N, F, H, W) -> dx (N, C, H, W),
+    one product (N*H*W, F) @ (F, C)."""
+    x, w = cache
+    N, C, H, W = x.shape
+    w2 = w.reshape(w.shape[0], C).astype(np.result_type(dout.dtype, w.dtype), copy=False)
+    return _from_rows(_rows(dout.astype(w2.dtype, copy=False)) @ w2, N, H, W)
 
 
 def pointwise_conv_backward(dout, cache):
     """Fast path of pointwise_conv_backward_plain: dout (N, F, H, W) -> (dx, dw)."""
     x, w = cache
-    N, C, H, W = x.shape
-    F = w.shape[0]
-    d = dout.reshape(N, F, H * W)
-    w2 = w.reshape(F, C).astype(d.dtype, copy=False)
-    x3 = x.reshape(N, C, H * W)
-    dx = np.empty(x3.shape, dtype=np.result_type(d.dtype, w2.dtype))
-    dw = np.zeros((F, C), dtype=dx.dtype)
-    for n in range(N):
-        np.matmul(w2.T, d[n], out=dx[n])
-        dw += d[n] @ x3[n].T
-    return dx.reshape(x.shape), dw.reshape(w.shape)
+    dw = _rows(dout).T @ _rows(x)  # (F, C)
+    return pointwise_conv_backward_input(dout, cache), dw.reshape(w.shape).astype(dw.dtype, copy=False)

@@ -32,7 +32,8 @@ def pad_forward(x, pads):
     if min(top, bottom, left, right) < 0:
         raise ShapeError(f"pad amounts must be >= 0, got {tuple(pads)}")
     N, C, H, W = x.shape
-    out = np.zeros((N, C, H + top + bottom, W + left + right), dtype=x.dtype)
+    # channels-last in memory, like the depthwise layers that follow a pad (see depthwise.py)
+    out = np.zeros((N, H + top + bottom, W + left + right, C), dtype=x.dtype).transpose(0, 3, 1, 2)
     out[:, :, top:top + H, left:left + W] = x
     return out, (top, left, H, W)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradscope.errors import ShapeError
+from gradscope.errors import GradscopeError, ShapeError
 from gradscope.layers._validate import check_dim, check_ndim
 
 __all__ = [
@@ -23,7 +23,7 @@ def _check_word_ids(name, ids, V):
     if not np.issubdtype(ids.dtype, np.integer):
         raise ShapeError(f"{name} must hold integer word ids, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= V):
-        raise ValueError(f"{name} must lie in [0, {V}) (the vocabulary size), "
+        raise GradscopeError(f"{name} must lie in [0, {V}) (the vocabulary size), "
                          f"got range [{ids.min()}, {ids.max()}]")
 
 

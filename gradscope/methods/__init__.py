@@ -1,21 +1,46 @@
 """Image-gradient methods. Each depends only on the ImageModel protocol
-(gradscope.methods.interface), takes model-input batches (N, 3, H, W), and returns a
-result dataclass with `to_dict()` (JSON-able numbers) and `save(dest)` (PNGs).
+(gradscope/interface.py, re-exported as gradscope.methods.interface), takes model-input
+batches (N, 3, H, W), and returns a result dataclass with `to_dict()` (JSON-able
+numbers) and `save(dest)` (PNGs).
 
-Iterative methods take `seed` (same seed, same image) and `callback(iteration, info)`,
-where info holds the step's numbers (arrays over the batch) and `images`, the current
-images as uint8 (N, H, W, 3).
+Class visualisation, feature inversion and DeepDream are recipes over one loop,
+`ascend` (ascent.py), built from small pieces: objectives (objectives.py: class score,
+class log-probability, feature match, activation energy), priors and transforms
+(regularizers.py: l2_prior + tv_prior; jitter, blur_every, clip_pixels) and step rules
+(steps.py: normalized_step, adam_step). Each recipe takes extra `priors=` and
+`transforms=`, so TV on DeepDream is `deepdream(model, x, layer, priors=[tv_prior(1e-3)])`.
+`fool` keeps its own loop (each image stops when its saved uint8 version is fooled) with
+the same objectives and steps.
+
+Vocabulary: `iterations` is the total number of steps of a run (over all octaves);
+`max_iter` the most steps per image of `fool`; `points` the path points of integrated
+gradients; `stages` the deletion/insertion stages; `seed` seeds every random choice of a
+method that has any (deterministic methods take none). Each method module has a
+DEFAULTS dict, which the command line reads.
+
+Progress: every iterative method takes `callback(done, info)`, called after each unit
+of work: `done` counts the units completed so far (steps; model inputs scored for
+`deletion_insertion_auc`; `fool` also reports its initial check as 0) and `info` is a
+dict holding `total` (the number of units in the run) and the step's numbers, per-image
+(N,) arrays named as in the method's docstring, plus `images` (uint8 (N, H, W, 3), the
+current images) for the methods that make images. Library code never prints.
 """
+from gradscope.methods.ascent import AscentResult, ascend
 from gradscope.methods.class_visualization import ClassVisResult, visualize_class
 from gradscope.methods.deepdream import DreamResult, deepdream
 from gradscope.methods.evaluation import (DeletionInsertionResult, PointingGameResult, deletion_insertion_auc,
                                           pointing_game)
 from gradscope.methods.feature_inversion import InversionResult, invert
 from gradscope.methods.fooling import FoolingResult, fool
-from gradscope.methods.interface import ImageModel, resolve_class, resolve_layer
+from gradscope.methods.interface import ImageModel, resolve_class, resolve_layer, score_gradient
+from gradscope.methods.objectives import activation_energy, class_log_prob, class_score, feature_match
+from gradscope.methods.regularizers import blur_every, clip_pixels, jitter, l2_prior, tv_prior
 from gradscope.methods.saliency import SaliencyResult, integrated_gradients, saliency, smoothgrad
+from gradscope.methods.steps import adam_step, normalized_step
 
 __all__ = ["saliency", "smoothgrad", "integrated_gradients", "fool", "visualize_class", "invert", "deepdream",
            "pointing_game", "deletion_insertion_auc", "ImageModel", "resolve_class", "resolve_layer",
-           "SaliencyResult", "FoolingResult", "ClassVisResult", "InversionResult", "DreamResult",
+           "score_gradient", "ascend", "class_score", "class_log_prob", "feature_match", "activation_energy",
+           "l2_prior", "tv_prior", "jitter", "blur_every", "clip_pixels", "normalized_step", "adam_step",
+           "SaliencyResult", "FoolingResult", "ClassVisResult", "InversionResult", "DreamResult", "AscentResult",
            "PointingGameResult", "DeletionInsertionResult"]

@@ -5,27 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import GradscopeError, ShapeError, UnknownClassError
-from gradscope.methods.interface import resolve_class, resolve_layer
+from gradscope.interface import check_input, pixels_to_input, resolve_class, resolve_layer
 
 
 def check_images(name: str, x) -> np.ndarray:
     """Model input as a float array (N, 3, H, W); a single (3, H, W) image gets N = 1."""
-    if not isinstance(x, np.ndarray):
-        raise ShapeError(f"{name} must be a NumPy array (N, 3, H, W), got {type(x).__name__}")
-    if x.ndim == 3:
+    if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[0] == 3:
         x = x[None]
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ShapeError(f"{name} must have shape (N, 3, H, W) in model-input space, got {x.shape}"
-                         + ("; uint8 (H, W, 3) images go through model.preprocess first"
-                            if x.ndim in (3, 4) and x.shape[-1] == 3 else ""))
-    if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
-        raise ShapeError(f"{name} is empty: shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise GradscopeError(f"{name} must be a float array (model input), got dtype {x.dtype}; "
-                             "use model.preprocess on uint8 images")
-    if not np.all(np.isfinite(x)):
-        raise GradscopeError(f"{name} contains NaN or infinite values")
-    return x
+    return check_input(x, name)
 
 
 def class_indices(model, classes, n: int, x=None) -> np.ndarray:
@@ -66,23 +53,23 @@ def check_positive(name: str, value, integer: bool = False, allow_zero: bool = F
     return value
 
 
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, C) scores, stable."""
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def quantize(model, x) -> np.ndarray:
     """The model input of the uint8 image that x becomes when saved."""
     img = model.deprocess(x)
     if x.shape[2] == x.shape[3] == model.input_size:
         return model.preprocess(img).astype(x.dtype)
-    lo, hi = model.pixel_bounds()  # other sizes: preprocess would resize, so map back linearly
-    return (lo + (hi - lo) * (img.transpose(0, 3, 1, 2) / 255.0)).astype(x.dtype)
+    return pixels_to_input(model, img, x.dtype)  # other sizes: preprocess would resize
 
 
 def report(callback, iteration: int, **info) -> None:
     """Call a progress callback(iteration, info) when one was given."""
     if callback is not None:
         callback(iteration, info)
+
+
+def model_recipe(model, method: str, defaults: dict, given: dict) -> dict:
+    """The settings of one call of `method`: each given value (None = not given), else the
+    model's own (model.method_defaults[method], for a model whose scale needs other
+    settings, such as a 224-pixel ImageNet network), else `defaults`."""
+    own = (getattr(model, "method_defaults", None) or {}).get(method, {})
+    return {k: given[k] if given.get(k) is not None else own.get(k, v) for k, v in defaults.items()}

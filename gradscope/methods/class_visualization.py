@@ -13,19 +13,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradscope.methods._inputs import check_positive, class_indices, quantize, report, softmax
-from gradscope.methods.objectives import check_objective, class_gradient
-from gradscope.methods.regularizers import (clip_to_bounds, gaussian_blur, l2_penalty, random_jitter, resize,
-                                            roll, total_variation)
-from gradscope.methods.steps import unit_rms
+from gradscope.layers.core import softmax
+from gradscope.methods import regularizers as rg
+from gradscope.methods._inputs import check_positive, class_indices, model_recipe, quantize
+from gradscope.methods.ascent import ascend, octave_shapes
+from gradscope.methods.objectives import class_objective
+from gradscope.methods.steps import normalized_step
 
-__all__ = ["ClassVisResult", "visualize_class", "octave_sizes", "DEFAULTS"]
+__all__ = ["ClassVisResult", "visualize_class", "DEFAULTS"]
 
 # easy to change in one place; chosen on the shipped TinyImageNet model
 # (the raw score stalls below 0.99 for classes with close rivals, e.g. Egyptian cat vs tabby:
 # log_prob pushes the rivals down as well)
-DEFAULTS = {"iterations": 100, "lr": 0.1, "l2_reg": 1e-2, "jitter": 4, "blur_every": 10, "blur_sigma": 0.5,
-            "objective": "log_prob"}
+# (a model may bring its own: model.method_defaults["visualize_class"], see _inputs.model_recipe)
+DEFAULTS = {"iterations": 100, "lr": 0.1, "l2_reg": 1e-2, "tv_weight": 0.0, "jitter": 4, "scale_jitter": 0.0,
+            "smooth_gradient": 0.0, "blur_every": 10, "blur_sigma": 0.5, "octaves": None, "octave_scale": 1.4,
+            "init_std": 0.05, "objective": "log_prob"}
 
 
 @dataclass
@@ -56,19 +59,6 @@ class ClassVisResult:
         return save_images(dest, {f"{i}_class{int(t)}": self.images[i] for i, t in enumerate(self.targets)})
 
 
-def octave_sizes(size: int, octaves, scale: float, min_size: int = 8) -> list:
-    """Image sides from coarse to fine, ending at size (octaves None or 1: [size])."""
-    n = 1 if octaves is None else int(octaves)
-    sizes = [max(min_size, int(round(size / scale ** k))) for k in range(n - 1, -1, -1)]
-    return sorted(set(sizes))
-
-
-def split_iterations(iterations: int, n: int) -> list:
-    """iterations spread over n stages, the remainder going to the last (finest) ones."""
-    base, rest = divmod(iterations, n)
-    return [base + (1 if k >= n - rest else 0) for k in range(n)]
-
-
 def _check_settings(**settings):
     """Counts must be integers >= 0, rates > 0, weights >= 0 (GradscopeError naming the setting)."""
     for name, v in settings.items():
@@ -78,85 +68,72 @@ def _check_settings(**settings):
             check_positive(name, v, allow_zero=name not in ("lr", "octave_scale"))
 
 
-def _regularizer_grad(x, center, l2_reg, tv_weight):
-    g = l2_penalty(x - center, l2_reg)[1]
-    if tv_weight:
-        g = g + total_variation(x, tv_weight)[1]
-    return g
-
-
-def _ascent_step(model, x, targets, rng, center, cfg):
-    """One regularised ascent step on the jittered image: (new x, scores (N, C))."""
-    xj, (dy, dx) = random_jitter(x, cfg["jitter"], rng)
-    scores, g = class_gradient(model, xj, targets, cfg["objective"])
-    g = roll(unit_rms(g), -dy, -dx)
-    x = x + cfg["lr"] * (g - _regularizer_grad(x, center, cfg["l2_reg"], cfg["tv_weight"])).astype(x.dtype)
-    return x, scores
-
-
-def visualize_class(model, target, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
-                    l2_reg: float = DEFAULTS["l2_reg"], jitter: int = DEFAULTS["jitter"],
-                    blur_every: int = DEFAULTS["blur_every"], blur_sigma: float = DEFAULTS["blur_sigma"],
-                    tv_weight: float = 0.0, octaves=None, octave_scale: float = 1.4, size=None,
-                    init_std: float = 0.05, objective: str = DEFAULTS["objective"], seed: int = 0, callback=None,
-                    dtype=np.float32) -> ClassVisResult:
-    """Synthesise an image that maximises the raw score of each target class.
+def visualize_class(model, target, *, iterations: int | None = None, lr: float | None = None,
+                    l2_reg: float | None = None, jitter: int | None = None, scale_jitter: float | None = None,
+                    smooth_gradient: float | None = None, blur_every: int | None = None,
+                    blur_sigma: float | None = None, tv_weight: float | None = None, octaves=None,
+                    octave_scale: float | None = None, size=None, init_std: float | None = None,
+                    objective: str | None = None, priors=(), transforms=(),
+                    seed: int = 0, callback=None, dtype=np.float32) -> ClassVisResult:
+    """Synthesise an image that maximises each target class's objective.
 
     Args:
         model: an ImageModel.
         target: a class or a list of classes (index, wnid or name); one image each.
         iterations: total ascent steps (spread over the octaves).
-        lr: step size in model-input units per value (the score gradient has unit RMS).
-        l2_reg, tv_weight: weights of the L2 (towards mid-gray) and squared-TV penalties.
+        lr: step size in model-input units per value (the objective's gradient has unit RMS).
+        l2_reg, tv_weight: weights of the L2 (towards mid-gray) and squared-TV priors.
         jitter: largest random shift in pixels before each step (undone after).
+        scale_jitter: largest relative random resize before each step (0 = none).
+        smooth_gradient: sigma in pixels of a blur of the gradient (0 = none).
         blur_every, blur_sigma: Gaussian blur every this many steps (0 = never).
         octaves, octave_scale: number of coarse-to-fine scales (None = one) and their ratio.
         size: side of the image (default model.input_size).
         init_std: std of the initial noise as a fraction of the pixel range.
         objective: 'log_prob' (log-softmax of the class) or 'score' (the raw class score,
             the course recipe).
+        priors, transforms: more Priors / Transforms (gradscope.methods.regularizers), added
+            to the ones above.
         seed: seeds the noise and the jitter.
-        callback: callback(iteration, info) with 'target_score', 'target_prob' (N,), 'images'.
+        callback: callback(iteration, info) with 'target_score', 'target_prob' (N,), 'octave', 'images'.
+    Settings left None come from model.method_defaults["visualize_class"], else DEFAULTS.
     """
-    _check_settings(iterations=iterations, jitter=jitter, blur_every=blur_every, lr=lr, octave_scale=octave_scale,
-                    l2_reg=l2_reg, tv_weight=tv_weight, blur_sigma=blur_sigma, init_std=init_std)
+    cfg = model_recipe(model, "visualize_class", DEFAULTS, dict(
+        iterations=iterations, lr=lr, l2_reg=l2_reg, jitter=jitter, scale_jitter=scale_jitter,
+        smooth_gradient=smooth_gradient, blur_every=blur_every, blur_sigma=blur_sigma, tv_weight=tv_weight,
+        octaves=octaves, octave_scale=octave_scale, init_std=init_std, objective=objective))
+    _check_settings(**{k: v for k, v in cfg.items() if k not in ("octaves", "objective")})
+    return _visualize(model, target, cfg, size, priors, transforms, seed, callback, dtype)
+
+
+def _visualize(model, target, cfg, size, priors, transforms, seed, callback, dtype) -> ClassVisResult:
+    """visualize_class with its settings resolved (cfg: DEFAULTS' keys)."""
     single = isinstance(target, (str, int, np.integer))
     targets = class_indices(model, [target] if single else target, 1 if single else len(target))
     size = model.input_size if size is None else check_positive("size", size, integer=True)
-    cfg = {"lr": lr, "l2_reg": l2_reg, "jitter": jitter, "tv_weight": tv_weight,
-           "objective": check_objective(objective)}
+    goal = class_objective(cfg["objective"], targets)
     rng = np.random.default_rng(seed)
     lo, hi = (b.astype(dtype) for b in model.pixel_bounds())
-    center = (lo + hi) / 2
-    sizes = octave_sizes(size, octaves, octave_scale)
-    x = center + init_std * (hi - lo) * rng.standard_normal((len(targets), 3, sizes[0], sizes[0])).astype(dtype)
-    scores_hist, probs_hist = [], []
-    it = 0
-    for side, n_it in zip(sizes, split_iterations(iterations, len(sizes))):
-        x = resize(x, side)
-        for _ in range(n_it):
-            x, scores = _ascent_step(model, x, targets, rng, center, cfg)
-            it += 1
-            if blur_every and blur_sigma > 0 and it % blur_every == 0:
-                x = gaussian_blur(x, blur_sigma)
-            x = clip_to_bounds(x, (lo, hi))
-            scores_hist.append(scores[np.arange(len(targets)), targets])
-            probs_hist.append(softmax(scores.astype(np.float64))[np.arange(len(targets)), targets])
-            report(callback, it, target_score=scores_hist[-1], target_prob=probs_hist[-1],
-                   images=model.deprocess(x))
-    params = dict(cfg, iterations=iterations, blur_every=blur_every, blur_sigma=blur_sigma,
-                  octaves=octaves, octave_scale=octave_scale, size=size, init_std=init_std, seed=seed)
-    return _result(model, x, targets, scores_hist, probs_hist, params)
+    shapes = octave_shapes(size, size, cfg["octaves"], cfg["octave_scale"])
+    x0 = (lo + hi) / 2 + cfg["init_std"] * (hi - lo) * rng.standard_normal((len(targets), 3) + shapes[0]).astype(dtype)
+    own = [rg.l2_prior(cfg["l2_reg"], (lo + hi) / 2)] + ([rg.tv_prior(cfg["tv_weight"])] if cfg["tv_weight"] else [])
+    views = [rg.jitter(cfg["jitter"])] + ([rg.scale_jitter(cfg["scale_jitter"])] if cfg["scale_jitter"] else []) \
+        + ([rg.smooth_gradient(cfg["smooth_gradient"])] if cfg["smooth_gradient"] else [])
+    run = ascend(model, x0, goal, iterations=cfg["iterations"], step=normalized_step(cfg["lr"]),
+                 priors=own + list(priors),
+                 transforms=[*views, *transforms, rg.blur_every(cfg["blur_every"], cfg["blur_sigma"]), rg.clip_pixels()],
+                 octaves=shapes, rng=rng, callback=callback)
+    return _result(model, run, targets, dict(cfg, size=size, seed=seed))
 
 
-def _result(model, x, targets, scores_hist, probs_hist, params) -> ClassVisResult:
+def _result(model, run, targets, params) -> ClassVisResult:
     """Package the run, scoring the final image as saved (uint8 round trip)."""
-    xq = quantize(model, x)
+    xq = quantize(model, run.x)
     final = model.scores(xq).astype(np.float64)
     idx = np.arange(len(targets))
     empty = np.zeros((0, len(targets)))
-    return ClassVisResult(model.deprocess(xq), targets,
-                          np.asarray(scores_hist, dtype=np.float64) if scores_hist else empty,
-                          np.asarray(probs_hist) if probs_hist else empty,
-                          final[idx, targets], softmax(final)[idx, targets],
-                          [str(model.class_names[t]) for t in targets], params)
+    return ClassVisResult(images=model.deprocess(xq), targets=targets,
+                          score_history=run.history.get("target_score", empty),
+                          prob_history=run.history.get("target_prob", empty),
+                          final_score=final[idx, targets], final_prob=softmax(final)[idx, targets],
+                          class_names=[str(model.class_names[t]) for t in targets], params=params)

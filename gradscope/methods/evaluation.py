@@ -13,10 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradscope.errors import ShapeError
-from gradscope.methods._inputs import check_images, check_positive, class_indices, report, softmax
+from gradscope.layers.core import softmax
+from gradscope.methods._inputs import check_images, check_positive, class_indices, report
 from gradscope.methods.regularizers import gaussian_blur
 
-__all__ = ["PointingGameResult", "pointing_game", "DeletionInsertionResult", "deletion_insertion_auc"]
+__all__ = ["PointingGameResult", "pointing_game", "DeletionInsertionResult", "deletion_insertion_auc", "DEFAULTS"]
+
+DEFAULTS = {"stages": 32}
 
 
 def _check_maps(maps, n=None, hw=None) -> np.ndarray:
@@ -80,13 +83,14 @@ def pointing_game(maps, boxes, tolerance: int = 0, seed: int = 0) -> PointingGam
     check_positive("tolerance", tolerance, integer=True, allow_zero=True)
     valid = np.all(boxes >= 0, axis=1)
     rand = np.random.default_rng(seed).random(maps.shape)
-    return PointingGameResult(_hits(maps, boxes, tolerance) & valid, _hits(rand, boxes, tolerance) & valid, valid)
+    return PointingGameResult(hits=_hits(maps, boxes, tolerance) & valid,
+                              random_hits=_hits(rand, boxes, tolerance) & valid, valid=valid)
 
 
 @dataclass
 class DeletionInsertionResult:
     """Per image (N,): deletion and insertion AUC of the maps and of random maps;
-    curves (N, steps + 1) of the class probability; fractions (steps + 1,) of pixels changed."""
+    curves (N, stages + 1) of the class probability; fractions (stages + 1,) of pixels changed."""
     fractions: np.ndarray
     deletion_auc: np.ndarray
     insertion_auc: np.ndarray
@@ -113,15 +117,15 @@ def _order(maps):
     return np.argsort(-flat, axis=1, kind="stable")
 
 
-def _curves(model, start, finish, order, classes, steps, chunk, tick):
+def _curves(model, start, finish, order, classes, stages, chunk, tick):
     """Probability of classes[i] as pixels order[i][:k] switch from start to finish,
-    k = round(j / steps * H * W), j = 0..steps: (N, steps + 1)."""
+    k = round(j / stages * H * W), j = 0..stages: (N, stages + 1)."""
     n, _, h, w = start.shape
-    counts = np.round(np.linspace(0, h * w, steps + 1)).astype(np.int64)
+    counts = np.round(np.linspace(0, h * w, stages + 1)).astype(np.int64)
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(h * w)[None].repeat(n, 0), axis=1)  # rank of each pixel
-    rows = [(i, j) for i in range(n) for j in range(steps + 1)]
-    probs = np.empty((n, steps + 1))
+    rows = [(i, j) for i in range(n) for j in range(stages + 1)]
+    probs = np.empty((n, stages + 1))
     for s in range(0, len(rows), chunk):
         part = rows[s:s + chunk]
         ii = np.array([r[0] for r in part])
@@ -137,7 +141,8 @@ def _auc(curves, fractions):
     return np.sum((curves[:, 1:] + curves[:, :-1]) / 2 * np.diff(fractions), axis=1)
 
 
-def deletion_insertion_auc(model, x, classes, maps, steps: int = 32, blur_sigma=None, chunk: int = 64,
+def deletion_insertion_auc(model, x, classes, maps, stages: int = DEFAULTS["stages"], blur_sigma=None,
+                           chunk: int = 64,
                            seed: int = 0, callback=None) -> DeletionInsertionResult:
     """Deletion and insertion AUC (RISE) of saliency maps, with a random-map baseline.
 
@@ -149,23 +154,23 @@ def deletion_insertion_auc(model, x, classes, maps, steps: int = 32, blur_sigma=
         x: (N, 3, H, W) model input.
         classes: one or N classes whose probability is tracked.
         maps: (N, H, W) saliency maps on the same grid as x.
-        steps: number of deletion/insertion stages (curves have steps + 1 points).
+        stages: number of deletion/insertion stages (curves have stages + 1 points).
         blur_sigma: blur of the insertion start (default H / 8 pixels).
         chunk: images per model call.
         seed: seeds the random maps.
-        callback: callback(images_scored, info) with 'total' (4 N (steps + 1) model inputs in all).
+        callback: callback(images_scored, info) with 'total' (4 N (stages + 1) model inputs in all).
     """
     x = check_images("x", x)
     maps = _check_maps(maps, len(x), x.shape[2:])
-    check_positive("steps", steps, integer=True)
+    check_positive("stages", stages, integer=True)
     check_positive("chunk", chunk, integer=True)
     classes = class_indices(model, classes, len(x))
     lo, hi = model.pixel_bounds()
     gray = np.broadcast_to(((lo + hi) / 2).astype(x.dtype), x.shape)
     blurred = gaussian_blur(x, x.shape[2] / 8 if blur_sigma is None else blur_sigma)
-    fractions = np.linspace(0.0, 1.0, steps + 1)
+    fractions = np.linspace(0.0, 1.0, stages + 1)
     rand = np.random.default_rng(seed).random(maps.shape)
-    curves, done, total = {}, [0], 4 * len(x) * (steps + 1)
+    curves, done, total = {}, [0], 4 * len(x) * (stages + 1)
 
     def tick(n):
         done[0] += n
@@ -173,9 +178,8 @@ def deletion_insertion_auc(model, x, classes, maps, steps: int = 32, blur_sigma=
 
     for key, m in (("", maps), ("random_", rand)):
         order = _order(m)
-        curves[key + "deletion"] = _curves(model, x, gray, order, classes, steps, chunk, tick)
-        curves[key + "insertion"] = _curves(model, blurred, x, order, classes, steps, chunk, tick)
-    return DeletionInsertionResult(
-        fractions, *(_auc(curves[k], fractions) for k in ("deletion", "insertion", "random_deletion",
-                                                           "random_insertion")),
-        curves["deletion"], curves["insertion"], curves["random_deletion"], curves["random_insertion"])
+        curves[key + "deletion"] = _curves(model, x, gray, order, classes, stages, chunk, tick)
+        curves[key + "insertion"] = _curves(model, blurred, x, order, classes, stages, chunk, tick)
+    kinds = ("deletion", "insertion", "random_deletion", "random_insertion")
+    return DeletionInsertionResult(fractions=fractions, **{f"{k}_auc": _auc(curves[k], fractions) for k in kinds},
+                                   **{f"{k}_curves": curves[k] for k in kinds})

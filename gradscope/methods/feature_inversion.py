@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradscope.methods._inputs import check_images, check_positive, layer_name, quantize, report
-from gradscope.methods.regularizers import clip_to_bounds, gaussian_blur, l2_penalty, total_variation
-from gradscope.training.optim import adam
+from gradscope.methods import regularizers as rg
+from gradscope.methods._inputs import check_images, check_positive, layer_name, quantize
+from gradscope.methods.ascent import ascend
+from gradscope.methods.objectives import feature_match
+from gradscope.methods.steps import adam_step
 
 __all__ = ["InversionResult", "invert", "DEFAULTS"]
 
@@ -47,29 +49,10 @@ class InversionResult:
         return save_images(dest, named)
 
 
-def _relative_distance(act, target, target_sq):
-    diff = act - target
-    sq = np.sum(diff.reshape(len(act), -1).astype(np.float64) ** 2, axis=1)
-    return diff, np.sqrt(sq / target_sq)
-
-
-def _loss_grad(model, x, layer, target, target_sq, center, cfg):
-    """(relative distances (N,), gradient of the loss w.r.t. x)."""
-    act, cache = model.forward_to(x, layer)
-    diff, dist = _relative_distance(act, target, target_sq)
-    shape = (-1,) + (1,) * (act.ndim - 1)
-    g = model.backward_from((2.0 * diff / target_sq.reshape(shape)).astype(act.dtype), cache)
-    per_value = 1.0 / float(np.prod(x.shape[1:]))
-    g = g + l2_penalty(x - center, cfg["l2_reg"] * per_value)[1]
-    if cfg["tv_weight"]:
-        g = g + total_variation(x, cfg["tv_weight"] * per_value)[1]
-    return dist, g
-
-
-def invert(model, x_target, layer, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
+def invert(model, x_target, layer, *, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
            l2_reg: float = DEFAULTS["l2_reg"], tv_weight: float = DEFAULTS["tv_weight"],
            blur_every: int = DEFAULTS["blur_every"], blur_sigma: float = DEFAULTS["blur_sigma"],
-           init_std: float = 0.05, seed: int = 0, callback=None) -> InversionResult:
+           init_std: float = 0.05, priors=(), transforms=(), seed: int = 0, callback=None) -> InversionResult:
     """Reconstruct each image of x_target from its activations at `layer`.
 
     Args:
@@ -80,7 +63,9 @@ def invert(model, x_target, layer, iterations: int = DEFAULTS["iterations"], lr:
         l2_reg, tv_weight: prior weights (per value of the image).
         blur_every, blur_sigma: Gaussian blur every this many steps (0 = never).
         init_std: std of the initial noise as a fraction of the pixel range.
-        callback: callback(iteration, info) with 'distance' (N,) and 'images'.
+        priors, transforms: more Priors / Transforms (gradscope.methods.regularizers) to add.
+        seed: seeds the initial noise.
+        callback: callback(iteration, info) with 'distance' (N,), 'octave' and 'images'.
     """
     x_target = check_images("x_target", x_target)
     name = layer_name(model, layer)
@@ -89,25 +74,18 @@ def invert(model, x_target, layer, iterations: int = DEFAULTS["iterations"], lr:
     for k, v in (("l2_reg", l2_reg), ("tv_weight", tv_weight), ("blur_sigma", blur_sigma), ("init_std", init_std)):
         check_positive(k, v, allow_zero=True)
     check_positive("blur_every", blur_every, integer=True, allow_zero=True)
-    target = model.forward_to(x_target, name)[0]
-    target_sq = np.maximum(np.sum(target.reshape(len(target), -1).astype(np.float64) ** 2, axis=1), 1e-12)
+    goal = feature_match(name, model.forward_to(x_target, name)[0])
     lo, hi = (b.astype(x_target.dtype) for b in model.pixel_bounds())
-    center = (lo + hi) / 2
     rng = np.random.default_rng(seed)
-    x = center + (init_std * (hi - lo) * rng.standard_normal(x_target.shape)).astype(x_target.dtype)
-    cfg, opt = {"l2_reg": l2_reg, "tv_weight": tv_weight}, {"learning_rate": lr}
-    history = []
-    for it in range(1, iterations + 1):
-        dist, g = _loss_grad(model, x, name, target, target_sq, center, cfg)
-        x, opt = adam(x, g.astype(x.dtype), opt)
-        if blur_every and blur_sigma > 0 and it % blur_every == 0:
-            x = gaussian_blur(x, blur_sigma)
-        x = clip_to_bounds(x, (lo, hi))
-        history.append(dist)
-        report(callback, it, distance=dist, images=model.deprocess(x))
-    xq = quantize(model, x)
-    final = _relative_distance(model.forward_to(xq, name)[0], target, target_sq)[1]
-    params = dict(cfg, iterations=iterations, lr=lr, blur_every=blur_every, blur_sigma=blur_sigma,
-                  init_std=init_std, seed=seed)
-    hist = np.asarray(history) if history else np.zeros((0, len(x)))
-    return InversionResult(model.deprocess(xq), model.deprocess(x_target), name, hist, final, params)
+    x0 = (lo + hi) / 2 + (init_std * (hi - lo) * rng.standard_normal(x_target.shape)).astype(x_target.dtype)
+    per_value = 1.0 / float(np.prod(x_target.shape[1:]))  # the priors are means over the image's values
+    own = [rg.l2_prior(l2_reg * per_value, (lo + hi) / 2)] + ([rg.tv_prior(tv_weight * per_value)] if tv_weight else [])
+    run = ascend(model, x0, goal, iterations=iterations, step=adam_step(lr), priors=own + list(priors),
+                 transforms=[*transforms, rg.blur_every(blur_every, blur_sigma), rg.clip_pixels()], rng=rng,
+                 callback=callback)
+    xq = quantize(model, run.x)
+    params = {"l2_reg": l2_reg, "tv_weight": tv_weight, "iterations": iterations, "lr": lr,
+              "blur_every": blur_every, "blur_sigma": blur_sigma, "init_std": init_std, "seed": seed}
+    return InversionResult(images=model.deprocess(xq), target_images=model.deprocess(x_target), layer=name,
+                           distance_history=run.history.get("distance", np.zeros((0, len(x_target)))),
+                           final_distance=goal(model, xq).info["distance"], params=params)

@@ -1,7 +1,9 @@
 """Small composable image priors and transforms for the image-optimisation methods.
 
-Every function takes a model-input batch x (N, C, H, W) and returns a new array
-(penalties return (value, gradient)); the dtype follows x.
+The array functions take a model-input batch x (N, C, H, W) and return a new array
+(penalties return (value, gradient)); the dtype follows x. On top of them, the pieces
+`ascend` (gradscope/methods/ascent.py) composes: priors (`l2_prior`, `tv_prior`; add
+them with +) and transforms (`jitter`, `blur_every`, `clip_pixels`).
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import math
 import numpy as np
 
 __all__ = ["l2_penalty", "total_variation", "roll", "random_jitter", "gaussian_kernel",
-           "gaussian_blur", "clip_to_bounds", "resize"]
+           "gaussian_blur", "clip_to_bounds", "resize", "Prior", "l2_prior", "tv_prior", "sum_priors",
+           "Transform", "jitter", "scale_jitter", "smooth_gradient", "blur_every", "clip_pixels"]
 
 
 def l2_penalty(x: np.ndarray, weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -103,3 +106,111 @@ def resize(x: np.ndarray, size) -> np.ndarray:
     fx = fx.astype(x.dtype)
     rows = x[:, :, y0, :] * (1 - fy) + x[:, :, y1, :] * fy  # (N, C, h, W)
     return rows[:, :, :, x0] * (1 - fx) + rows[:, :, :, x1] * fx
+
+
+# ---- priors: prior(x) -> (values (N,), gradient like x); summable with + -----------------------
+class Prior:
+    """A penalty on the image, (values (N,), gradient) = prior(x); priors add: l2 + tv."""
+
+    def __init__(self, fn, name: str):
+        self.fn, self.name = fn, name
+
+    def __call__(self, x):
+        return self.fn(x)
+
+    def __add__(self, other: "Prior") -> "Prior":
+        def both(x):
+            (va, ga), (vb, gb) = self(x), other(x)
+            return va + vb, ga + gb
+
+        return Prior(both, f"{self.name} + {other.name}")
+
+    def __repr__(self):
+        return f"Prior({self.name})"
+
+
+def l2_prior(weight: float, center=0.0) -> Prior:
+    """weight * ||x - center||^2 per image (center: mid-gray, for instance)."""
+    return Prior(lambda x: l2_penalty(x - center, weight), f"l2({weight:g})")
+
+
+def tv_prior(weight: float) -> Prior:
+    """weight * squared total variation per image."""
+    return Prior(lambda x: total_variation(x, weight), f"tv({weight:g})")
+
+
+def sum_priors(priors) -> Prior | None:
+    """One Prior from None, a Prior or a sequence of them (None when there are none)."""
+    if priors is None or isinstance(priors, Prior):
+        return priors
+    total = None
+    for p in priors:
+        total = p if total is None else total + p
+    return total
+
+
+# ---- transforms: around (view) or after (after) each ascent step ---------------------------------
+class Transform:
+    """view(x, rng) -> (what the model sees, undo: gradient there -> gradient at x), or
+    after(x, iteration, model) -> x, applied after each step (iteration is None when an
+    octave starts, where only constraints such as clipping apply)."""
+
+    def __init__(self, name: str, view=None, after=None):
+        self.name, self.view, self.after = name, view, after
+
+    def __repr__(self):
+        return f"Transform({self.name})"
+
+
+def jitter(max_shift: int) -> Transform:
+    """Roll the image by a random shift in [-max_shift, max_shift] before the gradient
+    (and roll the gradient back)."""
+    def view(x, rng):
+        xj, (dy, dx) = random_jitter(x, max_shift, rng)
+        return xj, (lambda g: roll(g, -dy, -dx))
+
+    return Transform(f"jitter({max_shift})", view=view)
+
+
+def blur_every(every: int, sigma: float) -> Transform:
+    """Gaussian blur of sigma pixels after every `every`-th step (0 or sigma 0 = never)."""
+    def after(x, iteration, model):
+        if iteration and every and sigma > 0 and iteration % every == 0:
+            return gaussian_blur(x, sigma)
+        return x
+
+    return Transform(f"blur_every({every}, {sigma:g})", after=after)
+
+
+def _interp_matrix(n_in: int, n_out: int, dtype) -> np.ndarray:
+    """(n_out, n_in) bilinear interpolation matrix (resize's weights along one axis)."""
+    lo, hi, f = _bilinear_weights(n_in, n_out)
+    m = np.zeros((n_out, n_in), dtype=dtype)
+    np.add.at(m, (np.arange(n_out), lo), 1 - f)
+    np.add.at(m, (np.arange(n_out), hi), f)
+    return m
+
+
+def scale_jitter(max_scale: float) -> Transform:
+    """Resize the image by a random factor in [1 - max_scale, 1 + max_scale] before the
+    gradient (bilinear, as a matrix on each axis, so the gradient maps back exactly by its
+    transpose): the ascent must work at several scales, which keeps it from pixel noise."""
+    def view(x, rng):
+        H, W = x.shape[2:]
+        s = rng.uniform(1 - max_scale, 1 + max_scale)
+        ry = _interp_matrix(H, max(8, round(H * s)), x.dtype)
+        rx = _interp_matrix(W, max(8, round(W * s)), x.dtype)
+        return ry @ x @ rx.T, (lambda g: ry.T @ g @ rx)
+
+    return Transform(f"scale_jitter({max_scale:g})", view=view)
+
+
+def smooth_gradient(sigma: float) -> Transform:
+    """Blur the gradient (not the image) by sigma pixels: steps favour smooth, large
+    structures over pixel-level noise (a preconditioner)."""
+    return Transform(f"smooth_gradient({sigma:g})", view=lambda x, rng: (x, lambda g: gaussian_blur(g, sigma)))
+
+
+def clip_pixels() -> Transform:
+    """Clip to the model-input values of pixels 0 and 255 (model.pixel_bounds())."""
+    return Transform("clip_pixels", after=lambda x, iteration, model: clip_to_bounds(x, model.pixel_bounds()))

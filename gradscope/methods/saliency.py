@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradscope.errors import ShapeError
+from gradscope.interface import score_gradient
 from gradscope.methods._inputs import check_images, check_positive, class_indices
 
-__all__ = ["SaliencyResult", "saliency", "smoothgrad", "integrated_gradients"]
+__all__ = ["SaliencyResult", "saliency", "smoothgrad", "integrated_gradients", "DEFAULTS"]
+
+DEFAULTS = {"n_samples": 25, "sigma": 0.15, "points": 32}
 
 
 @dataclass
@@ -78,9 +81,10 @@ def saliency(model, x, classes=None) -> SaliencyResult:
     """
     x = check_images("x", x)
     classes = class_indices(model, classes, len(x), x)
-    scores, dx = model.score_gradient(x, classes)
-    return SaliencyResult("vanilla", np.abs(dx).max(axis=1), dx, classes,
-                          scores[np.arange(len(x)), classes], model.deprocess(x), _names(model, classes))
+    scores, dx = score_gradient(model, x, classes)
+    return SaliencyResult(method="vanilla", maps=np.abs(dx).max(axis=1), attributions=dx, classes=classes,
+                          scores=scores[np.arange(len(x)), classes], images=model.deprocess(x),
+                          class_names=_names(model, classes))
 
 
 def _sample_gradients(model, n_images, n_samples, chunk, make_inputs, classes, dtype, shape):
@@ -93,12 +97,13 @@ def _sample_gradients(model, n_images, n_samples, chunk, make_inputs, classes, d
     for start in range(0, total, chunk):
         rows = np.arange(start, min(start + chunk, total))
         owners = rows // n_samples
-        _, g = model.score_gradient(make_inputs(rows), classes[owners])
+        _, g = score_gradient(model, make_inputs(rows), classes[owners])
         np.add.at(sums, owners, g)
     return sums
 
 
-def smoothgrad(model, x, classes=None, n_samples: int = 25, sigma: float = 0.15,
+def smoothgrad(model, x, classes=None, n_samples: int = DEFAULTS["n_samples"],
+               sigma: float = DEFAULTS["sigma"],
                chunk: int = 64, seed: int = 0) -> SaliencyResult:
     """SmoothGrad (Smilkov 2017): average the gradient over n_samples copies of x with
     Gaussian noise of std sigma * (input range), then |.| max over channels.
@@ -123,8 +128,9 @@ def smoothgrad(model, x, classes=None, n_samples: int = 25, sigma: float = 0.15,
 
     grad = _sample_gradients(model, len(x), n_samples, chunk, noisy, classes, x.dtype, x.shape) / n_samples
     scores = model.scores(x)[np.arange(len(x)), classes]
-    return SaliencyResult("smoothgrad", np.abs(grad).max(axis=1), grad, classes, scores, model.deprocess(x),
-                          _names(model, classes), {"n_samples": n_samples, "sigma": sigma, "seed": seed})
+    return SaliencyResult(method="smoothgrad", maps=np.abs(grad).max(axis=1), attributions=grad, classes=classes,
+                          scores=scores, images=model.deprocess(x), class_names=_names(model, classes),
+                          params={"n_samples": n_samples, "sigma": sigma, "seed": seed})
 
 
 def _baseline_array(model, x, baseline):
@@ -144,9 +150,9 @@ def _baseline_array(model, x, baseline):
         raise ShapeError(f"baseline of shape {b.shape} does not broadcast to the input shape {x.shape}") from None
 
 
-def integrated_gradients(model, x, classes=None, steps: int = 32, baseline=None,
+def integrated_gradients(model, x, classes=None, points: int = DEFAULTS["points"], baseline=None,
                          chunk: int = 64) -> SaliencyResult:
-    """Integrated gradients (Sundararajan 2017), midpoint rule with `steps` points.
+    """Integrated gradients (Sundararajan 2017), midpoint rule with `points` path points.
 
     Args:
         baseline: None/'black' (pixel value 0), 'gray', or an array broadcastable to x.
@@ -156,20 +162,21 @@ def integrated_gradients(model, x, classes=None, steps: int = 32, baseline=None,
         score(x) - score(baseline) (completeness) and maps = sum over channels of |attribution|.
     """
     x = check_images("x", x)
-    check_positive("steps", steps, integer=True)
+    check_positive("points", points, integer=True)
     _check_chunk(chunk)
     classes = class_indices(model, classes, len(x), x)
     base = _baseline_array(model, x, baseline)
-    alphas = ((np.arange(steps) + 0.5) / steps).astype(x.dtype)  # (steps,)
+    alphas = ((np.arange(points) + 0.5) / points).astype(x.dtype)  # (points,)
     delta = x - base
 
     def path(rows):
-        a = alphas[rows % steps][:, None, None, None]
-        return base[rows // steps] + a * delta[rows // steps]
+        a = alphas[rows % points][:, None, None, None]
+        return base[rows // points] + a * delta[rows // points]
 
-    grad = _sample_gradients(model, len(x), steps, chunk, path, classes, x.dtype, x.shape) / steps
+    grad = _sample_gradients(model, len(x), points, chunk, path, classes, x.dtype, x.shape) / points
     attr = delta * grad
     idx = np.arange(len(x))
-    return SaliencyResult("integrated_gradients", np.abs(attr).sum(axis=1), attr, classes,
-                          model.scores(x)[idx, classes], model.deprocess(x), _names(model, classes),
-                          {"steps": steps}, baseline_scores=model.scores(base)[idx, classes])
+    return SaliencyResult(method="integrated_gradients", maps=np.abs(attr).sum(axis=1), attributions=attr,
+                          classes=classes, scores=model.scores(x)[idx, classes], images=model.deprocess(x),
+                          class_names=_names(model, classes), params={"points": points},
+                          baseline_scores=model.scores(base)[idx, classes])

@@ -1,10 +1,10 @@
-"""Per-image gradient normalisations used by the image-optimisation methods, so that a
+"""Per-image gradient normalisations and the step rules of the image-optimisation methods, so that a
 step size means the same thing whatever the scale of a model's scores."""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unit_l2", "unit_rms", "unit_mean_abs"]
+__all__ = ["unit_l2", "unit_rms", "unit_mean_abs", "normalized_step", "adam_step"]
 
 _EPS = 1e-12
 
@@ -26,3 +26,28 @@ def unit_rms(g: np.ndarray) -> np.ndarray:
 def unit_mean_abs(g: np.ndarray) -> np.ndarray:
     """g_i / mean|g_i| (the DeepDream normalisation)."""
     return _per_image(g, np.mean(np.abs(g.astype(np.float64)), axis=(1, 2, 3)))
+
+
+# ---- step rules: rule(x, g, g_prior, state) -> (new x, state) --------------------------------
+# g is the objective's gradient (ascent direction), g_prior the summed priors' gradient
+# (penalties, to descend), state what the rule carries between steps (None at the start
+# of each octave).
+
+def normalized_step(lr: float, norm=unit_rms):
+    """x + lr * (norm(g) - g_prior): the objective's gradient normalised per image, the
+    priors' unnormalised (so L2 acts as a decay of 2 * lr * weight per step)."""
+    def rule(x, g, g_prior, state):
+        return x + (lr * (norm(g) - g_prior)).astype(x.dtype), state
+
+    return rule
+
+
+def adam_step(lr: float):
+    """Adam on the loss -objective + priors (bias-corrected moments kept in state)."""
+    from gradscope.training.optim import adam
+
+    def rule(x, g, g_prior, state):
+        x, state = adam(x, (g_prior - g).astype(x.dtype), state if state is not None else {"learning_rate": lr})
+        return x, state
+
+    return rule

@@ -1,5 +1,5 @@
 """`TorchModel`: any PyTorch image classifier behind the ImageModel interface
-(gradscope/methods/interface.py), so every image-gradient method runs on it.
+(gradscope/interface.py), so every image-gradient method runs on it.
 
 Input contract, stated once and used by every method: a uint8 pixel value p (0..255)
 of channel c maps to the model input
@@ -35,13 +35,13 @@ How the gradients are taken:
 from __future__ import annotations
 
 import difflib
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
-from gradscope.methods.interface import resolve_layer
+from gradscope.interface import check_input, resolve_layer
 from gradscope.torch.pixels import from_pixels, resize_images, to_pixels
 
 
@@ -132,21 +132,6 @@ class TorchModel:
             s = self._logits(self._run(self._tensor(x)))
         return self._numpy(s, x.dtype)
 
-    def score_gradient(self, x: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(scores (N, C), dx (N, 3, H, W)) with dx[i] = d scores[i, classes[i]] / d x[i]."""
-        self._check_input(x)
-        classes = np.asarray(classes, dtype=np.int64).reshape(-1)
-        if classes.shape[0] != x.shape[0]:
-            raise ShapeError(f"need one class per image: {x.shape[0]} images, {classes.shape[0]} classes")
-        if classes.size and (classes.min() < 0 or classes.max() >= self.num_classes):
-            raise GradscopeError(f"class indices must be in 0..{self.num_classes - 1}, got {classes.tolist()}")
-        leaf = self._tensor(x).requires_grad_(True)
-        with torch.enable_grad():
-            s = self._logits(self._run(leaf))
-            picked = s[torch.arange(s.shape[0], device=s.device), torch.from_numpy(classes).to(s.device)]
-            (dx,) = torch.autograd.grad(picked.sum(), leaf)  # images are independent in eval mode
-        return self._numpy(s.detach(), x.dtype), self._numpy(dx, x.dtype)
-
     def scores_backward(self, x: np.ndarray, dscores_fn) -> tuple[np.ndarray, np.ndarray]:
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
         where dscores = dscores_fn(scores as NumPy); one forward and one backward pass."""
@@ -187,12 +172,7 @@ class TorchModel:
     # ---- helpers ----------------------------------------------------------------
 
     def _check_input(self, x) -> None:
-        if not isinstance(x, np.ndarray):
-            raise ShapeError(f"model input must be a NumPy array, got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ShapeError(f"model input must have shape (N, 3, H, W), got {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ShapeError(f"model input must be a float array, got dtype {x.dtype}")
+        check_input(x)
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self._dtype)

