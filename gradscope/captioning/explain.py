@@ -191,7 +191,7 @@ def _num(v):
 
 
 def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3, max_length: int = 30,
-                    length_norm: float = 1.0, fraction: float = 0.1, deletion: bool = True, seed: int = 0,
+                    length_norm: float = 0.5, fraction: float = 0.1, deletion: bool = True, seed: int = 0,
                     callback=None) -> CaptionExplanation:
     """Caption one image as `gradscope caption IMAGE` does, and explain every word.
 
@@ -228,7 +228,7 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
                               logp, grads, maps, drops[0], drops[1], params)
 
 
-def decode_caption(captioner, features, beam: int = 3, max_length: int = 30, length_norm: float = 1.0):
+def decode_caption(captioner, features, beam: int = 3, max_length: int = 30, length_norm: float = 0.5):
     """The word ids (T,) the CLI's decoding gives for features (1, D), without <END> and padding."""
     from gradscope.captioning.beam_search import beam_search
 

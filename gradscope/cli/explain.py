@@ -27,7 +27,7 @@ def register_explain(sub) -> None:
     p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
     p.add_argument("--model", default=None, metavar="PATH", help="captioner .npz (default: the shipped one)")
     p.add_argument("--beam", type=int, default=3, metavar="K", help="beam size (1 = greedy; default 3)")
-    p.add_argument("--length-norm", type=float, default=1.0, metavar="ALPHA", help="beam length normalisation")
+    p.add_argument("--length-norm", type=float, default=0.5, metavar="ALPHA", help="beam length normalisation (default 0.5)")
     p.add_argument("--max-length", type=int, default=30, metavar="T", help="longest caption (default 30)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of a summary")
     p.set_defaults(func=run_explain)
