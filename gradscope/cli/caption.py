@@ -22,7 +22,12 @@ from gradscope.cli.args import (beam_size, caption_length, default_of, nonneg_fl
 from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
+from gradscope.cli.explain import register_explain
 from gradscope.errors import GradscopeError
+
+# decoding of `caption IMAGE`, `evaluate`, `sample` and `explain` alike: beam 3 with length
+# normalisation alpha 0.5, both chosen on Flickr8k dev for the shipped captioner
+BEAM, LENGTH_NORM = 3, 0.5
 
 SPLITS = ("train", "val", "dev", "test")
 
@@ -33,15 +38,17 @@ def register(subparsers) -> None:
         description="Caption images with an RNN/LSTM captioner, or train and evaluate one. "
                     "`gradscope caption IMAGE...` is short for `gradscope caption image IMAGE...` "
                     "(captions image files with the shipped model).",
-        epilog="data SOURCE: synthetic[:N] (built-in coloured shapes), coco:DIR (course COCO features), "
-               "flickr8k:DIR (Flickr8k images through the shipped CNN).")
-    sub = parser.add_subparsers(dest="caption_command", metavar="{train,evaluate,sample,image} | IMAGE")
+        epilog="data SOURCE: synthetic[:N] (built-in coloured shapes), coco:DIR (official COCO 2014 files and "
+               "photos, or the course's h5 features), flickr8k:DIR (Flickr8k images through the shipped "
+               "captioner's CNN, EfficientNet-Lite0).")
+    sub = parser.add_subparsers(dest="caption_command", metavar="{train,evaluate,sample,explain,image} | IMAGE")
     _register_train(sub)
     _register_evaluate(sub)
     _register_sample(sub)
+    register_explain(sub)
     image = sub.add_parser("image", help="caption image files (the default: `gradscope caption IMAGE...`)")
     image.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    _add_decoding_args(image, default_of(beam_search, "beam_size"))
+    _add_decoding_args(image, BEAM)
     image.set_defaults(func=run_image)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 
@@ -51,8 +58,9 @@ def _add_decoding_args(p, beam_default) -> None:
                    help="captioner .npz (default: the shipped Flickr8k LSTM)")
     p.add_argument("--beam", type=beam_size, default=beam_default, metavar="K",
                    help=f"beam size, 1 = greedy (default {beam_default})")
-    p.add_argument("--length-norm", type=nonneg_float, default=default_of(beam_search, "length_normalization"),
-                   metavar="ALPHA", help="beam score = log-prob / length**ALPHA (default 1; 0 = raw log-prob)")
+    p.add_argument("--length-norm", type=nonneg_float, default=LENGTH_NORM, metavar="ALPHA",
+                   help="beam score = log-prob / length**ALPHA (default %(default)s, chosen on Flickr8k dev; "
+                        "0 = raw log-prob)")
     p.add_argument("--max-length", type=caption_length, default=default_of(CaptioningRNN.sample, "max_length"),
                    metavar="T", help="longest caption in words (default %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -94,7 +102,7 @@ def _register_evaluate(sub) -> None:
     p.add_argument("--split", default="val", choices=SPLITS)
     p.add_argument("--max-images", type=positive_int, default=None, metavar="N", help="score only the first N images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
-    _add_decoding_args(p, 1)
+    _add_decoding_args(p, BEAM)  # as `caption IMAGE`
     p.set_defaults(func=run_evaluate)
 
 
@@ -106,7 +114,7 @@ def _register_sample(sub) -> None:
     p.add_argument("--n", type=positive_int, default=5, help="how many images (default %(default)s)")
     p.add_argument("--seed", type=seed_int, default=0, help="which images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
-    _add_decoding_args(p, 1)
+    _add_decoding_args(p, BEAM)
     p.set_defaults(func=run_sample)
 
 
@@ -137,13 +145,16 @@ def run_evaluate(args) -> int:
     from gradscope.captioning.evaluate import check_feature_dim, evaluate_split
 
     model = _load_model(args.model)
-    split = _load_split(args, model)
+    source, split = _load_split(args, model)
     check_feature_dim(model, split.feature_dim, args.data)
     with Progress("caption evaluate", unit="images", enabled=not args.no_progress) as bar:
         report = evaluate_split(model, split, args.max_images, args.beam, args.max_length, args.length_norm,
                                 progress=bar.update)
     report = {"data": args.data, "split": args.split, **report, "model": args.model or "shipped"}
-    lines = [f"{args.data} {args.split}: {report['images']} images, {report['decoding']} decoding"]
+    if split.name in source.skipped:  # listed in the annotations but not on disk
+        report["images_missing"] = int(source.skipped[split.name])
+    missing = f" ({report['images_missing']} listed images not on disk)" if "images_missing" in report else ""
+    lines = [f"{args.data} {args.split}: {report['images']} images{missing}, {report['decoding']} decoding"]
     lines += [f"  {name:8s} {value:.4f}" for name, value in report["scores"].items()]
     emit(args, report, lines)
     return 0
@@ -160,7 +171,7 @@ def run_sample(args) -> int:
     from gradscope.data.vocab import decode_captions
 
     model = _load_model(args.model)
-    split = _load_split(args, model)
+    _, split = _load_split(args, model)
     check_feature_dim(model, split.feature_dim, args.data)
     all_ids = split.image_indices()
     ids = np.random.default_rng(args.seed).choice(all_ids, min(args.n, len(all_ids)), replace=False)
@@ -203,7 +214,7 @@ def _load_split(args, model):
 
     vocab = (model.word_to_idx, model.idx_to_word) if parse_source(args.data)[0] == "flickr8k" else None
     source = load_caption_source(args.data, splits=[args.split], progress=_feature_progress(args), vocab=vocab)
-    return source.split(args.split)
+    return source, source.split(args.split)
 
 
 def _print_epoch(record, steps) -> None:

@@ -31,7 +31,9 @@ def extract_features(image_paths, feature_fn, batch_size: int = 64, cache_path=N
         feature_fn: callable (B, H, W, 3) uint8 -> (B, D) array.
         batch_size: images per feature_fn call.
         cache_path: optional HDF5 cache (see module docstring); cached names are not recomputed.
-        image_size: resize every image to image_size x image_size (needed when sizes differ).
+        image_size: an int resizes every image to image_size x image_size; a callable
+            (H, W, 3) uint8 -> (S, S, 3) uint8 prepares each image (e.g. resize and centre-crop);
+            one of them is needed when sizes differ.
         progress: optional callable(done, total) over the images still to compute.
     Returns:
         (N, D) float32 features in the order of image_paths.
@@ -84,7 +86,10 @@ def _dim_message(got, dim, cache_path, cached):
 
 
 def _load_batch(paths, image_size):
-    images = [load_rgb(p, image_size) for p in paths]
+    if callable(image_size):
+        images = [image_size(load_rgb(p)) for p in paths]
+    else:
+        images = [load_rgb(p, image_size) for p in paths]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"images of different sizes {sorted(shapes)} in one batch: pass image_size "

@@ -43,13 +43,16 @@ def top_k(model, x, k: int) -> TopK:
 
 
 def caption_images(captioner, cnn, pixels, beam_size: int, max_length: int) -> Captions:
-    """Greedy and beam-search captions of uint8 photos from the CNN's penultimate features."""
+    """Greedy and beam-search captions of uint8 photos from the features the captioner was
+    trained on: the demo CNN's penultimate layer, or the CNN the captioner names."""
     from gradscope.captioning import beam_search, sequence_log_prob
-    from gradscope.captioning.features import cnn_feature_fn
+    from gradscope.captioning.features import cnn_feature_fn, feature_fn_for, is_known_extractor
     from gradscope.data.vocab import decode_captions
 
     features = cnn_feature_fn(cnn)
     trained_on = str(captioner.info.get("features", "") or "")
+    if trained_on != features.name and is_known_extractor(trained_on):  # its own CNN (EfficientNet-Lite0)
+        features = feature_fn_for(captioner)
     if features.dim != captioner.input_dim or (trained_on and trained_on != features.name):
         raise GradscopeError(f"the captioner takes {captioner.input_dim}-D image features "
                              f"({trained_on or 'of unknown origin'}) but the CNN gives {features.dim}-D ones "

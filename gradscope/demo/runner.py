@@ -16,6 +16,7 @@ import numpy as np
 
 from gradscope.demo import analyses as an
 from gradscope.demo import presenters as pr
+from gradscope.demo.explain_section import explain_words
 from gradscope.demo.images import load_demo_images, unique_name
 from gradscope.demo.section import Section
 from gradscope.demo.settings import CLASSVIS_CLASSES, FOOLING_TARGETS, FULL, QUICK
@@ -160,6 +161,7 @@ def _training(ctx, callback) -> Section:
 SECTIONS = [
     ("classification", "Top-5 classification", _classification, True, lambda s: 0),
     ("captions", "Captions", _captions, True, lambda s: 0),
+    ("explain", "Why each word: caption saliency", explain_words, False, lambda s: 0),
     ("saliency", "Saliency maps", _saliency, True, lambda s: 0),
     ("fooling", "Fooling image", _fooling, True, lambda s: s.fool_max_iter),
     ("classvis", "Class visualisations", _classvis, True, lambda s: s.classvis_iterations),

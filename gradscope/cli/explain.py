@@ -1,0 +1,90 @@
+"""`gradscope caption explain IMAGE... -o OUT [--json]`: word-level saliency of each image's caption.
+
+For every word of the caption `gradscope caption IMAGE` gives, OUT gets <image>_<t>_<word>.png
+(the map of |d log p(word | image, words before) / d pixels| over the photo, the word under
+it) and <image>_caption.png (the strip of the whole caption); OUT/explain.json holds the
+numbers, with the deletion check per word.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from gradscope.cli.args import beam_size, caption_length, nonneg_float, seed_int
+from gradscope.cli.output import output_folder
+from gradscope.errors import GradscopeError
+
+
+def register_explain(sub) -> None:
+    """Add `explain` to the `caption` subcommands."""
+    p = sub.add_parser("explain", help="word-level saliency: which pixels made each word of the caption",
+                       description="Caption each image (as `gradscope caption IMAGE`) and map, for every word, "
+                                   "the gradient of its log-probability with respect to the pixels.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder for the PNGs and explain.json")
+    p.add_argument("--fraction", type=float, default=0.1,
+                   help="deletion check: fraction of pixels replaced by the mean pixel (default 0.1)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline")
+    p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
+    p.add_argument("--model", default=None, metavar="PATH", help="captioner .npz (default: the shipped one)")
+    p.add_argument("--beam", type=beam_size, default=3, metavar="K", help="beam size (1 = greedy; default 3)")
+    p.add_argument("--length-norm", type=nonneg_float, default=0.5, metavar="ALPHA",
+                   help="beam length normalisation (default 0.5)")
+    p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of a summary")
+    p.set_defaults(func=run_explain)
+
+
+def run_explain(args) -> int:
+    from gradscope.captioning import load_captioner, load_pretrained
+    from gradscope.captioning.explain import explain_caption
+    from gradscope.captioning.features import feature_fn_for
+    from gradscope.fileio import save_json
+    from gradscope.imageio import load_image
+
+    if not 0 < args.fraction < 1:
+        raise GradscopeError(f"--fraction must be between 0 and 1, got {args.fraction}")
+    captioner = load_pretrained() if args.model is None else load_captioner(args.model)
+    extractor = feature_fn_for(captioner)
+    if not hasattr(getattr(extractor, "model", None), "backward_from"):
+        raise GradscopeError("this captioner's features do not come from a CNN with a backward pass to the "
+                             "pixels, so there are no pixel gradients")
+    images = [load_image(p) for p in args.images]  # every file read before any output
+    rows, seen = [], set()
+    with output_folder(args.out, "-o"):
+        for path, image in zip(args.images, images):
+            result = explain_caption(captioner, extractor, image, name=path, beam=args.beam,
+                                     max_length=args.max_length, length_norm=args.length_norm,
+                                     fraction=args.fraction, deletion=not args.no_deletion, seed=args.seed)
+            rows.append(result.save(args.out, _stem(path, seen)))
+        save_json(os.path.join(args.out, "explain.json"), rows)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_summary(rows, args.out, args.fraction)
+    return 0
+
+
+def _stem(path, seen) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.splitext(os.path.basename(path))[0]).strip("._") or "image"
+    name, k = stem, 2
+    while name in seen:
+        name, k = f"{stem}_{k}", k + 1
+    seen.add(name)
+    return name
+
+
+def _print_summary(rows, out, fraction) -> None:
+    beats = total = 0
+    for row in rows:
+        print(f'{row["image"]}: "{row["caption"]}"  ({row["figure"]})')
+        for w in row["words"]:
+            top, rand = w["deletion_drop_top"], w["deletion_drop_random"]
+            check = "" if top is None else f"  deletion drop: top {fraction:.0%} {top:+.3f}, random {rand:+.3f}"
+            print(f"  {w['word']:12s} log p {w['logprob']:7.3f}{check}")
+            if top is not None:
+                beats, total = beats + (top > rand), total + 1
+    if total:
+        print(f"top-pixel deletion lowered the word's log-prob more than random deletion for {beats} of {total} words")
+    print(f"wrote {os.path.join(out, 'explain.json')}")
