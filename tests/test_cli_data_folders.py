@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gradscope.captioning import CaptioningRNN, save_captioner
-from gradscope.captioning.features import cnn_feature_fn
+from gradscope.captioning.features import default_feature_fn
 from gradscope.cli import main
 from gradscope.cli.progress import Progress
 from gradscope.data.vocab import build_vocab
@@ -39,7 +39,7 @@ def cache(tmp_path, monkeypatch):
 
 def test_evaluate_with_only_the_dev_split(tmp_path, cache, capsys):
     data = flickr_folder(tmp_path / "f8k", ["dev"])
-    fn = cnn_feature_fn()
+    fn = default_feature_fn()  # what flickr8k:DIR photos go through
     word_to_idx, _ = build_vocab((w.split() for w in WORDS), 1)
     model = CaptioningRNN(word_to_idx, input_dim=fn.dim, wordvec_dim=4, hidden_dim=6, cell_type="lstm")
     model.info = {"features": fn.name, "features_fingerprint": fn.fingerprint()}

@@ -74,6 +74,21 @@ def test_conv_fast_path_equals_reference(rng, stride, pad, k, F):
         np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-12)
 
 
+def test_winograd_fast_path_equals_reference(rng, monkeypatch):
+    """The opt-in Winograd F(2x2,3x3) path (forward and stride-1 input gradient) against the loop."""
+    import gradscope.layers.conv as conv
+
+    monkeypatch.setattr(conv, "USE_WINOGRAD", True)
+    x = rng.standard_normal((2, 16, 9, 10))  # odd sides: partial tiles
+    w, b = rng.standard_normal((16, 16, 3, 3)), rng.standard_normal(16)
+    out, cache = conv_forward(x, w, b, 1, 1)
+    ref, ref_cache = conv_forward_reference(x, w, b, 1, 1)
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+    dout = rng.standard_normal(out.shape)
+    for g, g_ref in zip(conv_backward(dout, cache), conv_backward_reference(dout, ref_cache)):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-10)
+
+
 def test_conv_reference_gradients(rng):
     x, w, b = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     out, cache = conv_forward_reference(x, w, b, 2, 1)

@@ -138,7 +138,7 @@ def test_saliency_family(engines):
 
 
 def test_fooling(engines):
-    """Same success and iteration count. The images agree within one grey level until a
+    """Same success and iteration count (within 10% on the shipped net). The images agree within one grey level until a
     value rounds to the other side of a grey level on one engine; after that the two runs
     drift apart (fast on a deep random-weight net), so the step-by-step check covers the
     first 5 steps, and the final images are compared only on the tiny model."""
@@ -154,7 +154,11 @@ def test_fooling(engines):
                          callback=lambda it, info, steps=steps: steps.append(info["images"]))
     r_np, r_t = runs["numpy"], runs["torch"]
     np.testing.assert_array_equal(r_t.success, r_np.success)
-    np.testing.assert_array_equal(r_t.iterations, r_np.iterations)
+    if cnn.input_size == 16:
+        np.testing.assert_array_equal(r_t.iterations, r_np.iterations)
+    else:  # tens of steps on the shipped net: a grey-level rounding flip can move the stop by a step or two
+        assert np.all(np.abs(r_t.iterations - r_np.iterations) <= 1 + 0.1 * r_np.iterations), \
+            (r_t.iterations, r_np.iterations)
     assert r_np.success.all()  # the comparison covers successful runs
     for a, b in list(zip(runs["torch_steps"], runs["numpy_steps"]))[:5]:
         _images_close(a, b, frac=0.999)
