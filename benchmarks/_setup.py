@@ -128,3 +128,14 @@ def cnn_forward_flops(model):
         elif step.kind is not None and layer["type"] == "affine":
             total += 2 * layer["in_features"] * layer["out_features"]
     return float(total)
+
+
+def frozen_torch_twin(model):
+    """The torch twin of a gradscope CNN in eval mode with frozen weights (only the input
+    gets gradients, as in the NumPy image-gradient path)."""
+    from gradscope.cnn.torch_module import params_to_torch
+
+    module = params_to_torch(model.config, model.params, model.buffers).eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module

@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gradscope.cnn import load_pretrained  # noqa: E402
-from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
 from gradscope.methods import integrated_gradients, smoothgrad  # noqa: E402
 
 try:
@@ -80,9 +79,7 @@ def torch_runs(module, x, classes, std, base):
 
 def main():
     model = load_pretrained()
-    module = params_to_torch(model.config, model.params, model.buffers).eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
+    module = _setup.frozen_torch_twin(model)
     rng = np.random.default_rng(0)
     S = model.input_size
     x = model.preprocess(rng.integers(0, 256, (args.batch, S, S, 3), dtype=np.uint8)).astype(np.float32)

@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gradscope.cnn import load_pretrained  # noqa: E402
-from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
 from gradscope.interface import score_gradient  # noqa: E402
 import gradscope.layers.conv as conv  # noqa: E402
 
@@ -111,9 +110,7 @@ def print_profile(rows):
 
 def main():
     model = load_pretrained()
-    module = params_to_torch(model.config, model.params, model.buffers).eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
+    module = _setup.frozen_torch_twin(model)
     rng = np.random.default_rng(0)
     S = model.input_size
     x = rng.standard_normal((args.batch, 3, S, S)).astype(np.float32)

@@ -38,16 +38,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gradscope.cnn import load_pretrained  # noqa: E402
-from gradscope.cnn.torch_module import params_to_torch  # noqa: E402
 from gradscope.interface import score_gradient  # noqa: E402
+import _setup  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 
 def setup():
     torch.set_num_threads(args.threads)
     model = load_pretrained("efficientnet_lite0")
-    module = params_to_torch(model.config, model.params, model.buffers).eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
+    module = _setup.frozen_torch_twin(model)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (args.batch, 3, 224, 224)).astype(np.float32)
     classes = rng.integers(0, model.num_classes, args.batch)

@@ -8,6 +8,9 @@ from gradscope.errors import GradscopeError
 
 __all__ = ["decode", "decoding_name", "evaluate_split", "check_feature_dim"]
 
+# the shipped captioner's decoding (`caption IMAGE`, `evaluate`, `sample`, `explain`): beam 3,
+# length normalisation alpha 0.5, both chosen on Flickr8k dev
+BEAM_SIZE, LENGTH_NORM = 3, 0.5
 _SCORE_BUDGET = 2**28  # bytes of next-word scores held at once (chunk x beam x vocabulary float32)
 
 

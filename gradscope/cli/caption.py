@@ -25,9 +25,7 @@ from gradscope.fileio import clean_stale_temp_files
 from gradscope.cli.explain import register_explain
 from gradscope.errors import GradscopeError
 
-# decoding of `caption IMAGE`, `evaluate`, `sample` and `explain` alike: beam 3 with length
-# normalisation alpha 0.5, both chosen on Flickr8k dev for the shipped captioner
-BEAM, LENGTH_NORM = 3, 0.5
+from gradscope.captioning.evaluate import BEAM_SIZE as BEAM, LENGTH_NORM
 
 SPLITS = ("train", "val", "dev", "test")
 

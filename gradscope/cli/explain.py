@@ -11,6 +11,7 @@ import json
 import os
 import re
 
+from gradscope.captioning.evaluate import BEAM_SIZE, LENGTH_NORM
 from gradscope.cli.args import beam_size, caption_length, nonneg_float, seed_int
 from gradscope.cli.output import output_folder
 from gradscope.errors import GradscopeError
@@ -28,9 +29,10 @@ def register_explain(sub) -> None:
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline")
     p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
     p.add_argument("--model", default=None, metavar="PATH", help="captioner .npz (default: the shipped one)")
-    p.add_argument("--beam", type=beam_size, default=3, metavar="K", help="beam size (1 = greedy; default 3)")
-    p.add_argument("--length-norm", type=nonneg_float, default=0.5, metavar="ALPHA",
-                   help="beam length normalisation (default 0.5)")
+    p.add_argument("--beam", type=beam_size, default=BEAM_SIZE, metavar="K",
+                   help="beam size (1 = greedy; default %(default)s)")
+    p.add_argument("--length-norm", type=nonneg_float, default=LENGTH_NORM, metavar="ALPHA",
+                   help="beam length normalisation (default %(default)s)")
     p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of a summary")
     p.set_defaults(func=run_explain)
