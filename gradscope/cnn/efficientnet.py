@@ -218,6 +218,6 @@ def efficientnet_lite0_features(images, batch_size: int = 16, dtype=np.float32, 
     """
     model = load_efficientnet_lite0(dtype) if model is None else model
     imgs = images_to_list(images)
-    out = [model.forward(model.preprocess(imgs[a:a + batch_size]), end="pool")[0]
+    out = [model.forward(model.preprocess(imgs[a:a + batch_size]), end="pool", fold=True)[0]
            for a in range(0, len(imgs), batch_size)]
     return np.concatenate(out).astype(np.float32, copy=False)

@@ -20,6 +20,9 @@ A record's functions, `layer` being the config dict of one layer:
     torch(layer)         -> an equivalent torch.nn.Module (torch imported inside)
     torch_keys           {short name: the torch module's state_dict key}
     torch_transposed     short names stored transposed in torch (affine "W")
+    foldable             True for a linear map per output channel (W's first axis indexes
+        output channels, "b" optional): a test-mode batch norm right after it folds into
+        its weights (the engine's FAST PATH, gradscope/cnn/model.py)
 
 How to add a layer type: write its pure forward/backward pair in gradscope/layers/,
 write the record's functions below (the backward beside its forward), add one entry
@@ -108,6 +111,7 @@ class LayerType:
     init: Callable = he_init
     torch_keys: dict = field(default_factory=dict)
     torch_transposed: tuple = ()
+    foldable: bool = False
 
 
 # ---- conv ----------------------------------------------------------------------------------
@@ -374,7 +378,7 @@ _WB_KEYS = {"W": "weight", "b": "bias"}
 
 LAYER_TYPES: dict[str, LayerType] = {
     "conv": LayerType(_conv_shape, _conv_forward, _conv_backward, _conv_torch, params=_conv_params,
-                      torch_keys=_WB_KEYS),
+                      torch_keys=_WB_KEYS, foldable=True),
     "spatial_batchnorm": LayerType(_spatial_bn_shape, _bn_forward, _bn_backward, _bn_torch, params=_bn_params,
                                    buffers=_bn_buffers, torch_keys=_BN_KEYS),
     "batchnorm": LayerType(_bn_shape, _bn_forward, _bn_backward, _bn_torch, params=_bn_params,
@@ -393,9 +397,9 @@ LAYER_TYPES: dict[str, LayerType] = {
     "same_pad": LayerType(_same_pad_shape, _same_pad_forward, _same_pad_backward,
                           lambda layer: _torch_layers().SamePad(layer["kernel"], layer.get("stride", 1))),
     "depthwise_conv": LayerType(_depthwise_shape, _depthwise_forward, _depthwise_backward, _depthwise_torch,
-                                params=_depthwise_params, torch_keys={"W": "weight"}),
+                                params=_depthwise_params, torch_keys={"W": "weight"}, foldable=True),
     "pointwise_conv": LayerType(_pointwise_shape, _pointwise_forward, _pointwise_backward,
                                 lambda layer: _nn().Conv2d(layer["in_channels"], layer["out_channels"], 1, bias=False),
-                                params=_pointwise_params, torch_keys={"W": "weight"}),
+                                params=_pointwise_params, torch_keys={"W": "weight"}, foldable=True),
     "relu6": LayerType(_same_shape, _relu6_forward, _relu6_backward, lambda layer: _nn().ReLU6()),
 }

@@ -41,6 +41,10 @@ class ForwardCache(NamedTuple):
     caches: list
     in_shape: tuple   # shape of the range's input
     out_shape: tuple  # shape of the range's output
+    folded: bool = False  # batch norms folded into the layers before them: input gradients only
+
+
+FOLDED = "folded into the layer before"  # the cache of a batch norm that a fold absorbed
 
 
 class CNN:
@@ -69,6 +73,9 @@ class CNN:
         self.layer_names = [step.name for step in self.steps]
         self._blocks = {step.name: (self._open_index(i), i) for i, step in enumerate(self.steps)
                         if step.kind is None}       # block name -> (first inner step, join step)
+        self._folds = {i for i, (step, bn) in enumerate(zip(self.steps, self.steps[1:]))
+                       if step.kind is not None and step.kind.foldable and bn.layer["type"] == "spatial_batchnorm"
+                       and not bn.opens}            # linear steps whose next step, a batch norm, can fold in
         self.input_size = int(cfg.get("input_size", 64))
         self._shapes = self._infer_shapes((3, self.input_size, self.input_size))
         self._set_classes(cfg.get("classes") or {})
@@ -195,30 +202,41 @@ class CNN:
             raise GradscopeError("input contains NaN or infinite values")
 
     # ---- forward and backward -----------------------------------------------------------
-    def forward(self, X, start=None, end=None, mode: str = "test", rng=None):
+    def forward(self, X, start=None, end=None, mode: str = "test", rng=None, fold: bool = False):
         """Run steps start..end (names or indices into layer_names, end inclusive;
         None = first / last).
 
         X is the input of `start`: (N, 3, H, W) images for the first layer.
         mode 'train' uses batch statistics (and stores the updated running statistics in
         self.buffers) and dropout (masks from rng, default self.rng); 'test' is deterministic.
+        fold=True (test mode only) runs each batch norm inside the range together with the
+        linear layer before it (FAST PATH, see _run_folded); its cache then serves input
+        gradients only (backward with param_grads=False).
         Returns (out, cache) for backward.
         """
         if mode not in ("train", "test"):
             raise GradscopeError(f"mode must be 'train' or 'test', got {mode!r}")
+        if fold and mode != "test":
+            raise GradscopeError("fold=True needs mode='test': training uses the batch statistics")
         s, e = self._range(start, end)
         self._check_input(X, s)
         x = X.astype(self.dtype, copy=False)
         rng = self.rng if rng is None else rng
+        folds = {i for i in self._folds if s <= i < e} if fold else set()
         caches, block_in = [], {}
-        for step in self.steps[s:e + 1]:
+        for i in range(s, e + 1):
+            step = self.steps[i]
             block_in.update({b: x for b in step.opens})
             if step.kind is None:
                 x, cache = _join(step, x, block_in.pop(step.name))
+            elif i - 1 in folds:
+                cache = FOLDED  # x already went through this batch norm
+            elif i in folds:
+                x, cache = self._run_folded(step, self.steps[i + 1], x)
             else:
                 x, cache = self._run_layer(step, x, mode, rng)
             caches.append(cache)
-        return x, ForwardCache(s, e, caches, X.shape, x.shape)
+        return x, ForwardCache(s, e, caches, X.shape, x.shape, bool(folds))
 
     def _run_layer(self, step, x, mode, rng):
         try:
@@ -227,6 +245,28 @@ class CNN:
             raise ShapeError(f"layer {step.name!r} ({step.layer['type']}): {err}") from None
         for short, value in new_buffers.items():
             self.buffers[f"{step.name}.{short}"] = value.astype(self.dtype, copy=False)
+        return x, cache
+
+    def _run_folded(self, step, bn_step, x):
+        """FAST PATH of running `step` (a foldable linear layer) and then `bn_step` (batch
+        norm, test mode): bn(lin(x)) = lin'(x) with the weights of output channel k scaled
+        by scale[k] = gamma[k] / sqrt(running_var[k] + eps) and the bias b' = b * scale +
+        beta - running_mean * scale, so the batch norm costs no pass over the activations
+        (tests compare it with the two layers run one by one). Returns (out, cache of
+        the folded linear layer)."""
+        p, bn = self._step_arrays(step), self._step_arrays(bn_step)
+        dt = self.dtype.type
+        scale = bn["gamma"] / np.sqrt(bn["running_var"] + dt(bn_step.layer.get("eps", 1e-5)))  # (C,)
+        shift = bn["beta"] - bn["running_mean"] * scale
+        folded = dict(p, W=p["W"] * scale.reshape((-1,) + (1,) * (p["W"].ndim - 1)))
+        if "b" in p:
+            folded["b"] = p["b"] * scale + shift
+        try:
+            x, cache, _ = step.kind.forward(step.layer, folded, x, "test", None)
+        except ShapeError as err:
+            raise ShapeError(f"layer {step.name!r} ({step.layer['type']}): {err}") from None
+        if "b" not in p:
+            x += shift.reshape(-1, 1, 1)  # in place: the layer's fresh output
         return x, cache
 
     def backward(self, dout, cache: ForwardCache, param_grads: bool = True):
@@ -238,6 +278,9 @@ class CNN:
         if not isinstance(dout, np.ndarray) or dout.shape != cache.out_shape:
             raise ShapeError(f"upstream gradient must have shape {cache.out_shape}, "
                              f"got {getattr(dout, 'shape', type(dout).__name__)}")
+        if param_grads and cache.folded:
+            raise GradscopeError("this forward pass folded batch norms (fold=True): it gives input gradients "
+                                 "only; call backward with param_grads=False, or forward without fold")
         d = dout.astype(self.dtype, copy=False)
         grads, skip_grad = {}, {}
         for i in range(cache.end, cache.start - 1, -1):
@@ -245,7 +288,7 @@ class CNN:
             if step.kind is None:
                 if c:  # the skip carries the gradient straight to the block's input
                     skip_grad[step.name] = d
-            else:
+            elif c is not FOLDED:  # a folded batch norm's gradient is in its linear layer's
                 d, g = step.kind.backward(step.layer, d, c, param_grads)
                 grads.update({f"{step.name}.{k}": v for k, v in g.items()})
             for b in reversed(step.opens):
@@ -271,12 +314,12 @@ class CNN:
     # ---- ImageModel interface ---------------------------------------------------------
     def scores(self, x):
         """(N, 3, H, W) -> raw class scores (N, C), test mode."""
-        return self.forward(x, mode="test")[0]
+        return self.forward(x, mode="test", fold=True)[0]
 
     def scores_backward(self, x, dscores_fn):
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
         where dscores = dscores_fn(scores); one forward and one backward pass."""
-        scores, cache = self.forward(x, mode="test")
+        scores, cache = self.forward(x, mode="test", fold=True)
         dscores = np.asarray(dscores_fn(scores), dtype=scores.dtype)
         if dscores.shape != scores.shape:
             raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
@@ -284,7 +327,7 @@ class CNN:
 
     def forward_to(self, x, layer):
         """Run from the input up to and including `layer` (name or index), test mode."""
-        return self.forward(x, end=layer, mode="test")
+        return self.forward(x, end=layer, mode="test", fold=True)
 
     def backward_from(self, dact, cache):
         """Gradient w.r.t. the input of forward_to given the gradient of its output."""
