@@ -8,7 +8,10 @@ two implementations interleaved (so background load hits both alike).
 Prints median times of forward and of forward+backward, the ratio gradscope/torch
 (below 1 means gradscope is faster) and GFLOP/s against the matmul peak measured in
 the same run, counting the matrix products only: forward 2*N*T*(D+H)*G*H FLOPs
-(G = 4 gates for the LSTM, 1 for the RNN), backward twice that.
+(G = 4 gates for the LSTM, 1 for the RNN), backward twice that. --profile splits one
+gradscope forward + backward (cProfile, wall time) into the cell's elementwise passes,
+layout copies (time-major, batch-major, W.T) and the rest: the matrix products and the
+in-loop adds beside them.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case")
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=["large", "captioning"])
     p.add_argument("--kinds", nargs="+", choices=["lstm", "rnn"], default=["lstm"])
+    p.add_argument("--profile", action="store_true", help="also split gradscope's time (see above)")
     _setup.add_arguments(p)
     return p.parse_args(argv)
 
@@ -90,12 +94,34 @@ def bench(kind, shape, repeats, peak):
     print("  " + _setup.ratio_line(t, "gradscope", "torch"))
 
 
+def profile(kind, shape):
+    """Print the split of one gradscope forward + backward (see the module docstring)."""
+    import cProfile
+    import pstats
+
+    runs, _, _ = make_case(kind, *shape)
+    prof = cProfile.Profile(time.perf_counter)  # wall: idle BLAS threads spin during the elementwise passes
+    prof.runcall(runs["gradscope"])
+    stats = pstats.Stats(prof).stats  # {(file, line, name): (calls, ncalls, tottime, cumtime, callers)}
+    parts = {"cell elementwise": ("_lstm_cell", "_lstm_cell_backward", "_tanh_backward"),
+             "layout copies": ("_time_major", "_batch_major", "_transposed", "ascontiguousarray")}
+    total = sum(v[2] for v in stats.values())
+    split = {part: sum(v[2] for k, v in stats.items() if k[2] in names or k[2].endswith(names))
+             for part, names in parts.items()}
+    split["matrix products and in-loop adds"] = total - sum(split.values())
+    print(f"  gradscope {kind} profile, one forward + backward, {total * 1e3:.0f} ms wall:")
+    for part, t in split.items():
+        print(f"    {part:34s} {t * 1e3:7.1f} ms ({100 * t / total:4.1f}%)")
+
+
 def main():
     line, peak = _setup.header(args.threads)
     print(line)
     for shape_name in args.shapes:
         for kind in args.kinds:
             bench(kind, SHAPES[shape_name], args.repeats, peak)
+            if args.profile:
+                profile(kind, SHAPES[shape_name])
     return 0
 
 
