@@ -74,6 +74,22 @@ def test_conv_fast_path_equals_reference(rng, stride, pad, k, F):
         np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_fast_path_in_chunks_of_one_image(rng, monkeypatch, stride):
+    """Column blocks of one image each (the im2col views of a batch slice)."""
+    import gradscope.layers.conv as conv
+
+    monkeypatch.setattr(conv, "COLS_BYTES", 1)
+    x = rng.standard_normal((3, 5, 7, 6))
+    w, b = rng.standard_normal((4, 5, 3, 3)), rng.standard_normal(4)
+    out, cache = conv_forward(x, w, b, stride, 1)
+    ref, ref_cache = conv_forward_reference(x, w, b, stride, 1)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for g, g_ref in zip(conv_backward(dout, cache), conv_backward_reference(dout, ref_cache)):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-12)
+
+
 def test_winograd_fast_path_equals_reference(rng, monkeypatch):
     """The opt-in Winograd F(2x2,3x3) path (forward and stride-1 input gradient) against the loop."""
     import gradscope.layers.conv as conv

@@ -8,8 +8,8 @@ forward/backward pair, in two forms.
   and for 3x3 filters at stride 1 Winograd's F(2x2, 3x3), 2.25 times fewer multiplies.
 
 The fast path works channels last. The padded input is stored (N, Hp, Wp, C), so the
-column matrix (rows = output pixels, columns ordered (i, j, c)) is built from HH*WW
-slab copies of contiguous channel runs, and cols (n*Ho*Wo, HH*WW*C) @ W2 (HH*WW*C, F)
+column matrix (rows = output pixels, columns ordered (i, j, c)) is built from HH
+slab copies of contiguous runs of WW*C values, and cols (n*Ho*Wo, HH*WW*C) @ W2 (HH*WW*C, F)
 writes the output as (N, Ho, Wo, F) with no transposing copy. The forward returns that
 buffer as a transposed (N, F, Ho, Wo) view; elementwise layers keep that layout, so the
 next convolution (and the backward, for the upstream gradient) reads it for free.
@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from gradscope.errors import ShapeError
 from gradscope.layers._validate import check_dim, check_ndim
@@ -128,14 +129,17 @@ def _chunks(N, per_image_bytes):
 
 
 def _im2col(xp, HH, WW, stride, Ho, Wo, buf):
-    """Padded input (n, Hp, Wp, C) -> columns (n*Ho*Wo, HH*WW*C), written into buf
-    (at least n*Ho*Wo*HH*WW*C elements), one slab copy per kernel offset."""
+    """Padded input (n, Hp, Wp, C), rows contiguous (as _pad_channels_last makes them) ->
+    columns (n*Ho*Wo, HH*WW*C), written into buf (at least n*Ho*Wo*HH*WW*C elements).
+    The WW*C values a window reads from one input row are one contiguous run, so each
+    kernel row is one slab copy of such runs, read through a strided view."""
     n, C = xp.shape[0], xp.shape[3]
-    cols = buf[:n * Ho * Wo * HH * WW * C].reshape(n, Ho, Wo, HH, WW, C)
+    runs = buf[:n * Ho * Wo * HH * WW * C].reshape(n, Ho, Wo, HH, WW * C)
     for i in range(HH):
-        for j in range(WW):
-            cols[:, :, :, i, j] = _window(xp, i, j, stride, Ho, Wo, axes=(1, 2))
-    return cols.reshape(n * Ho * Wo, HH * WW * C)
+        rows = xp[:, i:i + stride * (Ho - 1) + 1:stride]  # (n, Ho, Wp, C)
+        runs[:, :, :, i] = as_strided(rows, (n, Ho, Wo, WW * C),
+                                      rows.strides[:2] + (stride * xp.strides[2], xp.itemsize), writeable=False)
+    return runs.reshape(n * Ho * Wo, HH * WW * C)
 
 
 def _correlate(xp, w2, HH, WW, stride, Ho, Wo, bias=None):
