@@ -137,6 +137,53 @@ def cnn_forward_flops(model):
     return float(total)
 
 
+def profile_path(model, x, repeats=3, counter=None):
+    """Each layer of a gradscope CNN as its image-gradient path runs it (a test-mode batch
+    norm folded into the layer before it, residual joins adding their skip): rows
+    (name, type, folded, forward s, backward s, counted s), medians of `repeats` CPU
+    times, backward to the input only. counter: optional factory of an object with
+    .seconds and .close(), made around each repeat (e.g. the time spent copying)."""
+    import numpy as np
+    from gradscope.cnn.graph import skip_applies
+
+    rows, h, block_in = [], x, {}
+    for i, step in enumerate(model.steps):
+        block_in.update({b: h for b in step.opens})
+        if step.kind is None:  # a block's join
+            skip_in = block_in.pop(step.name)
+            h = h + skip_in if skip_applies(step, skip_in.shape, h.shape) else h
+            continue
+        if i - 1 in model._folds:  # runs inside the previous layer
+            continue
+        folded = i in model._folds
+        times = []
+        for _ in range(repeats):
+            c = counter() if counter else None
+            t0 = time.process_time()
+            if folded:
+                out, cache = model._run_folded(step, model.steps[i + 1], h)
+            else:
+                out, cache, _ = step.kind.forward(step.layer, model._step_arrays(step), h, "test", None)
+            t1 = time.process_time()
+            step.kind.backward(step.layer, np.ones_like(out), cache, False)
+            t2 = time.process_time()
+            if c:
+                c.close()
+            times.append((t1 - t0, t2 - t1, c.seconds if c else 0.0))
+        name = step.name + ("+" + model.steps[i + 1].name if folded else "")
+        rows.append((name, step.layer["type"], folded, *np.median(np.array(times), axis=0)))
+        h = out
+    return rows
+
+
+def print_image_gradient_times(t, flops, peak):
+    """Per side of `timed` results: median, min, max, CPU ms and GFLOP/s against its matmul peak."""
+    for k, r in t.items():
+        (med, lo, hi), g = r["wall"], flops / r["wall"][0] / 1e9
+        print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, max "
+              f"{hi * 1e3:.1f}; cpu {r['cpu'] * 1e3:.1f}); {g:4.0f} GFLOP/s = {g / peak[k]:.2f} x its matmul peak")
+
+
 def frozen_torch_twin(model):
     """The torch twin of a gradscope CNN in eval mode with frozen weights (only the input
     gets gradients, as in the NumPy image-gradient path)."""

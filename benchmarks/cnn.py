@@ -52,7 +52,7 @@ def torch_step(module, x, classes):
 class ConvSplit:
     """Wraps the convolution's im2col and padding to count the seconds spent copying."""
     def __init__(self):
-        self.copy = 0.0
+        self.seconds = 0.0
         self._im2col, self._pad = conv._im2col, conv._pad_channels_last
         conv._im2col, conv._pad_channels_last = self._timed(self._im2col), self._timed(self._pad)
 
@@ -60,7 +60,7 @@ class ConvSplit:
         def run(*a, **k):
             t0 = time.process_time()
             out = fn(*a, **k)
-            self.copy += time.process_time() - t0
+            self.seconds += time.process_time() - t0
             return out
         return run
 
@@ -68,41 +68,11 @@ class ConvSplit:
         conv._im2col, conv._pad_channels_last = self._im2col, self._pad
 
 
-def profile_layers(model, x, repeats=3):
-    """Per layer as the image-gradient path runs it (batch norms folded into the layer
-    before): median forward and backward (input gradient only) CPU seconds, and for
-    convolutions the part spent in padding and im2col copies."""
-    rows, h = [], x
-    for i, step in enumerate(model.steps):
-        if step.kind is None or i - 1 in model._folds:  # a residual block's join, a folded batch norm
-            continue
-        layer, p = step.layer, model._step_arrays(step)
-        name = step.name + ("+" + model.steps[i + 1].name if i in model._folds else "")
-        fwd, bwd, copies = [], [], []
-        for _ in range(repeats):
-            split = ConvSplit()
-            t0 = time.process_time()
-            if i in model._folds:
-                out, cache = model._run_folded(step, model.steps[i + 1], h)
-            else:
-                out, cache, _ = step.kind.forward(layer, p, h, "test", None)
-            t1 = time.process_time()
-            step.kind.backward(layer, np.ones_like(out), cache, False)
-            t2 = time.process_time()
-            split.close()
-            fwd.append(t1 - t0)
-            bwd.append(t2 - t1)
-            copies.append(split.copy)
-        rows.append((name, layer["type"], np.median(fwd), np.median(bwd), np.median(copies)))
-        h = out
-    return rows
-
-
 def print_profile(rows):
     print(f"\nper layer (median CPU ms of this process; conv copies = padding + im2col, forward and backward)\n"
           f"{'layer':<10} {'forward':>8} {'backward':>9} {'copies':>7}")
     kinds = {"GEMM (conv and affine, less copies)": 0.0, "conv copies": 0.0, "elementwise (relu, pool)": 0.0}
-    for name, kind, f, b, c in rows:
+    for name, kind, _, f, b, c in rows:
         print(f"{name:<10} {f * 1e3:8.1f} {b * 1e3:9.1f} {c * 1e3:7.1f}")
         if kind in ("conv", "affine"):
             kinds["GEMM (conv and affine, less copies)"] += f + b - c
@@ -134,14 +104,10 @@ def main():
           f"|dx - dx_torch| / |dx_torch| = {np.linalg.norm(dx_np - dx_t) / np.linalg.norm(dx_t):.2e}")
     t = _setup.timed({"numpy": lambda: numpy_step(model, x, classes),
                       "torch": lambda: torch_step(module, x, tclasses)}, args.repeats)
-    flops = 2 * args.batch * _setup.cnn_forward_flops(model)  # forward + input-gradient backward
-    for k, r in t.items():
-        (med, lo, hi), g = r["wall"], flops / r["wall"][0] / 1e9
-        print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, max "
-              f"{hi * 1e3:.1f}; cpu {r['cpu'] * 1e3:.1f}); {g:4.0f} GFLOP/s = {g / peak[k]:.2f} x its matmul peak")
+    _setup.print_image_gradient_times(t, 2 * args.batch * _setup.cnn_forward_flops(model), peak)  # fwd + bwd
     print(_setup.ratio_line(t))
     if args.profile:
-        print_profile(profile_layers(model, x))
+        print_profile(_setup.profile_path(model, x, counter=ConvSplit))
     return 0
 
 

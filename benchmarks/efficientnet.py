@@ -16,7 +16,6 @@ input-gradient backward (2x), against the matmul peak measured in the same run.
 import argparse
 import subprocess
 import sys
-import time
 
 import _setup
 
@@ -87,36 +86,13 @@ def peak_rss(which):
     return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
 
 
-def profile_types(model, x, repeats=3):
-    """CPU seconds per layer type as the image-gradient path runs them (a batch norm
-    folded into the layer before it counts as that layer's): median forward and
-    backward (input gradient only), summed over the network."""
+def profile_types(model, x):
+    """CPU seconds per layer type on the image-gradient path (a folded batch norm counts
+    as its layer's, "+bn"): median forward and backward, summed over the network."""
     totals = {}
-    h, block_in = x, {}
-    for i, step in enumerate(model.steps):
-        block_in.update({b: h for b in step.opens})
-        if step.kind is None:  # a block's join: add the skip like the engine
-            skip_in = block_in.pop(step.name)
-            h = h + skip_in if skip_in.shape == h.shape and step.layer.get("skip") != "none" else h
-            continue
-        if i - 1 in model._folds:  # folded into the previous step
-            continue
-        layer, p = step.layer, model._step_arrays(step)
-        fwd, bwd = [], []
-        for _ in range(repeats):
-            t0 = time.process_time()
-            if i in model._folds:
-                out, cache = model._run_folded(step, model.steps[i + 1], h)
-            else:
-                out, cache, _ = step.kind.forward(layer, p, h, "test", None)
-            t1 = time.process_time()
-            step.kind.backward(layer, np.ones_like(out), cache, False)
-            fwd.append(t1 - t0)
-            bwd.append(time.process_time() - t1)
-        name = layer["type"] + ("+bn" if i in model._folds else "")
-        f, b = totals.get(name, (0.0, 0.0))
-        totals[name] = (f + float(np.median(fwd)), b + float(np.median(bwd)))
-        h = out
+    for _, kind, folded, f, b, _ in _setup.profile_path(model, x):
+        name = kind + ("+bn" if folded else "")
+        totals[name] = tuple(a + v for a, v in zip(totals.get(name, (0.0, 0.0)), (f, b)))
     return totals
 
 
@@ -139,11 +115,7 @@ def main():
     numpy_step(model, x, classes)
     np_traced = tracemalloc.get_traced_memory()[1] / 2 ** 20
     tracemalloc.stop()
-    flops = 2 * args.batch * _setup.cnn_forward_flops(model)  # forward + input-gradient backward
-    for k, r in t.items():
-        (med, lo, hi), g = r["wall"], flops / r["wall"][0] / 1e9
-        print(f"{k:6s} forward+backward to image: median {med * 1e3:7.1f} ms (min {lo * 1e3:.1f}, max "
-              f"{hi * 1e3:.1f}; cpu {r['cpu'] * 1e3:.1f}); {g:4.0f} GFLOP/s = {g / peak[k]:.2f} x its matmul peak")
+    _setup.print_image_gradient_times(t, 2 * args.batch * _setup.cnn_forward_flops(model), peak)  # fwd + bwd
     print(_setup.ratio_line(t, target="2.0, then 1.2"))
     print(f"peak memory of one step: numpy {np_traced:.0f} MiB traced (tracemalloc); resident growth in a fresh "
           f"process: numpy {peak_rss('numpy'):.0f} MiB, torch {peak_rss('torch'):.0f} MiB")

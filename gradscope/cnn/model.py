@@ -238,9 +238,10 @@ class CNN:
             caches.append(cache)
         return x, ForwardCache(s, e, caches, X.shape, x.shape, bool(folds))
 
-    def _run_layer(self, step, x, mode, rng):
+    def _run_layer(self, step, x, mode, rng, arrays=None):
+        """One step's forward (with the step's own arrays unless given); stores updated buffers."""
         try:
-            x, cache, new_buffers = step.kind.forward(step.layer, self._step_arrays(step), x, mode, rng)
+            x, cache, new_buffers = step.kind.forward(step.layer, arrays or self._step_arrays(step), x, mode, rng)
         except ShapeError as err:
             raise ShapeError(f"layer {step.name!r} ({step.layer['type']}): {err}") from None
         for short, value in new_buffers.items():
@@ -261,10 +262,7 @@ class CNN:
         folded = dict(p, W=p["W"] * scale.reshape((-1,) + (1,) * (p["W"].ndim - 1)))
         if "b" in p:
             folded["b"] = p["b"] * scale + shift
-        try:
-            x, cache, _ = step.kind.forward(step.layer, folded, x, "test", None)
-        except ShapeError as err:
-            raise ShapeError(f"layer {step.name!r} ({step.layer['type']}): {err}") from None
+        x, cache = self._run_layer(step, x, "test", None, folded)
         if "b" not in p:
             x += shift.reshape(-1, 1, 1)  # in place: the layer's fresh output
         return x, cache
