@@ -218,9 +218,16 @@ def test_load_flickr8k(tmp_path):
     assert train.captions.shape[1] == 7  # max_length + 2, long captions truncated
     assert ("train", 4, 4) in calls and ("val", 2, 2) in calls
     # second load: everything comes from the cache, feature_fn is not called
-    again = load_flickr8k(tmp_path / "f8k", feature_fn=None, feature_cache=tmp_path / "cache.h5",
-                          min_count=2, max_length=5, image_size=8, splits=["val"])
+    calls.clear()
+    again = load_flickr8k(tmp_path / "f8k", feature_fn=mean_colour, feature_cache=tmp_path / "cache.h5",
+                          min_count=2, max_length=5, image_size=8, splits=["val"],
+                          progress=lambda s, d, t: calls.append((s, d, t)))
     np.testing.assert_array_equal(again["val"].features, val.features)
+    assert calls == []
+    # another extractor never gets these rows (the cache is keyed by extractor and image bytes)
+    other = load_flickr8k(tmp_path / "f8k", feature_fn=None, feature_cache=tmp_path / "cache.h5",
+                          min_count=2, max_length=5, image_size=8, splits=["val"])
+    assert other["val"].feature_dim == 192
 
 
 def test_flickr8k_missing_split_and_files(tmp_path):

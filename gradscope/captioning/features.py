@@ -63,6 +63,15 @@ class CNNFeatures:
             self._fingerprint = h.hexdigest()[:12]
         return self._fingerprint
 
+    def cache_key(self) -> str:
+        """What a feature cache keys this extractor's rows by: weights, layer and preprocessing."""
+        import json
+
+        config = getattr(self.model, "config", None) or {}
+        prep = {"preprocess": config.get("preprocess"), "input_size": config.get("input_size"),
+                "prepare": None if self.prepare is None else f"{self.prepare.__module__}.{self.prepare.__qualname__}"}
+        return f"{self.name}:{self.layer}:{self.fingerprint()}:{json.dumps(prep, sort_keys=True, default=str)}"
+
     def __call__(self, images) -> np.ndarray:
         if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3):
             raise GradscopeError(f"images must be (N, H, W, 3) uint8, got shape {images.shape}")

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from gradscope import __version__
 from gradscope.errors import GradscopeError
@@ -88,6 +89,7 @@ def _subcommands(parser, group: str) -> set:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("GRADSCOPE_DEBUG", "") not in ("", "0") or "--debug" in argv
+    warnings.showwarning = _show_warning
     try:
         parser = build_parser()
         args = parser.parse_args(expand_default_subcommand(argv, parser))
@@ -102,6 +104,11 @@ def main(argv=None) -> int:
         return EXIT_INTERRUPTED
     except BaseException as e:  # noqa: BLE001 - every failure ends in one line
         return _report(e, debug)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A library warning (a cache that could not be used, ...) as one line on stderr."""
+    print(f"gradscope: warning: {_first_line(message)}", file=sys.stderr if file is None else file)
 
 
 def _report(e: BaseException, debug: bool) -> int:
