@@ -40,6 +40,13 @@ def atomic_path(path):
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as e:  # full disk, file-size limit, ...: name the file the user asked for
+        from gradscope.errors import DataError
+
+        if e.errno is None or isinstance(e, FileNotFoundError):
+            raise
+        raise DataError(f"cannot write {path!r}: {e.strerror or e} (check free disk space, quotas and "
+                        "`ulimit -f`)") from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

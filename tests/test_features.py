@@ -121,14 +121,12 @@ def test_read_only_cache_folder(image_files, tmp_path, monkeypatch):
     if os.access(folder, os.W_OK):  # root writes anyway: make the folder refuse as a read-only one does
         import gradscope.data.features as features
 
-        real = features.h5py.File
-
-        def refuse(path, mode="r", **kw):
-            if mode != "r":
+        def refuse(path, mode="r", *a, **kw):
+            if mode != "rb":
                 raise PermissionError(13, "Permission denied", path)
-            return real(path, mode, **kw)
+            return open(path, mode, *a, **kw)
 
-        monkeypatch.setattr(features.h5py, "File", refuse)
+        monkeypatch.setattr(features, "open", refuse, raising=False)
     try:
         fn = CountingFn()
         with pytest.warns(CacheWarning, match="cannot write"):

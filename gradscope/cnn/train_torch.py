@@ -12,6 +12,7 @@ are written atomically after every epoch; `resume=True` continues from the last 
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -249,9 +250,11 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                    "val_top1": v1, "val_top5": v5, "lr": sched.get_last_lr()[0],
                    "epoch_seconds": time.time() - t0}
             history.append(rec)
-            with atomic_path(ckpt_path) as tmp:
-                torch.save({"model": module.state_dict(), "opt": opt.state_dict(),
-                            "sched": sched.state_dict(), "history": json.dumps(history)}, tmp)
+            buffer = io.BytesIO()  # torch serializes into memory, Python writes: a full disk is one OSError
+            torch.save({"model": module.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "history": json.dumps(history)}, buffer)
+            with atomic_path(ckpt_path) as tmp, open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
             save_json(os.path.join(out_dir, "history.json"), history)
             if progress is not None:
                 progress(rec)

@@ -11,10 +11,11 @@ second folder with the same file names, or another CNN never gets another image'
 feature_fn identity: its `cache_key()` or `fingerprint()` when it has one (a string naming
 its weights and preprocessing), else its qualified name and code.
 
-While extracting, finished batches go to this run's `<cache>.part-<pid>` (flushed after each
-batch); a killed run's part file is picked up by the next run. At the end the part files
+While extracting, finished batches are appended to this run's `<cache>.part-<pid>` (plain
+records: header length, JSON header with the keys, the rows' bytes; a record cut short by a
+kill or a full disk is skipped); a killed run's part file is picked up by the next run. At the end the part files
 are merged into the cache under the lock file `<cache>.lock` (a second run waits for it,
-up to LOCK_TIMEOUT seconds) and the cache is replaced atomically, so two concurrent runs on
+up to LOCK_TIMEOUT seconds) and the cache, built in memory, is replaced atomically, so two concurrent runs on
 one cache never see a half-written file. The cache is optional: when its folder is
 read-only, the disk is full or the lock is not released, the features are computed and
 returned all the same, and a CacheWarning names the file.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import io
 import os
 import warnings
 
@@ -185,10 +187,12 @@ def _open_read(path):
 
 
 def _read_groups(path, wanted=None) -> dict:
-    """{extractor: (keys list, features)} of a cache file; features read for `wanted` extractors only
-    when given (others: None)."""
+    """{extractor: (keys list, features)} of a cache or part file; features read for `wanted`
+    extractors only when given (others: None)."""
     if not os.path.exists(path):
         return {}
+    if _is_part(path):
+        return _read_part(path)
     try:
         with _open_read(path) as f:
             if f.attrs.get("format") != FORMAT:
@@ -248,44 +252,23 @@ class _Cache:
         return found
 
     def append(self, keys, feats):
+        """Append rows to this run's part file (one record; a run killed mid-record leaves a
+        truncated record that readers skip). A failed write turns the cache off for this run."""
         if not self.writable:
             return
         try:
             if self.part is None:
-                self.part = self._open_part(feats)
-            g = self.part[_group_name(self.extractor)]
-            n0 = len(g["keys"])
-            g["features"].resize((n0 + len(keys), feats.shape[1]))
-            g["features"][n0:] = feats
-            g["keys"].resize((n0 + len(keys),))
-            g["keys"][n0:] = keys  # keys last: a row counts as done only once its key is there
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                self.part = open(self.part_path, "ab")
+                if self.part.tell() == 0:
+                    self.part.write(PART_MAGIC)
+            self.part.write(_part_record(self.extractor, keys, feats))
             self.part.flush()
         except OSError as e:
             self.writable = False
             self.close_part()
             _remove(self.part_path)
             self._warn(f"cannot write beside it ({e.strerror or e})")
-
-    def _open_part(self, feats):
-        """This run's part file, its group ready for rows like feats (rows of this process's earlier,
-        interrupted call are kept)."""
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        try:
-            f = h5py.File(self.part_path, "a")
-        except OSError:
-            _remove(self.part_path)  # unreadable: killed mid-write
-            f = h5py.File(self.part_path, "w")
-        f.attrs["format"] = FORMAT
-        name = _group_name(self.extractor)
-        if name in f and (f[name]["features"].shape[1] != feats.shape[1] or f[name]["features"].dtype != feats.dtype):
-            del f[name]
-        if name not in f:
-            g = f.create_group(name)
-            g.attrs["extractor"] = self.extractor
-            g.create_dataset("keys", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype())
-            g.create_dataset("features", shape=(0, feats.shape[1]), maxshape=(None, feats.shape[1]),
-                             dtype=feats.dtype, chunks=True)
-        return f
 
     def close_part(self):
         if self.part is not None:
@@ -321,6 +304,47 @@ class _Cache:
                 _remove(p)
 
 
+PART_MAGIC = b"gradscope-feature-part-v1\n"
+
+
+def _is_part(path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(PART_MAGIC)) == PART_MAGIC
+
+
+def _part_record(extractor, keys, feats) -> bytes:
+    """One record of a part file: 8-byte header length, JSON header, the rows' bytes."""
+    import json
+
+    feats = np.ascontiguousarray(feats)
+    header = json.dumps({"extractor": extractor, "dtype": feats.dtype.str, "shape": list(feats.shape),
+                         "keys": list(keys)}).encode()
+    return len(header).to_bytes(8, "little") + header + feats.tobytes()
+
+
+def _read_part(path) -> dict:
+    """{extractor: (keys, features)} of a part file; a truncated last record is skipped."""
+    import json
+
+    with open(path, "rb") as f:
+        data = f.read()
+    pos, out = len(PART_MAGIC), {}
+    while pos + 8 <= len(data):
+        n = int.from_bytes(data[pos:pos + 8], "little")
+        try:
+            head = json.loads(data[pos + 8:pos + 8 + n])
+            rows = np.frombuffer(data, np.dtype(head["dtype"]), int(np.prod(head["shape"])), pos + 8 + n)
+        except (ValueError, KeyError, TypeError):
+            break  # a record cut short by a kill or a full disk
+        pos += 8 + n + rows.nbytes
+        keys, feats = out.get(head["extractor"], ([], None))
+        rows = rows.reshape(head["shape"])
+        if feats is not None and (feats.shape[1] != rows.shape[1] or feats.dtype != rows.dtype):
+            keys, feats = [], None  # rows of an older feature_fn of the same name
+        out[head["extractor"]] = (keys + list(head["keys"]), rows if feats is None else np.concatenate([feats, rows]))
+    return out
+
+
 def _remove(path):
     try:
         os.remove(path)
@@ -347,14 +371,17 @@ def _merge_files(path, parts):
             have = set(old_keys)
             new = [i for i, k in enumerate(keys) if k not in have and not have.add(k)]
             merged[ext] = (old_keys + [keys[i] for i in new], np.concatenate([old_feats, feats[new]]))
+    image = io.BytesIO()  # HDF5 writes into memory; Python writes the file (a full disk is then an OSError,
+    with h5py.File(image, "w") as f:  # never a library left holding a half-written file)
+        f.attrs["format"] = FORMAT
+        for ext, (keys, feats) in merged.items():
+            g = f.create_group(_group_name(ext))
+            g.attrs["extractor"] = ext
+            g.create_dataset("keys", data=keys, dtype=h5py.string_dtype())
+            g.create_dataset("features", data=feats)
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            for ext, (keys, feats) in merged.items():
-                g = f.create_group(_group_name(ext))
-                g.attrs["extractor"] = ext
-                g.create_dataset("keys", data=keys, dtype=h5py.string_dtype(), maxshape=(None,))
-                g.create_dataset("features", data=feats, maxshape=(None, feats.shape[1]), chunks=True)
+        with open(tmp, "wb") as out:
+            out.write(image.getbuffer())
 
 
 def pixel_features(images, size: int = 8) -> np.ndarray:
