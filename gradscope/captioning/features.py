@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import DataError, GradscopeError
+from gradscope.validate import check_finite_output
 
 __all__ = ["CNNFeatures", "cnn_feature_fn", "efficientnet_feature_fn", "default_feature_fn",
            "penultimate_layer", "feature_fn_for", "is_known_extractor", "SHIPPED_FEATURES"]
@@ -80,7 +81,7 @@ class CNNFeatures:
             x = self.model.preprocess(images[i:i + self.batch_size])
             act, _ = self.model.forward_to(x, self.layer)
             out[i:i + len(x)] = act.reshape(len(x), -1)
-        return out
+        return check_finite_output(out, f"feature extractor {self.name}", "features")
 
 
 def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:

