@@ -59,10 +59,12 @@ def nonnegative_int(v):
 
 def number_in(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     """Rule: a finite number in [lo, hi] (open ends when asked)."""
+    span = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
     def rule(v):
-        ok = _is_number(v) and math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-        return None if ok else f"must be a finite number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}, " \
-                               f"got {_show(v)}"
+        ok = (_is_number(v) and math.isfinite(v) and (v > lo if lo_open else v >= lo)
+              and (v < hi if hi_open else v <= hi))
+        return None if ok else f"must be a finite number in {span}, got {_show(v)}"
     return rule
 
 
