@@ -14,6 +14,9 @@ import numpy as np
 
 
 TEMP_PREFIX = ".tmp-"
+# how data text files (caption lists, split files, class lists, annotation JSON) are read:
+# UTF-8, with the byte-order mark some editors write at the start removed
+TEXT_ENCODING = "utf-8-sig"
 _MAX_TEMP_NAME, _MAX_TEMP_EXT = 80, 16  # bytes of the target's name and extension kept in a temporary name
 _LEGACY_AGE = 3600.0  # seconds: a temporary file without a writer's pid older than this is stale
 

@@ -151,7 +151,11 @@ def run_evaluate(args) -> int:
     report = {"data": args.data, "split": args.split, **report, "model": args.model or "shipped"}
     if split.name in source.skipped:  # listed in the annotations but not on disk
         report["images_missing"] = int(source.skipped[split.name])
+    if split.no_references:  # every caption of these images is empty: not scored
+        report["images_without_references"] = int(split.no_references)
     missing = f" ({report['images_missing']} listed images not on disk)" if "images_missing" in report else ""
+    if split.no_references:
+        missing += f" ({split.no_references} images skipped: all their captions are empty)"
     lines = [f"{args.data} {args.split}: {report['images']} images{missing}, {report['decoding']} decoding"]
     lines += [f"  {name:8s} {value:.4f}" for name, value in report["scores"].items()]
     emit(args, report, lines)
