@@ -82,7 +82,7 @@ class CNN:
         pre = cfg.get("preprocess") or {}
         self._mean = np.asarray(pre.get("mean", [0.0, 0.0, 0.0]), dtype=np.float64).reshape(1, 3, 1, 1)
         self._std = np.asarray(pre.get("std", [1.0, 1.0, 1.0]), dtype=np.float64).reshape(1, 3, 1, 1)
-        self.name = str(cfg.get("name") or "CNN")  # named in errors (CNN.load: the file)
+        self.loaded_from = None  # the file CNN.load read (named in errors)
         self.rng = np.random.default_rng(seed)  # dropout masks in train mode
         self.params = self._init_arrays(params, "param", np.random.default_rng(seed))
         self.buffers = self._init_arrays(buffers, "buffer", None)
@@ -315,7 +315,8 @@ class CNN:
         """(N, 3, H, W) -> raw class scores (N, C), test mode (DataError naming the model if not finite)."""
         from gradscope.validate import check_finite_output
 
-        return check_finite_output(self.forward(x, mode="test", fold=True)[0], f"model {self.name!r}", "scores")
+        label = self.loaded_from or self.config.get("name") or "CNN"
+        return check_finite_output(self.forward(x, mode="test", fold=True)[0], f"model {label!r}", "scores")
 
     def scores_backward(self, x, dscores_fn):
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
@@ -375,7 +376,7 @@ class CNN:
 
         config, params, buffers = load_weights(path, dtype=dtype)
         model = cls(config, params, buffers, dtype=dtype)
-        model.name = str(path)
+        model.loaded_from = str(path)
         return model
 
     def __repr__(self):
