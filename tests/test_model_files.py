@@ -106,3 +106,15 @@ def test_captioner_nan_weights_and_scores(tmp_path):
     model.params["W_vocab"][:] = np.nan
     with pytest.raises(DataError, match="the captioner produced NaN or infinite word scores"):
         beam_search(model, np.ones((1, 4)), beam_size=2, max_length=3)
+
+
+def test_torch_model_non_finite_scores_name_the_model():
+    torch = pytest.importorskip("torch")
+    from gradscope.torch import TorchModel
+
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    with torch.no_grad():
+        module[1].weight[0, 0] = float("nan")
+    model = TorchModel(module, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), input_size=8, pixel_range=(0, 1))
+    with pytest.raises(DataError, match="model Sequential produced NaN or infinite scores"):
+        model.scores(np.ones((1, 3, 8, 8), np.float32))

@@ -130,7 +130,9 @@ class TorchModel:
         self._check_input(x)
         with torch.no_grad():
             s = self._logits(self._run(self._tensor(x)))
-        return self._numpy(s, x.dtype)
+        from gradscope.validate import check_finite_output
+
+        return check_finite_output(self._numpy(s, x.dtype), f"model {type(self.module).__name__}", "scores")
 
     def scores_backward(self, x: np.ndarray, dscores_fn) -> tuple[np.ndarray, np.ndarray]:
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
