@@ -209,3 +209,13 @@ def test_pixel_features():
     np.testing.assert_allclose(f.reshape(2, 2, 3)[:, :, 0], [[1, 0], [0, 0]])
     with pytest.raises(GradscopeError, match="smaller"):
         pixel_features(img, size=8)
+
+
+def test_non_finite_features_name_the_image(image_files):
+    def fn(x):
+        out = np.zeros((len(x), 2))
+        out[-1, 0] = np.inf
+        return out
+
+    with pytest.raises(DataError, match=r"NaN or infinite features for '.*im2\.png'"):
+        extract_features(image_files[:3], fn)

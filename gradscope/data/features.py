@@ -133,7 +133,7 @@ def _compute(paths, keys, todo, feature_fn, batch_size, image_size, progress, ca
     try:
         for start in range(0, len(todo), batch_size):
             chunk = [paths[i] for i in todo[start:start + batch_size]]
-            feats = _run_batch(feature_fn, _load_batch(chunk, image_size), len(chunk)).astype(dtype)
+            feats = _run_batch(feature_fn, _load_batch(chunk, image_size), chunk).astype(dtype)
             if dim is not None and feats.shape[1] != dim:
                 raise DataError(f"feature_fn returned {dim} features for one batch and {feats.shape[1]} for another")
             dim = feats.shape[1]
@@ -161,13 +161,15 @@ def _load_batch(paths, image_size):
     return np.stack(images)  # (B, H, W, 3)
 
 
-def _run_batch(feature_fn, images, n):
+def _run_batch(feature_fn, images, paths):
+    n = len(paths)
     feats = np.asarray(feature_fn(images))
     if feats.ndim != 2 or feats.shape[0] != n:
         raise GradscopeError(f"feature_fn must return a ({n}, D) array for {n} images, got shape {feats.shape}")
     if not np.isfinite(feats).all():
-        raise DataError(f"feature_fn returned NaN or infinite features for one of {n} images "
-                        f"(first file of the batch: its weights or the images are broken)")
+        bad = paths[int(np.flatnonzero(~np.isfinite(feats).all(axis=1))[0])]
+        raise DataError(f"the feature extractor returned NaN or infinite features for {bad!r} "
+                        "(its weights or the image are broken)")
     return feats
 
 
