@@ -9,7 +9,8 @@ for the same bytes through the same extractor: a renamed, replaced or corrupted 
 second folder with the same file names, or another CNN never gets another image's features.
 
 feature_fn identity: its `cache_key()` or `fingerprint()` when it has one (a string naming
-its weights and preprocessing), else its qualified name and code.
+its weights and preprocessing), else its qualified name and code: a function whose result
+depends on weights it closes over must define fingerprint() to share a cache safely.
 
 While extracting, finished batches are appended to this run's `<cache>.part-<pid>` (plain
 records: header length, JSON header with the keys, the rows' bytes; a record cut short by a
