@@ -4,8 +4,8 @@ CPU than the NumPy engine that `gradscope caption train` would otherwise run.
 
     python scripts/torch_features.py flickr8k:../shared/data/flickr8k [coco:../shared/data/coco]
 
-The cache file is the one the NumPy extractor uses (keyed by its fingerprint), so training then
-reads these rows as its own. Before writing anything the script checks, on the first 32 images,
+The cache file is the one the NumPy extractor uses, and the rows are stored under the NumPy
+extractor's identity (its cache_key), so training then reads these rows as its own. Before writing anything the script checks, on the first 32 images,
 that the twin's features equal the NumPy engine's to 1e-4 (absolute) and stops otherwise; the
 NumPy engine alone (no cache) gives the same features to that tolerance, only slower.
 """
@@ -29,12 +29,20 @@ TOLERANCE = 1e-4
 torch.set_num_threads(1)  # the same sums in the same order on every machine: a reproducible cache
 
 
-def torch_features(model):
-    def fn(images):  # (B, 224, 224, 3) uint8 -> (B, 1280)
+class TorchFeatures:
+    """The torch twin's features under the NumPy extractor's cache identity (its cache_key), so
+    that the feature cache serves these rows to the NumPy extractor (checked equal to TOLERANCE)."""
+
+    def __init__(self, model, numpy_fn):
+        self.model, self.numpy_fn = model, numpy_fn
+
+    def cache_key(self) -> str:
+        return self.numpy_fn.cache_key()
+
+    def __call__(self, images):  # (B, 224, 224, 3) uint8 -> (B, 1280)
         x = torch.from_numpy((images.astype(np.float32) - 127.0) / 128.0).permute(0, 3, 1, 2).contiguous()
         with torch.no_grad():
-            return model.features(x).numpy()
-    return fn
+            return self.model.features(x).numpy()
 
 
 def image_paths(spec):
@@ -59,7 +67,7 @@ def image_paths(spec):
 
 def main(specs):
     numpy_fn = default_feature_fn()
-    twin = torch_features(load_reference())
+    twin = TorchFeatures(load_reference(), numpy_fn)
     for spec in specs:
         prefix, paths = image_paths(spec)
         sample = np.stack([_resize_crop(load_image(p)) for p in paths[:32]])

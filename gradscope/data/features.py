@@ -8,9 +8,11 @@ storage dtype (float32, or float16 to halve the size of large maps). A row is us
 for the same bytes through the same extractor: a renamed, replaced or corrupted file, a
 second folder with the same file names, or another CNN never gets another image's features.
 
-feature_fn identity: its `cache_key()` or `fingerprint()` when it has one (a string naming
-its weights and preprocessing), else its qualified name and code: a function whose result
-depends on weights it closes over must define fingerprint() to share a cache safely.
+feature_fn identity: its `cache_key()` when it has one (the whole identity: another
+function with the same key, such as a faster twin checked equal, shares its rows), else
+its class and `fingerprint()` (a string naming its weights), else its qualified name and
+code: a function whose result depends on weights it closes over must define fingerprint()
+to share a cache safely.
 
 While extracting, finished batches are appended to this run's `<cache>.part-<pid>` (plain
 records: header length, JSON header with the keys, the rows' bytes; a record cut short by a
@@ -99,10 +101,10 @@ def extractor_id(feature_fn, image_size=None, dtype=np.float32) -> str:
 def _callable_id(obj) -> str:
     if obj is None or isinstance(obj, (int, np.integer)):
         return repr(None if obj is None else int(obj))
-    for attr in ("cache_key", "fingerprint"):
-        method = getattr(obj, attr, None)
-        if callable(method):
-            return f"{type(obj).__qualname__}:{method()}"
+    if callable(getattr(obj, "cache_key", None)):  # the whole identity: two objects with one key are one extractor
+        return f"key:{obj.cache_key()}"
+    if callable(getattr(obj, "fingerprint", None)):
+        return f"{type(obj).__qualname__}:{obj.fingerprint()}"
     if isinstance(obj, functools.partial):
         return f"partial({_callable_id(obj.func)}, {obj.args!r}, {sorted(obj.keywords.items())!r})"
     code = getattr(obj, "__code__", None) or getattr(getattr(type(obj), "__call__", None), "__code__", None)
