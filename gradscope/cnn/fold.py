@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradscope.cnn.layer_types import LayerType
+from gradscope.cnn.layer_types import LayerType, bn_eps
 from gradscope.errors import GradscopeError
 
 __all__ = ["BatchNormFold", "FOLDED_BN"]
@@ -78,7 +78,7 @@ class BatchNormFold:
         """The items of the folded pair: the linear step with the scaled weights, and
         the batch norm's step as FOLDED_BN with the shift left to add (None when the
         linear layer's bias took it)."""
-        scale = q["gamma"] / np.sqrt(q["running_var"] + dtype.type(bn.layer.get("eps", 1e-5)))  # (C,)
+        scale = q["gamma"] / np.sqrt(q["running_var"] + dtype.type(bn_eps(bn.layer)))  # (C,)
         shift = q["beta"] - q["running_mean"] * scale
         folded = dict(p, W=p["W"] * scale.reshape((-1,) + (1,) * (p["W"].ndim - 1)))
         if "b" in p:

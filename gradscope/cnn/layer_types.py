@@ -56,7 +56,7 @@ from gradscope.layers import (depthwise_conv_backward, depthwise_conv_backward_i
                               pad_backward, pad_forward, pointwise_conv_backward, pointwise_conv_backward_input,
                               pointwise_conv_forward, relu6_backward, relu6_forward, same_pads)
 
-__all__ = ["LayerType", "LAYER_TYPES", "BLOCK", "key", "need_ndim"]
+__all__ = ["LayerType", "LAYER_TYPES", "BLOCK", "key", "need_ndim", "bn_eps"]
 
 BLOCK = "residual"
 
@@ -178,6 +178,11 @@ def _conv_torch(layer):
 _BN_KEYS = {"gamma": "weight", "beta": "bias", "running_mean": "running_mean", "running_var": "running_var"}
 
 
+def bn_eps(layer):
+    """A batch norm's eps (config key "eps", default 1e-5)."""
+    return layer.get("eps", 1e-5)
+
+
 def _batchnorm(width_key, ndim, layout, forward, backward, torch_class):
     """The record of a batch norm over inputs of per-example layout `layout` whose
     width (config key width_key) is their first axis."""
@@ -190,7 +195,7 @@ def _batchnorm(width_key, ndim, layout, forward, backward, torch_class):
         return tuple(shape)
 
     def fwd(layer, p, x, mode, rng):
-        bn_param = {"mode": mode, "eps": layer.get("eps", 1e-5), "momentum": layer.get("momentum", 0.9),
+        bn_param = {"mode": mode, "eps": bn_eps(layer), "momentum": layer.get("momentum", 0.9),
                     "running_mean": p["running_mean"], "running_var": p["running_var"]}
         out, cache = forward(x, p["gamma"], p["beta"], bn_param)
         new = {"running_mean": cache.running_mean, "running_var": cache.running_var} if mode == "train" else {}
@@ -203,7 +208,7 @@ def _batchnorm(width_key, ndim, layout, forward, backward, torch_class):
         return dx, {"gamma": dgamma, "beta": dbeta}
 
     def torch(layer):  # torch's momentum weighs the batch; the course's weighs the running value
-        return getattr(_nn(), torch_class)(width(layer), eps=layer.get("eps", 1e-5),
+        return getattr(_nn(), torch_class)(width(layer), eps=bn_eps(layer),
                                            momentum=1.0 - layer.get("momentum", 0.9))
 
     return LayerType(output_shape, fwd, bwd, torch, params=lambda layer: {"gamma": (width(layer),),
