@@ -8,14 +8,13 @@ import sys
 import numpy as np
 
 from gradscope.cli.args import default_of, int_list, positive_float, positive_int, schedule, seed_int
-from gradscope.cli.output import emit, output_folder
+from gradscope.cli.common import COURSE_MODEL, add_json_arg, add_model_args, load_images, load_model, model_help
+from gradscope.cli.output import class_fields, emit, envelope, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
 from gradscope.errors import DataError, GradscopeError
 
-MODEL_HELP = ("model: 'gradscope' (the shipped CNN, default), 'efficientnet_lite0', 'path/model.json', "
-              "'torchvision:NAME' or 'file.py:factory' (this IMPORTS AND RUNS file.py, like `python file.py`: "
-              "use only files you trust)")
+MODEL_HELP = model_help()  # kept for modules that import it
 CHECKPOINTS = {"torch": "checkpoint.pt", "numpy": "checkpoint.npz"}
 
 
@@ -23,9 +22,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("classify", help="top classes of images under a model")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size; centre-cropped)")
     p.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
-    p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
-    p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_model_args(p)
+    add_json_arg(p)
     p.set_defaults(func=run_classify)
 
     cnn = subparsers.add_parser("cnn", help="train, evaluate or inspect the NumPy CNN")
@@ -39,25 +37,23 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- classify
 
 def run_classify(args) -> int:
-    from gradscope.imageio import load_image
-    from gradscope.modelspec import load_image_model
-
-    model = load_image_model(args.model, args.weights)
-    images = [load_image(path) for path in args.images]
+    model, info = load_model(args)
+    images = load_images(args.images)
     results = []
     for path, image in zip(args.images, images):
         scores = np.asarray(model.scores(model.preprocess([image])), dtype=np.float64)[0]
         probs = np.exp(scores - scores.max())
         probs /= probs.sum()
         top = np.argsort(-scores)[:args.top]
-        results.append({"image": path, "top": [
-            {"class": int(c), "wnid": str(model.wnids[c]), "name": str(model.class_names[c]),
-             "probability": float(probs[c]), "score": float(scores[c])} for c in top]})
+        results.append({"image": path, **class_fields(model, top[0]), "probability": float(probs[top[0]]),
+                        "top": [{**class_fields(model, c), "wnid": str(model.wnids[c]),
+                                 "probability": float(probs[c]), "score": float(scores[c])} for c in top]})
     lines = []
     for r in results:
         lines.append(r["image"])
-        lines += [f"  {rank}. {t['probability']:6.1%}  {t['wnid']}  {t['name']}" for rank, t in enumerate(r["top"], 1)]
-    emit(args, results, lines)
+        lines += [f"  {rank}. {t['probability']:6.1%}  {t['wnid']}  {t['class_name']}"
+                  for rank, t in enumerate(r["top"], 1)]
+    emit(args, envelope("classify", info, results), lines)
     return 0
 
 

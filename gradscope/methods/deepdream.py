@@ -15,11 +15,19 @@ from gradscope.methods._inputs import check_images, check_positive, layer_name
 from gradscope.methods.ascent import ascend, octave_shapes
 from gradscope.methods.objectives import activation_energy
 from gradscope.methods.steps import normalized_step, unit_mean_abs
+from gradscope.methods.settings import MethodSettings, Setting
 
-__all__ = ["DreamResult", "deepdream", "DEFAULTS"]
+__all__ = ["DreamResult", "deepdream", "DEFAULTS", "SETTINGS"]
 
 # iterations: total steps, split evenly over the octaves (30 per octave by default)
-DEFAULTS = {"iterations": 90, "lr": 0.02, "jitter": 4, "octaves": 3, "octave_scale": 1.4}
+SETTINGS = MethodSettings(
+    "deepdream",
+    Setting("iterations", 90, "positive_int", "total steps, spread over the octaves"),
+    Setting("lr", 0.02, "positive_float", "step size (gradient divided by its mean |value|)"),
+    Setting("jitter", 4, "nonneg_int", "largest random shift in pixels per step"),
+    Setting("octaves", 3, "positive_int", "number of scales, coarse to fine"),
+    Setting("octave_scale", 1.4, "factor", "size ratio between octaves (> 1)"))
+DEFAULTS = SETTINGS.defaults
 
 
 @dataclass

@@ -15,10 +15,19 @@ from gradscope.methods._inputs import check_images, check_positive, layer_name, 
 from gradscope.methods.ascent import ascend
 from gradscope.methods.objectives import feature_match
 from gradscope.methods.steps import adam_step
+from gradscope.methods.settings import MethodSettings, Setting
 
-__all__ = ["InversionResult", "invert", "DEFAULTS"]
+__all__ = ["InversionResult", "invert", "DEFAULTS", "SETTINGS"]
 
-DEFAULTS = {"iterations": 400, "lr": 0.05, "l2_reg": 1e-3, "tv_weight": 1e-2, "blur_every": 0, "blur_sigma": 0.5}
+SETTINGS = MethodSettings(
+    "invert",
+    Setting("iterations", 400, "positive_int", "Adam steps"),
+    Setting("lr", 0.05, "positive_float", "Adam learning rate (model-input units)"),
+    Setting("l2_reg", 1e-3, "nonneg_float", "L2 prior weight"),
+    Setting("tv_weight", 1e-2, "nonneg_float", "total-variation prior weight"),
+    Setting("blur_every", 0, "nonneg_int", "blur every N steps (0: never)"),
+    Setting("blur_sigma", 0.5, "nonneg_float", "blur width in pixels"))
+DEFAULTS = SETTINGS.defaults
 
 
 @dataclass

@@ -1,0 +1,91 @@
+"""The shared output convention of the commands: file names, output folders (refused when
+not empty, replaced whole with --overwrite), the settings records behind the options."""
+import argparse
+import os
+
+import pytest
+
+from gradscope.cli.output import MAX_NAME, file_name, image_stems, new_output
+from gradscope.cli.settings import add_settings, settings_values
+from gradscope.errors import GradscopeError
+from gradscope.methods.settings import MethodSettings, Setting
+
+
+def test_file_names_after_photo_class_and_method():
+    assert file_name("chelsea", "tabby, tabby cat", "smoothgrad") == "chelsea_tabby_smoothgrad.png"
+    assert file_name("Chelsea", "St. Bernard", None, "ig", "overlay") == "chelsea_st-bernard_ig_overlay.png"
+    long = file_name("x" * 300, "y" * 300, "vanilla", "overlay")
+    assert len(long) <= MAX_NAME and long.endswith("_vanilla_overlay.png")  # every part keeps its share
+    assert image_stems(["a/Cat.JPG", "b/cat.png", "c/cat.png", "d/Grüße 2.jpeg"]) == ["cat", "cat-2", "cat-3",
+                                                                                     "gr-e-2"]
+
+
+def _write(out, name, text="x"):
+    with open(out.path(name), "w") as f:
+        f.write(text)
+    return out.final_path(out.path(name))
+
+
+def test_new_output_refuses_replaces_and_keeps_the_old_run_on_failure(tmp_path):
+    dest = tmp_path / "run" / "out"
+    with new_output(dest) as out:
+        assert _write(out, "a.png") == str(dest / "a.png") and not dest.exists()
+    assert sorted(os.listdir(dest)) == [".gradscope-output", "a.png"]
+    with pytest.raises(GradscopeError, match="not empty; pass --overwrite"):
+        with new_output(dest):
+            pass
+    with pytest.raises(RuntimeError):
+        with new_output(dest, overwrite=True) as out:
+            _write(out, "b.png")
+            raise RuntimeError("the run failed")
+    assert sorted(os.listdir(dest)) == [".gradscope-output", "a.png"]  # the earlier run, untouched
+    with new_output(dest, overwrite=True) as out:
+        _write(out, "b.png")
+    assert sorted(os.listdir(dest)) == [".gradscope-output", "b.png"]
+    assert sorted(os.listdir(dest.parent)) == ["out"]  # no staging or old folder left beside it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(GradscopeError, match="did not write"):
+        with new_output(mine, overwrite=True):
+            pass
+    assert (mine / "notes.txt").read_text() == "keep"
+    with pytest.raises(RuntimeError):
+        with new_output(tmp_path / "new" / "deep") as out:
+            raise RuntimeError
+    assert not (tmp_path / "new").exists()  # a failed run leaves no folder it created
+
+
+def test_options_come_from_the_settings_record():
+    settings = MethodSettings("m", Setting("n_samples", 25, "positive_int", "noisy copies", flag="--samples"),
+                              Setting("objective", "log_prob", "choice", "what to climb", choices=("log_prob", "score")),
+                              Setting("jitter", 4, "nonneg_int", "shift"))
+    p = argparse.ArgumentParser()
+    add_settings(p, settings, recipes={"Big": {"jitter": 8}})
+    helps = {a.option_strings[0]: a.help for a in p._actions if a.option_strings}
+    assert helps["--samples"] == "noisy copies (default 25)"
+    assert helps["--objective"] == "what to climb (default log_prob)"
+    assert helps["--jitter"] == "shift (default 4; Big: 8)"
+    args = p.parse_args(["--samples", "3"])
+    assert settings_values(args, settings) == {"n_samples": 3, "objective": "log_prob", "jitter": None}
+    assert settings.params({"n_samples": 3}) == {"n_samples": 3, "objective": "log_prob", "jitter": 4}
+    with pytest.raises(SystemExit):
+        p.parse_args(["--samples", "0"])
+
+    @settings.document
+    def f():
+        """n_samples: noisy copies (default {n_samples})."""
+    assert f.__doc__ == "n_samples: noisy copies (default 25)."
+
+
+def test_every_method_option_states_its_default(capsys):
+    from gradscope.cli import build_parser
+
+    parser = build_parser()
+    for path in (["saliency", "maps"], ["fool"], ["classvis"], ["invert"], ["dream"], ["classify"]):
+        p = parser.subcommands.choices[path[0]]
+        if len(path) > 1:
+            p = p.subcommands.choices[path[1]]
+        for action in p._actions:
+            if action.option_strings and action.dest not in ("help", "debug") and action.nargs != 0 and not action.required:
+                assert action.help and ("default" in action.help or "required" in action.help), action.option_strings
