@@ -42,12 +42,13 @@ class ShippedModel:
     name: str
     dataset: str
     input_size: int
+    pretrained: str  # its name for gradscope.cnn.load_pretrained
     aliases: tuple = ()
 
 
-SHIPPED_MODELS = (ShippedModel("efficientnet_lite0", "EfficientNet-Lite0", "ImageNet-1k", 224,
+SHIPPED_MODELS = (ShippedModel("efficientnet_lite0", "EfficientNet-Lite0", "ImageNet-1k", 224, "efficientnet_lite0",
                                ("efficientnet-lite0", "lite0")),
-                  ShippedModel("tinyimagenet", "TinyImageNet CNN", "TinyImageNet-100-A", 64,
+                  ShippedModel("tinyimagenet", "TinyImageNet CNN", "TinyImageNet-100-A", 64, "tinyimagenet100a",
                                ("gradscope", "tinyimagenet100a")))
 DEFAULT_MODEL = "efficientnet_lite0"  # of every image command
 COURSE_MODEL = "tinyimagenet"  # the course's model: TinyImageNet data sets and `cnn` commands
@@ -101,16 +102,12 @@ def model_line(info: dict) -> str:
 def load_image_model(spec=None, weights=None):
     """An ImageModel from a spec (see the module docstring; None: DEFAULT_MODEL) and an optional
     weights file."""
-    spec = DEFAULT_MODEL if spec is None else os.fspath(spec).strip()
-    shipped = shipped_model(spec) if spec else None
-    if spec == "" or (shipped is not None and shipped.spec == "tinyimagenet"):
-        _no_weights(weights, "the shipped model")
+    spec = (os.fspath(spec).strip() if spec is not None else "") or DEFAULT_MODEL
+    shipped = shipped_model(spec)
+    if shipped is not None:
+        _no_weights(weights, f"the shipped model {shipped.spec} (its weights come with gradscope)")
         from gradscope.cnn import load_pretrained
-        return load_pretrained()
-    if shipped is not None and shipped.spec == "efficientnet_lite0":
-        _no_weights(weights, "efficientnet_lite0 (its weights come from its package)")
-        from gradscope.cnn import load_pretrained
-        return load_pretrained("efficientnet_lite0")
+        return load_pretrained(shipped.pretrained)
     if spec.startswith("torchvision:"):
         return _torchvision_model(spec.split(":", 1)[1].strip(), weights)
     stem, sep, factory = spec.rpartition(":")

@@ -18,7 +18,7 @@ from gradscope import __version__
 from gradscope.errors import GradscopeError
 
 # modules under gradscope.cli that add subcommands, in help order
-COMMAND_MODULES = ["cnn", "methods", "caption", "data", "demo"]
+COMMAND_MODULES = ["cnn", "classes", "methods", "caption", "data", "demo"]
 
 # `gradscope GROUP WORD ...` where WORD names none of GROUP's subcommands is short for
 # `gradscope GROUP DEFAULT WORD ...` (e.g. `gradscope caption a.jpg` = `gradscope caption image a.jpg`)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.cli.args import positive_int
+from gradscope.cli.classes import resolve_class_arg
 from gradscope.cli.common import (COURSE_MODEL, add_json_arg, add_model_args, add_seed_arg, load_images,
                                   load_model)
 from gradscope.cli.output import (add_output_args, class_fields, emit, envelope, file_name, image_stems,
@@ -131,14 +132,12 @@ def _method_params(args) -> dict:
 def _run_saliency(args) -> int:
     from gradscope.figures import saliency_figure
     from gradscope.imageio import heatmap, map_top, overlay
-    from gradscope.methods import resolve_class
-
     images = load_images(args.images)
     stems = image_stems(args.images)
     with _output(args, "saliency") as out:
         model, info = load_model(args)
         x = np.concatenate([_model_input(model, im) for im in images])
-        classes = None if args.target is None else resolve_class(model, args.target)
+        classes = None if args.target is None else resolve_class_arg(model, info["spec"], args.target)
         with Progress(f"saliency {args.method}", unit="inputs") as bar:
             result = _attribute(model, x, classes, args, callback=bar.callback())
         records = []
@@ -236,7 +235,7 @@ def _fool_records(model, r, paths=None) -> list:
 def _run_fool(args) -> int:
     from gradscope.figures import fooling_figure
     from gradscope.imageio import difference_image
-    from gradscope.methods import fool, resolve_class
+    from gradscope.methods import fool
     from gradscope.methods.fooling import SETTINGS
 
     if args.data:
@@ -249,7 +248,7 @@ def _run_fool(args) -> int:
     stems = image_stems(args.images)
     with _output(args, "fool") as out, Progress("fool", unit="steps") as bar:
         model, info = load_model(args)
-        target = resolve_class(model, args.target)
+        target = resolve_class_arg(model, info["spec"], args.target)
         x = np.concatenate([_model_input(model, im) for im in images])
         r = fool(model, x, target, **settings_values(args, SETTINGS), callback=bar.callback("target_prob"))
         records = _fool_records(model, r, args.images)
@@ -324,12 +323,12 @@ def _add_classvis(sub):
 
 
 def _run_classvis(args) -> int:
-    from gradscope.methods import resolve_class, visualize_class
+    from gradscope.methods import visualize_class
     from gradscope.methods.class_visualization import SETTINGS
 
     with _output(args, "classvis") as out, Progress("classvis", unit="steps") as bar:
         model, info = load_model(args)
-        targets = [resolve_class(model, c) for c in args.classes]
+        targets = [resolve_class_arg(model, info["spec"], c) for c in args.classes]
         r = visualize_class(model, targets, **settings_values(args, SETTINGS, CLASSVIS_OPTIONS), seed=args.seed,
                             callback=bar.callback("target_prob"))
         names = unique_slugs([short_class(model.class_names[t]) for t in r.targets])
