@@ -95,7 +95,9 @@ def describe_model(model, spec=None) -> dict:
 
 def model_line(info: dict) -> str:
     """'model: EfficientNet-Lite0, ImageNet-1k, 224 px' from describe_model's dict."""
-    parts = [info["name"]] + ([info["dataset"]] if info.get("dataset") else []) + [f"{info['input_size']} px"]
+    parts = [info["name"]] + ([info["dataset"]] if info.get("dataset") else [])
+    parts += [f"{info['input_size']} px"] if info.get("input_size") else []
+    parts += [f"{info['vocabulary']} words"] if info.get("vocabulary") else []
     return "model: " + ", ".join(parts)
 
 

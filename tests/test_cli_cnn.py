@@ -1,6 +1,5 @@
 """The CNN commands: classify, cnn layers, cnn evaluate, cnn train (both engines), on
 tiny generated data and tiny models."""
-import json
 
 import numpy as np
 import pytest
@@ -46,14 +45,14 @@ def test_layers(saved_model, capsys):
     out = capsys.readouterr().out
     assert "conv1" in out and "spatial_batchnorm" in out and "4x8x8" in out
     assert main(["cnn", "layers", "--model", saved_model, "--input-size", "16", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["output_shape"] == [4, 16, 16] and rows[-1]["output_shape"] == [3]
+    rows = check_output(capsys.readouterr().out, "cnn layers")["results"]
+    assert rows[0]["output_shape"] == [4, 16, 16] and rows[-1]["output_shape"] == [3] and rows[0]["layer"] == "conv1"
 
 
 def test_evaluate(tmp_path, saved_model, capsys):
     data = make_tiny_tinyimagenet(tmp_path / "tin")
     assert main(["cnn", "evaluate", "--data", str(data), "--model", saved_model, "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = check_output(capsys.readouterr().out, "cnn evaluate")["results"][0]
     assert out["images"] == 4 and 0 <= out["top1"] <= out["top5"] == 1.0  # 3 classes: top-5 is everything
     assert set(out["per_class"]) == set(WNIDS)
     assert main(["cnn", "evaluate", "--data", str(data), "--model", saved_model]) == 0

@@ -14,12 +14,13 @@ import os
 
 import numpy as np
 
-from gradscope.captioning.beam_search import beam_search
+from gradscope.captioning.beam_search import beam_search, sequence_log_prob
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.captioning.train import train_captioner
 from gradscope.cli.args import (beam_size, caption_length, default_of, nonneg_float, nonneg_int, positive_float,
                                 positive_int, seed_int)
-from gradscope.cli.output import emit, output_folder
+from gradscope.cli.common import captioner_info
+from gradscope.cli.output import emit, envelope, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
 from gradscope.cli.explain import register_explain
@@ -148,13 +149,13 @@ def run_evaluate(args) -> int:
     with Progress("caption evaluate", unit="images", enabled=not args.no_progress) as bar:
         report = evaluate_split(model, split, args.max_images, args.beam, args.max_length, args.length_norm,
                                 progress=bar.update)
-    report = {"data": args.data, "split": args.split, **report, "model": args.model or "shipped"}
+    report = {"data": args.data, "split": args.split, **report}
     if split.name in source.skipped:  # listed in the annotations but not on disk
         report["images_missing"] = int(source.skipped[split.name])
     missing = f" ({report['images_missing']} listed images not on disk)" if "images_missing" in report else ""
     lines = [f"{args.data} {args.split}: {report['images']} images{missing}, {report['decoding']} decoding"]
     lines += [f"  {name:8s} {value:.4f}" for name, value in report["scores"].items()]
-    emit(args, report, lines)
+    emit(args, envelope("caption evaluate", captioner_info(model, args.model), [report]), lines)
     return 0
 
 
@@ -173,12 +174,14 @@ def run_sample(args) -> int:
     check_feature_dim(model, split.feature_dim, args.data)
     all_ids = split.image_indices()
     ids = np.random.default_rng(args.seed).choice(all_ids, min(args.n, len(all_ids)), replace=False)
-    generated = decode_captions(decode(model, split.image_features(ids), args.beam, args.max_length,
-                                       args.length_norm), model.idx_to_word)
+    features = split.image_features(ids)
+    words = decode(model, features, args.beam, args.max_length, args.length_norm)
+    generated = decode_captions(words, model.idx_to_word)
+    logp = sequence_log_prob(model, features, words)
     names = split.image_names or [f"image {i}" for i in range(split.n_images)]
-    rows = [{"image": names[i], "caption": g, "reference": " ".join(r[0]) if r else ""}
-            for i, g, r in zip(ids, generated, split.references(ids))]
-    _print_captions(rows, args)
+    rows = [{"image": names[i], "caption": g, "log_prob": float(lp), "reference": " ".join(r[0]) if r else ""}
+            for i, g, lp, r in zip(ids, generated, logp, split.references(ids))]
+    _print_captions(rows, args, model, "caption sample")
     return 0
 
 
@@ -191,9 +194,11 @@ def run_image(args) -> int:
     model = _load_model(args.model)
     images = [load_image(p) for p in args.images]
     features = feature_fn_for(model)(images)
-    generated = decode_captions(decode(model, features, args.beam, args.max_length, args.length_norm),
-                                model.idx_to_word)
-    _print_captions([{"image": p, "caption": g} for p, g in zip(args.images, generated)], args)
+    words = decode(model, features, args.beam, args.max_length, args.length_norm)
+    generated = decode_captions(words, model.idx_to_word)
+    logp = sequence_log_prob(model, features, words)
+    rows = [{"image": p, "caption": g, "log_prob": float(lp)} for p, g, lp in zip(args.images, generated, logp)]
+    _print_captions(rows, args, model, "caption")
     return 0
 
 
@@ -241,10 +246,10 @@ def _feature_progress(args):
     return progress
 
 
-def _print_captions(rows, args) -> None:
+def _print_captions(rows, args, model, command: str) -> None:
     lines = []
     for row in rows:
-        lines.append(f"{row['image']}: {row['caption']}")
+        lines.append(f"{row['image']}: {row['caption']}  (log p {row['log_prob']:.2f})")
         if row.get("reference"):
             lines.append(f"    reference: {row['reference']}")
-    emit(args, rows, lines)
+    emit(args, envelope(command, captioner_info(model, args.model), rows), lines)

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 from gradscope.cli.args import default_of, int_list, positive_float, positive_int, schedule, seed_int
-from gradscope.cli.common import COURSE_MODEL, add_json_arg, add_model_args, load_images, load_model, model_help
+from gradscope.cli.common import (COURSE_MODEL, DEFAULT_MODEL, add_json_arg, add_model_args, load_images, load_model,
+                                  model_help)
 from gradscope.cli.output import class_fields, emit, envelope, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
@@ -162,13 +163,13 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="top-1, top-5 and per-class accuracy on a TinyImageNet split")
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory")
     p.add_argument("--split", choices=("val", "train"), default="val")
-    p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
-    p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
-    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images")
+    add_model_args(p, default=COURSE_MODEL)
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images (default all)")
     from gradscope.cnn.evaluate import evaluate_accuracy
 
-    p.add_argument("--batch-size", type=positive_int, default=default_of(evaluate_accuracy, "batch_size"))
-    p.add_argument("--json", action="store_true", help="print JSON (includes every class)")
+    p.add_argument("--batch-size", type=positive_int, default=default_of(evaluate_accuracy, "batch_size"),
+                   help="images per forward pass (default %(default)s)")
+    add_json_arg(p)
     p.set_defaults(func=run_evaluate)
 
 
@@ -188,9 +189,8 @@ def _dataset_for_model(data_dir, model):
 
 def run_evaluate(args) -> int:
     from gradscope.cnn.evaluate import evaluate_accuracy
-    from gradscope.modelspec import load_image_model
 
-    model = load_image_model(args.model, args.weights)
+    model, info = load_model(args, COURSE_MODEL)
     ds = _dataset_for_model(args.data, model)
     with Progress(f"load {args.split}", unit="images") as bar:
         split = ds.load(args.split, limit=args.limit, progress=bar.update)
@@ -202,7 +202,8 @@ def run_evaluate(args) -> int:
     if scored:
         lines.append("hardest classes: " + "; ".join(f"{n.split(',')[0]} {a:.2f}" for a, w, n in scored[:5]))
         lines.append("easiest classes: " + "; ".join(f"{n.split(',')[0]} {a:.2f}" for a, w, n in scored[::-1][:5]))
-    emit(args, {"split": args.split, "images": acc.n, "top1": acc.top1, "top5": acc.top5, "per_class": per_class},
+    emit(args, envelope("cnn evaluate", info, [{"data": args.data, "split": args.split, "images": acc.n,
+                                                "top1": acc.top1, "top5": acc.top5, "per_class": per_class}]),
          lines)
     return 0
 
@@ -211,18 +212,19 @@ def run_evaluate(args) -> int:
 
 def _add_layers(sub) -> None:
     p = sub.add_parser("layers", help="list a CNN's layers with their output shapes")
-    p.add_argument("--model", metavar="PATH.json", default=None,
-                   help="a saved NumPy CNN or efficientnet_lite0 (default: the shipped one)")
-    p.add_argument("--input-size", type=positive_int, default=None, help="input side to compute shapes for")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--model", metavar="SPEC", default=DEFAULT_MODEL,
+                   help="'efficientnet_lite0', 'tinyimagenet' or a saved NumPy CNN's model.json "
+                        "(default %(default)s, the image commands' model)")
+    p.add_argument("--input-size", type=positive_int, default=None,
+                   help="input side to compute shapes for (default the model's input size)")
+    add_json_arg(p)
     p.set_defaults(func=run_layers)
 
 
 def run_layers(args) -> int:
     from gradscope.cnn import CNN
-    from gradscope.modelspec import load_image_model
 
-    model = load_image_model(args.model)
+    model, info = load_model(args)
     if not isinstance(model, CNN):
         raise GradscopeError(f"`cnn layers` lists NumPy CNN layers; {args.model!r} is not one "
                              f"(its addressable layers: {', '.join(model.layer_names)})")
@@ -232,5 +234,7 @@ def run_layers(args) -> int:
     lines += [f"{i:>3}  {r['name']:<12} {r['type']:<18} {'x'.join(str(v) for v in r['output_shape']):<22} "
               f"{r['params']:,}" for i, r in enumerate(rows)]
     lines.append(f"total params: {sum(r['params'] for r in rows):,}")
-    emit(args, [dict(r, output_shape=list(r["output_shape"])) for r in rows], lines)
+    records = [{"layer": r["name"], **{k: v for k, v in r.items() if k != "name"},
+                "output_shape": list(r["output_shape"])} for r in rows]
+    emit(args, envelope("cnn layers", info, records, input_size=size), lines)
     return 0

@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+import os
+
 from gradscope.cli.args import seed_int
 from gradscope.modelspec import COURSE_MODEL, DEFAULT_MODEL, SHIPPED_MODELS
 
@@ -52,5 +54,21 @@ def load_images(paths) -> list:
     return [load_image(p) for p in paths]
 
 
+def captioner_info(model, path=None) -> dict:
+    """The JSON envelope's "model" of a captioner: name, data set it was trained on, the CNN
+    whose features it reads, vocabulary size."""
+    info = getattr(model, "info", None) or {}
+    cnn = str(info.get("features", "")).split(":")[0]
+    from gradscope.modelspec import shipped_model
+
+    shipped = shipped_model(cnn) if cnn else None
+    cnn_name = shipped.name if shipped is not None else (cnn or "unknown")
+    data = str(info.get("data", "")).split(":")[0]
+    data = {"flickr8k": "Flickr8k", "coco": "COCO", "synthetic": "synthetic shapes"}.get(data, data or None)
+    name = f"{str(getattr(model, 'cell_type', '')).upper()} captioner on {cnn_name} features"
+    return {"name": name, "spec": os.fspath(path) if path else "shipped", "dataset": data,
+            "vocabulary": int(model.vocab_size)}
+
+
 __all__ = ["add_model_args", "add_json_arg", "add_seed_arg", "load_model", "load_images", "model_help",
-           "DEFAULT_MODEL", "COURSE_MODEL"]
+           "captioner_info", "DEFAULT_MODEL", "COURSE_MODEL"]
