@@ -78,14 +78,22 @@ def test_options_come_from_the_settings_record():
     assert f.__doc__ == "n_samples: noisy copies (default 25)."
 
 
-def test_every_method_option_states_its_default(capsys):
+def _options(parser, path=()):
+    subs = getattr(parser, "subcommands", None)
+    for name, sub in (subs.choices.items() if subs is not None else ()):
+        yield from _options(sub, path + (name,))
+    for action in parser._actions:
+        if action.option_strings and action.dest not in ("help", "debug", "version") and action.nargs != 0:
+            yield path, action
+
+
+def test_every_option_has_help_with_its_default():
     from gradscope.cli import build_parser
 
-    parser = build_parser()
-    for path in (["saliency", "maps"], ["fool"], ["classvis"], ["invert"], ["dream"], ["classify"]):
-        p = parser.subcommands.choices[path[0]]
-        if len(path) > 1:
-            p = p.subcommands.choices[path[1]]
-        for action in p._actions:
-            if action.option_strings and action.dest not in ("help", "debug") and action.nargs != 0 and not action.required:
-                assert action.help and ("default" in action.help or "required" in action.help), action.option_strings
+    seen = 0
+    for path, action in _options(build_parser()):
+        seen += 1
+        assert action.help, (path, action.option_strings)
+        if not action.required:
+            assert "default" in action.help or "required" in action.help, (path, action.option_strings)
+    assert seen > 80

@@ -70,22 +70,24 @@ def _register_train(sub) -> None:
     p = sub.add_parser("train", help="train a captioner (checkpoints every epoch; --resume continues)",
                        description="Train a captioner. --resume continues an interrupted run from DIR's "
                                    "checkpoint exactly; it is an error when DIR has no checkpoint.")
-    p.add_argument("--data", default="synthetic", metavar="SOURCE", help="synthetic[:N], coco:DIR or flickr8k:DIR")
-    p.add_argument("--cell", choices=("lstm", "rnn"), default=d("cell_type"))
+    p.add_argument("--data", default="synthetic", metavar="SOURCE",
+                   help="synthetic[:N], coco:DIR or flickr8k:DIR (default %(default)s)")
+    p.add_argument("--cell", choices=("lstm", "rnn"), default=d("cell_type"), help="recurrent cell (default %(default)s)")
     p.add_argument("--hidden", type=positive_int, default=d("hidden_dim"), help="hidden size H (default %(default)s)")
     p.add_argument("--wordvec", type=positive_int, default=d("wordvec_dim"),
                    help="word vector size (default %(default)s)")
-    p.add_argument("--optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam"), default=d("update_rule"))
+    p.add_argument("--optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam"), default=d("update_rule"),
+                   help="update rule (default %(default)s)")
     p.add_argument("--lr", type=positive_float, default=d("learning_rate"), help="learning rate (default %(default)s)")
     p.add_argument("--lr-decay", type=positive_float, default=d("lr_decay"),
                    help="learning-rate factor per epoch (default %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=d("batch_size"))
-    p.add_argument("--epochs", type=positive_int, default=d("num_epochs"))
+    p.add_argument("--batch-size", type=positive_int, default=d("batch_size"), help="captions per step (default %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=d("num_epochs"), help="passes over the data (default %(default)s)")
     p.add_argument("--clip", type=positive_float, default=d("clip_norm"), metavar="NORM",
-                   help="clip gradients to this global norm")
-    p.add_argument("--seed", type=seed_int, default=d("seed"))
+                   help="clip gradients to this global norm (default %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=d("seed"), help="random seed (default %(default)s)")
     p.add_argument("--max-train", type=positive_int, default=d("max_train"), metavar="N",
-                   help="use only N training captions")
+                   help="use only N training captions (default %(default)s)")
     p.add_argument("--val-images", type=nonneg_int, default=d("val_images"), metavar="N",
                    help="images of the val split scored (greedy BLEU-4) after each epoch (0: none, no val split "
                         "needed; default %(default)s)")
@@ -98,8 +100,8 @@ def _register_train(sub) -> None:
 def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="BLEU-1..4, CIDEr-D and ROUGE-L on a split")
     p.add_argument("--data", required=True, metavar="SOURCE", help="synthetic[:N], coco:DIR or flickr8k:DIR")
-    p.add_argument("--split", default="val", choices=SPLITS)
-    p.add_argument("--max-images", type=positive_int, default=None, metavar="N", help="score only the first N images")
+    p.add_argument("--split", default="val", choices=SPLITS, help="which split (default %(default)s)")
+    p.add_argument("--max-images", type=positive_int, default=None, metavar="N", help="score only the first N images (default all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     _add_decoding_args(p, BEAM)  # as `caption IMAGE`
     p.set_defaults(func=run_evaluate)
@@ -108,10 +110,11 @@ def _register_evaluate(sub) -> None:
 def _register_sample(sub) -> None:
     p = sub.add_parser("sample", help="print captions of random images of a split, or of image files")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (instead of --data)")
-    p.add_argument("--data", default=None, metavar="SOURCE")
-    p.add_argument("--split", default="val", choices=SPLITS)
+    p.add_argument("--data", default=None, metavar="SOURCE",
+                   help="synthetic[:N], coco:DIR or flickr8k:DIR (default none: give image files)")
+    p.add_argument("--split", default="val", choices=SPLITS, help="which split (default %(default)s)")
     p.add_argument("--n", type=positive_int, default=5, help="how many images (default %(default)s)")
-    p.add_argument("--seed", type=seed_int, default=0, help="which images")
+    p.add_argument("--seed", type=seed_int, default=0, help="seeds which images are drawn (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     _add_decoding_args(p, BEAM)
     p.set_defaults(func=run_sample)

@@ -41,8 +41,12 @@ def run_classify(args) -> int:
     model, info = load_model(args)
     images = load_images(args.images)
     results = []
-    for path, image in zip(args.images, images):
-        scores = np.asarray(model.scores(model.preprocess([image])), dtype=np.float64)[0]
+    with Progress("classify", total=len(images), unit="images") as bar:
+        all_scores = []
+        for k, image in enumerate(images):
+            all_scores.append(np.asarray(model.scores(model.preprocess([image])), dtype=np.float64)[0])
+            bar.update(k + 1)
+    for path, scores in zip(args.images, all_scores):
         probs = np.exp(scores - scores.max())
         probs /= probs.sum()
         top = np.argsort(-scores)[:args.top]
@@ -81,7 +85,7 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory (wnids.txt, train/, val/)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: checkpoints, history, model.json/.npz")
     p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
-                   help="torch (fast; exports NumPy weights) or numpy (slow; hand-written backward)")
+                   help="torch (fast; exports NumPy weights) or numpy (slow; hand-written backward) (default %(default)s)")
     p.add_argument("--epochs-schedule", metavar="RES:EPOCHS[:CROP],...", type=schedule, default=None,
                    help="torch: phases of epochs on images resized to RES, on random CROP-pixel windows if given "
                         "(default " + ",".join(":".join(map(str, ph)) for ph in DEFAULT_SCHEDULE) + ")")
@@ -92,13 +96,14 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None, help=_engine_defaults("batch_size"))
     p.add_argument("--lr", type=positive_float, default=None,
                    help=f"(peak) learning rate ({_engine_defaults('lr', 'learning_rate')})")
-    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch: CPU threads")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images (default all)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch: CPU threads (default: torch's own choice)")
     p.add_argument("--init-from", metavar="CHECKPOINT.pt|MODEL.json", default=None,
-                   help="torch: warm start from an earlier run's checkpoint.pt or exported model.json (weights only)")
+                   help="torch: warm start from an earlier run's checkpoint.pt or exported model.json (weights only) "
+                        "(default none)")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCHS",
-                   help="torch: stop after this many epochs of the schedule")
-    p.add_argument("--seed", type=seed_int, default=0)
+                   help="torch: stop after this many epochs of the schedule (default: run it all)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (error if none)")
     p.set_defaults(func=run_train)
 
@@ -162,7 +167,7 @@ def _train_numpy(args, bar):
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="top-1, top-5 and per-class accuracy on a TinyImageNet split")
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory")
-    p.add_argument("--split", choices=("val", "train"), default="val")
+    p.add_argument("--split", choices=("val", "train"), default="val", help="which split (default %(default)s)")
     add_model_args(p, default=COURSE_MODEL)
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images (default all)")
     from gradscope.cnn.evaluate import evaluate_accuracy

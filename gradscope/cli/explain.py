@@ -26,7 +26,7 @@ def register_explain(sub) -> None:
     add_output_args(p)
     p.add_argument("--fraction", type=float, default=0.1,
                    help="deletion check: fraction of pixels replaced by the mean pixel (default 0.1)")
-    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline (default %(default)s)")
     p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
     p.add_argument("--model", default=None, metavar="PATH", help="captioner .npz (default: the shipped one)")
     p.add_argument("--beam", type=beam_size, default=BEAM_SIZE, metavar="K",
