@@ -101,6 +101,27 @@ def test_classvis_invert_dream_commands(files, capsys):
     assert code == 0 and load_image(d["results"][0]["written"][0]).shape == (20, 30, 3)  # the image's own size
 
 
+RERUN = {"saliency": ["saliency", "{img}", "--method", "ig", "--points", "2"],
+         "fool": ["fool", "{img}", "--target", "1", "--max-iter", "2"],
+         "classvis": ["classvis", "1", "--iterations", "2"],
+         "invert": ["invert", "{img}", "--layer", "relu1", "--iterations", "2"],
+         "dream": ["dream", "{img}", "--layer", "relu1", "--iterations", "1"]}
+
+
+@pytest.mark.parametrize("command", sorted(RERUN))
+def test_each_command_refuses_its_own_folder_and_overwrites_it(files, capsys, command, tmp_path):
+    argv = [a.format(img=files / "img.png") for a in RERUN[command]] + ["-o", tmp_path / "out", "--model",
+                                                                        files / "m.json"]
+    assert run(capsys, *argv)[0] in (0, 1)  # fool: 1 when not fooled
+    first = sorted(os.listdir(tmp_path / "out"))
+    (tmp_path / "out" / "stale_0_map.png").write_bytes(b"an earlier run's file")
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "not empty" in err and len(err.strip().splitlines()) == 1
+    assert run(capsys, *argv, "--overwrite")[0] in (0, 1)
+    assert sorted(os.listdir(tmp_path / "out")) == first  # only the new run's files
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
 def test_rerun_into_the_same_folder(files, capsys):
     m = files / "m.json"
     argv = ["classvis", 2, "--iterations", 2, "-o", files / "again", "--model", m]

@@ -36,7 +36,8 @@ def _progress_bar():
 
     def progress(ev):
         done[0] += ev["status"] == "done"
-        step = f"{ev['iteration']}/{ev['iterations']}" if ev.get("iterations") else ev["status"]
+        step = (f"{ev['iteration']}/{ev['iterations']}" if ev.get("iterations")
+                else f"step {ev['iteration']}" if ev["status"] == "iteration" else ev["status"])
         bar.update(done[0], ev["sections"], section=ev["title"], step=step)
 
     return progress, bar
