@@ -97,3 +97,21 @@ def test_every_option_has_help_with_its_default():
         if not action.required:
             assert "default" in action.help or "required" in action.help, (path, action.option_strings)
     assert seen > 80
+
+
+def test_maps_are_scaled_by_their_99th_percentile_and_clipped():
+    import numpy as np
+
+    from gradscope.figures import panel_title
+    from gradscope.imageio import heatmap, map_top
+
+    m = np.linspace(0.0, 1.0, 400).reshape(20, 20)
+    m[0, 0] = 1000.0  # one extreme pixel
+    assert map_top(m) == np.percentile(m, 99) and map_top(m) < 2
+    h = heatmap(m)
+    top = heatmap(np.ones((1, 1)) * 2, vmax=1.0)[0, 0]  # the top colour
+    assert (h[0, 0] == top).all() and (h[-1, -1] == top).all()  # clipped at the top, not stretched
+    assert h[10, 10].astype(int).sum() > 150  # a mid value is mid-scale, not near black as with the maximum
+    assert map_top(np.zeros((4, 4))) == 0.0
+    title = panel_title("chelsea: " + "Shetland sheepdog, Shetland sheep dog, Shetland (score 9.17)")
+    assert len(title.splitlines()) == 2 and all(len(line) <= 24 for line in title.splitlines())

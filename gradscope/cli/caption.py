@@ -196,7 +196,13 @@ def run_image(args) -> int:
 
     model = _load_model(args.model)
     images = [load_image(p) for p in args.images]
-    features = feature_fn_for(model)(images)
+    extract, batch = feature_fn_for(model), 8
+    with Progress("caption: image features", total=len(images), unit="images") as bar:
+        parts = []
+        for i in range(0, len(images), batch):
+            parts.append(extract(images[i:i + batch]))
+            bar.update(min(i + batch, len(images)))
+    features = np.concatenate(parts)
     words = decode(model, features, args.beam, args.max_length, args.length_norm)
     generated = decode_captions(words, model.idx_to_word)
     logp = sequence_log_prob(model, features, words)
