@@ -115,3 +115,15 @@ def test_maps_are_scaled_by_their_99th_percentile_and_clipped():
     assert map_top(np.zeros((4, 4))) == 0.0
     title = panel_title("chelsea: " + "Shetland sheepdog, Shetland sheep dog, Shetland (score 9.17)")
     assert len(title.splitlines()) == 2 and all(len(line) <= 24 for line in title.splitlines())
+
+
+def test_readme_shows_the_schema_the_tests_use():
+    import json
+    import re
+
+    from json_schema import schema
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    section = readme[readme.index("### JSON output"):]
+    block = re.search(r"```json\n(.*?)```", section, re.S).group(1)
+    assert json.loads(block) == schema()

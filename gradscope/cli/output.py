@@ -174,10 +174,10 @@ def file_name(*parts, ext: str = ".png") -> str:
 
 class NewOutput:
     """The folder a command writes into (`dir`, a staging folder beside `final`), and the
-    final paths of what it wrote (`final_path`)."""
+    final paths of what it wrote (`final_path`, under the folder as the user gave it)."""
 
-    def __init__(self, staging: str, final: str):
-        self.dir, self.final = staging, final
+    def __init__(self, staging: str, final: str, shown: str | None = None):
+        self.dir, self.final, self.shown = staging, final, shown or final
 
     def path(self, name: str) -> str:
         """Where to write file `name` now."""
@@ -185,7 +185,7 @@ class NewOutput:
 
     def final_path(self, path) -> str:
         """Where a file written under `dir` will be once the command finishes."""
-        return os.path.join(self.final, os.path.relpath(os.fspath(path), self.dir))
+        return os.path.join(self.shown, os.path.relpath(os.fspath(path), self.dir))
 
     def final_paths(self, paths) -> list:
         return [self.final_path(p) for p in paths]
@@ -236,7 +236,7 @@ def new_output(path, overwrite: bool = False, flag: str = "-o", command: str = "
         _normal_permissions(staging)
         with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as f:
             f.write(f"written by gradscope {command}\n")
-        yield NewOutput(staging, final)
+        yield NewOutput(staging, final, os.fspath(path))
         _swap_in(staging, final, base)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
