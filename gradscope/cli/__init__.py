@@ -5,7 +5,8 @@ prints the result (text, or JSON with --json). Library code never prints.
 Failures: bad input the user can fix (a GradscopeError, a bad argument, a file that
 cannot be read or written) ends with one line `gradscope: error: ...` and exit status 2;
 anything else is a bug in gradscope: one line saying so and exit status 1, with the
-traceback under --debug or GRADSCOPE_DEBUG=1.
+traceback under --debug or GRADSCOPE_DEBUG=1. Exit status 1 without an error line means the
+run finished but reached none of its goals (`fool`: no image fooled; `classes`: no match).
 """
 from __future__ import annotations
 
