@@ -57,10 +57,14 @@ def test_saliency_evaluate_and_fool_benchmark(files, capsys):
     assert code == 0 and d["summary"]["n"] == 6 and 0 <= d["summary"]["pointing_game"]["hit_rate"] <= 1
     assert set(d["summary"]["deletion_insertion"]) >= {"deletion_auc", "random_deletion_auc", "insertion_auc"}
     assert len(d["results"]) == 6 and {"class", "class_name", "deletion_auc"} <= set(d["results"][0])
-    code, out, _ = run(capsys, "fool", "--data", files / "ds", "--n", 2, "--model", files / "m.json", "--json")
+    code, out, _ = run(capsys, "fool", "--data", files / "ds", "--n", 2, "--model", files / "m.json", "--json",
+                       "-o", files / "bench", "--max-iter", 3)
     d = check_output(out, "fool")
     assert code == 0 and d["summary"]["n"] == 2
     assert len(d["results"]) == 2 and "l2_0_255" in d["results"][0]
+    fooled = sorted(n for n in os.listdir(files / "bench") if "fooled" in n)
+    assert fooled == sorted(f"{i:03d}_{slug(short_class(r['class_name']))}_{'fooled' if r['success'] else 'not-fooled'}.png"
+                            for i, r in enumerate(d["results"]))
 
 
 def test_fool_several_images_named_by_outcome(files, capsys):

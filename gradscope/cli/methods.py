@@ -287,7 +287,7 @@ def _run_fool_dataset(args) -> int:
         model, info = load_model(args, COURSE_MODEL)
         s, r = fool_benchmark(model, args.data, n=args.n, seed=args.seed, callback=bar.callback("target_prob"),
                               **settings)
-        written = [out.final_path(p) for p in r.save(out.dir)] if out is not None else []
+        written = _save_benchmark_images(out, model, r) if out is not None else []
     lines = [f"fooled {s['success_rate'] * 100:.1f}% of {s['n']} correctly classified val images "
              f"(random targets, at most {settings['max_iter']} steps of {settings['step_size']})",
              f"iterations: median {s['median_iterations']}, max {s['max_iterations']}",
@@ -296,6 +296,16 @@ def _run_fool_dataset(args) -> int:
     emit(args, envelope("fool", info, _fool_records(model, r), params=SETTINGS.params(settings), summary=summary,
                         written=written), lines)
     return 0  # a benchmark reports its rate, whatever it is
+
+
+def _save_benchmark_images(out, model, r) -> list:
+    """'<i>_<target>_fooled.png' (or '_not-fooled') and '<i>_original.png' per benchmark image."""
+    written = []
+    for i in range(len(r.images)):
+        verdict = "fooled" if r.success[i] else "not-fooled"
+        written += [_save(out, file_name(f"{i:03d}", model.class_names[r.target[i]], verdict), r.images[i]),
+                    _save(out, file_name(f"{i:03d}", "original"), r.original_images[i])]
+    return written
 
 
 # ---------------------------------------------------------------- class visualisation
