@@ -53,6 +53,7 @@ class DreamResult:
         return save_images(dest, {f"{i}_dream": img for i, img in enumerate(self.images)})
 
 
+@SETTINGS.document
 def deepdream(model, x, layer, *, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
               jitter: int = DEFAULTS["jitter"], octaves=DEFAULTS["octaves"],
               octave_scale: float = DEFAULTS["octave_scale"], priors=(), transforms=(), seed: int = 0,
@@ -63,10 +64,11 @@ def deepdream(model, x, layer, *, iterations: int = DEFAULTS["iterations"], lr: 
         model: an ImageModel whose conv part accepts the image size(s).
         x: (N, 3, H, W) model input (any H, W the model accepts).
         layer: layer name or index.
-        iterations: total steps, spread over the octaves.
+        iterations: total steps, spread over the octaves (default {iterations}).
         lr: step size; the gradient is divided by its mean |value| per image (model-input units).
-        jitter: largest random shift in pixels before each step (undone after).
-        octaves, octave_scale: number of scales (None = one) and their ratio.
+        jitter: largest random shift in pixels before each step, undone after (default {jitter}).
+        octaves, octave_scale: number of scales (None = one) and their ratio (default {octaves} and
+            {octave_scale}).
         priors, transforms: Priors / Transforms (gradscope.methods.regularizers) to add,
             e.g. priors=[tv_prior(1e-3)].
         seed: seeds the jitter.

@@ -58,6 +58,7 @@ class InversionResult:
         return save_images(dest, named)
 
 
+@SETTINGS.document
 def invert(model, x_target, layer, *, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
            l2_reg: float = DEFAULTS["l2_reg"], tv_weight: float = DEFAULTS["tv_weight"],
            blur_every: int = DEFAULTS["blur_every"], blur_sigma: float = DEFAULTS["blur_sigma"],
@@ -68,8 +69,8 @@ def invert(model, x_target, layer, *, iterations: int = DEFAULTS["iterations"], 
         model: an ImageModel.
         x_target: (N, 3, H, W) model input whose features are matched.
         layer: layer name or index (see model.layer_names).
-        iterations, lr: Adam steps and learning rate (model-input units).
-        l2_reg, tv_weight: prior weights (per value of the image).
+        iterations, lr: Adam steps and learning rate in model-input units (default {iterations}, {lr}).
+        l2_reg, tv_weight: prior weights per value of the image (default {l2_reg}, {tv_weight}).
         blur_every, blur_sigma: Gaussian blur every this many steps (0 = never).
         init_std: std of the initial noise as a fraction of the pixel range.
         priors, transforms: more Priors / Transforms (gradscope.methods.regularizers) to add.
