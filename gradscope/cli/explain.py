@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from gradscope.captioning.evaluate import BEAM_SIZE, LENGTH_NORM
-from gradscope.cli.args import beam_size, caption_length, nonneg_float, seed_int
+from gradscope.cli.args import beam_size, caption_length, exponent, fraction, seed_int
 from gradscope.cli.common import add_json_arg, captioner_info
 from gradscope.cli.output import add_output_args, emit, envelope, image_stems, new_output
 from gradscope.cli.progress import Progress
@@ -24,14 +24,14 @@ def register_explain(sub) -> None:
                                    "the gradient of its log-probability with respect to the pixels.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     add_output_args(p)
-    p.add_argument("--fraction", type=float, default=0.1,
+    p.add_argument("--fraction", type=fraction, default=0.1,
                    help="deletion check: fraction of pixels replaced by the mean pixel (default 0.1)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline (default %(default)s)")
     p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
     p.add_argument("--model", default=None, metavar="PATH", help="captioner .npz (default: the shipped one)")
     p.add_argument("--beam", type=beam_size, default=BEAM_SIZE, metavar="K",
                    help="beam size (1 = greedy; default %(default)s)")
-    p.add_argument("--length-norm", type=nonneg_float, default=LENGTH_NORM, metavar="ALPHA",
+    p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
                    help="beam length normalisation (default %(default)s)")
     p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
     add_json_arg(p)

@@ -8,8 +8,28 @@ import os
 import sys
 import time
 
-INTERVAL = float(os.environ.get("GRADSCOPE_PROGRESS_INTERVAL", "10"))
+INTERVAL_ENV, DEFAULT_INTERVAL = "GRADSCOPE_PROGRESS_INTERVAL", 10.0
 QUIET = 3.0  # seconds: a run that ends sooner prints no progress lines
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines: $GRADSCOPE_PROGRESS_INTERVAL (read when a progress is
+    drawn, never at import), else DEFAULT_INTERVAL. GradscopeError for a value that is not a
+    finite number >= 0."""
+    import math
+
+    from gradscope.errors import GradscopeError
+
+    text = os.environ.get(INTERVAL_ENV)
+    if text is None:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise GradscopeError(f"{INTERVAL_ENV} must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 class Progress:
@@ -17,7 +37,7 @@ class Progress:
 
     enabled=False draws nothing; on a terminal a tqdm bar, otherwise a line
     `gradscope: DESC: done/total UNIT (P%), S s elapsed[, key value ...]` after QUIET seconds and then
-    every INTERVAL seconds, and a last line at the end of a run that printed any."""
+    every progress_interval() seconds, and a last line at the end of a run that printed any."""
 
     def __init__(self, desc: str, total=None, unit: str = "it", enabled: bool = True, stream=None):
         self.desc, self.total, self.unit = desc, total, unit
@@ -25,6 +45,7 @@ class Progress:
         self.enabled = enabled
         self.start = self.last = time.monotonic()
         self.done, self.info, self.bar, self.lines = 0, {}, None, 0
+        self.interval = progress_interval() if enabled and not _is_terminal(self.stream) else DEFAULT_INTERVAL
         if enabled and _is_terminal(self.stream):
             from tqdm import tqdm
 
@@ -45,7 +66,7 @@ class Progress:
             self.bar.refresh()
         else:
             now = time.monotonic()
-            wait = min(QUIET, INTERVAL) if self.lines == 0 else INTERVAL
+            wait = min(QUIET, self.interval) if self.lines == 0 else self.interval
             if now - (self.start if self.lines == 0 else self.last) >= wait:
                 self._line()
 

@@ -18,6 +18,7 @@ from gradscope.cli import args as types
 KIND_TYPES = {"positive_int": types.positive_int, "nonneg_int": types.nonneg_int,
               "positive_float": types.positive_float, "nonneg_float": types.nonneg_float,
               "factor": types.scale_factor, "optional_int": types.positive_int, "seed": types.seed_int,
+              "blur": types.blur_sigma, "noise": types.noise_level, "share": types.real_range("share"),
               "choice": None}
 
 

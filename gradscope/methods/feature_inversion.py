@@ -26,7 +26,7 @@ SETTINGS = MethodSettings(
     Setting("l2_reg", 1e-3, "nonneg_float", "L2 prior weight"),
     Setting("tv_weight", 1e-2, "nonneg_float", "total-variation prior weight"),
     Setting("blur_every", 0, "nonneg_int", "blur every N steps (0: never)"),
-    Setting("blur_sigma", 0.5, "nonneg_float", "blur width in pixels"))
+    Setting("blur_sigma", 0.5, "blur", "blur width in pixels"))
 DEFAULTS = SETTINGS.defaults
 
 

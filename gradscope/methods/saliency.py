@@ -24,7 +24,7 @@ __all__ = ["SaliencyResult", "saliency", "smoothgrad", "integrated_gradients", "
 SETTINGS = MethodSettings(
     "saliency",
     Setting("n_samples", 25, "positive_int", "SmoothGrad: noisy copies averaged", flag="--samples"),
-    Setting("sigma", 0.15, "nonneg_float", "SmoothGrad: noise std as a fraction of the pixel range"),
+    Setting("sigma", 0.15, "noise", "SmoothGrad: noise std as a fraction of the pixel range"),
     Setting("points", 32, "positive_int", "integrated gradients: path points from the baseline"))
 DEFAULTS = SETTINGS.defaults
 

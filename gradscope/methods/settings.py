@@ -14,7 +14,8 @@ command-line options say, of the default values its docstring states and of the
 The command line (gradscope.cli.settings) turns each Setting into an option with its
 help and its default value; `kind` names the value's range ('positive_int',
 'nonneg_int', 'positive_float', 'nonneg_float', 'factor' (> 1), 'choice', 'optional_int',
-'seed'); the CLI maps kinds to parsers, so this module stays below the CLI.
+'seed', 'blur' (a Gaussian width in pixels), 'noise' (a fraction of the pixel range), 'share'
+(a fraction 0..1)); the CLI maps kinds to parsers, so this module stays below the CLI.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 __all__ = ["Setting", "MethodSettings", "KINDS"]
 
 KINDS = ("positive_int", "nonneg_int", "positive_float", "nonneg_float", "factor", "choice", "optional_int",
-         "seed")
+         "seed", "blur", "noise", "share")
 
 
 @dataclass(frozen=True)
