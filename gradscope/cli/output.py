@@ -288,5 +288,7 @@ def _swap_in(staging: str, final: str, base: str) -> None:
         if old is not None:
             os.rename(old, final)  # put the earlier run back
         raise
-    if old is not None:
+    if old is not None and os.path.islink(old):
+        os.unlink(old)  # -o named a link: the link is replaced, what it pointed to is left alone
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)
