@@ -20,7 +20,7 @@ CHECKPOINTS = {"torch": "checkpoint.pt", "numpy": "checkpoint.npz"}
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("classify", help="top classes of images under a model")
+    p = subparsers.add_parser("classify", help="top classes of images (EfficientNet-Lite0 unless --model)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size; centre-cropped)")
     p.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
     add_model_args(p)

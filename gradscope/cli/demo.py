@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     from gradscope.demo.runner import run_demo
 
     p = subparsers.add_parser(
-        "demo", help="run classification, captioning and every image-gradient method on photos; write a report",
+        "demo", help="EfficientNet-Lite0, the captioner, the course CNN and every method on photos: an HTML report",
         description="Runs EfficientNet-Lite0, the shipped captioner, the course's TinyImageNet CNN and every "
                     "method on scikit-image's sample photos (or your own with --images) and writes index.html, "
                     "results.json and PNGs. Offline.")
