@@ -177,7 +177,7 @@ CASES = {
     "classvis out is a file": ["classvis", "2", "--iterations", "1", "-o", "{r}/afile", *M],
     "saliency out parent is a file": ["saliency", "{r}/img.png", "-o", "{r}/afile/maps", *M],
     "saliency out read-only": ["saliency", "{r}/img.png", "-o", "/sys/gradscope-maps", *M],
-    "invert png is a folder": ["invert", "{r}/img.png", "--layer", "relu1", "-o", "{r}/png_folder.png", *M],
+    "invert -o a png file name": ["invert", "{r}/img.png", "--layer", "relu1", "-o", "{r}/inverted.png", *M],
     "fool data out is a file": ["fool", "--data", "{r}/tin", "--n", "1", "-o", "{r}/afile", *M],
     "bad box in val annotations": ["cnn", "evaluate", "--data", "{r}/tin_badbox", "--model", "{r}/tinymodel"],
     "bad box in train boxes": ["cnn", "train", "--data", "{r}/tin_badbox", "--out", "{r}/never", "--engine", "numpy"],
@@ -348,8 +348,8 @@ def test_fixed_input_size_models_under_octaves(f, tmp_path, capsys):
         assert not (tmp_path / "never").exists()
     # one octave: the image is resized to the model's size instead of kept at 20x30
     assert main(["dream", str(tmp_path / "wide.png"), "--layer", "conv", "--octaves", "1", "--iterations", "2",
-                 "-o", str(tmp_path / "d.png"), *model]) == 0
-    assert load_image(tmp_path / "d.png").shape == (16, 16, 3)
+                 "-o", str(tmp_path / "d"), *model]) == 0
+    assert load_image(tmp_path / "d" / "wide_conv_dream.png").shape == (16, 16, 3)
 
 
 # ---- numbers and names: ranges from gradscope/cli/args.py's RANGES, checked before any work

@@ -2,7 +2,6 @@
 evaluated (the captioner carries its vocabulary), training without a dev list when
 --val-images is 0; and progress lines when stderr is not a terminal."""
 import io
-import json
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from gradscope.cli import main
 from gradscope.cli.progress import Progress
 from gradscope.data.vocab import build_vocab
 from gradscope.imageio import save_image
+from json_schema import check_output
 
 WORDS = ["a dog runs on grass", "a cat sits on a mat", "a red ball on grass"]
 
@@ -47,7 +47,7 @@ def test_evaluate_with_only_the_dev_split(tmp_path, cache, capsys):
     argv = ["caption", "evaluate", "--data", f"flickr8k:{data}", "--split", "dev", "--model",
             str(tmp_path / "cap.npz"), "--json", "--no-progress"]
     assert main(argv) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = check_output(capsys.readouterr().out, "caption evaluate")["results"][0]
     assert report["images"] == 3 and set(report["scores"]) >= {"Bleu_4", "CIDEr"}
 
 

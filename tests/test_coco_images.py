@@ -15,6 +15,7 @@ from gradscope.data.coco import coco_layout, load_coco_images
 from gradscope.data.features import pixel_features
 from gradscope.errors import DataError
 from gradscope.imageio import save_image
+from json_schema import check_output
 
 CAPTIONS = ["A dog runs on the grass.", "a brown dog running", "Two cats sit on a sofa.", "a cat on a couch",
             "A man rides a bike.", "a person on a bicycle"]
@@ -126,7 +127,7 @@ def test_source_evaluate_and_train_on_official_files(coco_dir, tiny_extractor, t
     capsys.readouterr()
     assert main(["caption", "evaluate", "--data", f"coco:{coco_dir}", "--split", "val", "--json",
                  "--model", str(out / "model.npz")]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = check_output(capsys.readouterr().out, "caption evaluate")["results"][0]
     assert report["images"] == 2 and report["images_missing"] == 3
     assert main(["caption", "evaluate", "--data", f"coco:{coco_dir}", "--split", "test",
                  "--model", str(out / "model.npz")]) == 2

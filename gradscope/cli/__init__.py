@@ -9,6 +9,8 @@ traceback under --debug or GRADSCOPE_DEBUG=1. Ctrl-C ends with `gradscope: inter
 exit status 130, SIGTERM the same way with `gradscope: terminated` and 143; both remove
 what the command wrote into its output folder. A write that fails (full disk, file-size
 limit: SIGXFSZ is ignored) is one line naming the file, and leaves no partial file.
+Exit status 1 without an error line means the run finished but reached none of its goals
+(`fool`: no image fooled; `classes`: no match).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from gradscope import __version__
 from gradscope.errors import GradscopeError
 
 # modules under gradscope.cli that add subcommands, in help order
-COMMAND_MODULES = ["cnn", "methods", "caption", "data", "demo"]
+COMMAND_MODULES = ["cnn", "classes", "methods", "caption", "data", "demo"]
 
 # `gradscope GROUP WORD ...` where WORD names none of GROUP's subcommands is short for
 # `gradscope GROUP DEFAULT WORD ...` (e.g. `gradscope caption a.jpg` = `gradscope caption image a.jpg`)
