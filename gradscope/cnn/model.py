@@ -78,6 +78,7 @@ class CNN:
         pre = cfg.get("preprocess") or {}
         self._mean = np.asarray(pre.get("mean", [0.0, 0.0, 0.0]), dtype=np.float64).reshape(1, 3, 1, 1)
         self._std = np.asarray(pre.get("std", [1.0, 1.0, 1.0]), dtype=np.float64).reshape(1, 3, 1, 1)
+        self.name = str(cfg.get("name") or "CNN")  # named in errors (CNN.load: the file)
         self.rng = np.random.default_rng(seed)  # dropout masks in train mode
         self.params = self._init_arrays(params, "param", np.random.default_rng(seed))
         self.buffers = self._init_arrays(buffers, "buffer", None)
@@ -251,8 +252,10 @@ class CNN:
 
     # ---- ImageModel interface ---------------------------------------------------------
     def scores(self, x):
-        """(N, 3, H, W) -> raw class scores (N, C), test mode."""
-        return self.forward(x, mode="test", fold=True)[0]
+        """(N, 3, H, W) -> raw class scores (N, C), test mode (DataError naming the model if not finite)."""
+        from gradscope.validate import check_finite_output
+
+        return check_finite_output(self.forward(x, mode="test", fold=True)[0], f"model {self.name!r}", "scores")
 
     def scores_backward(self, x, dscores_fn):
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
@@ -311,7 +314,9 @@ class CNN:
         from gradscope.cnn.io import load_weights
 
         config, params, buffers = load_weights(path, dtype=dtype)
-        return cls(config, params, buffers, dtype=dtype)
+        model = cls(config, params, buffers, dtype=dtype)
+        model.name = str(path)
+        return model
 
     def __repr__(self):
         n = sum(v.size for v in self.params.values())
