@@ -10,7 +10,8 @@ differentiable views (views.py: pad, jitter, scale, rotation); `ascend` is its p
 with octaves. The loop is built from small pieces: objectives (objectives.py: class score,
 class log-probability, feature match, activation energy), priors and transforms
 (regularizers.py: l2_prior + tv_prior; jitter, blur_every, clip_pixels) and step rules
-(steps.py: normalized_step, adam_step). Each recipe takes extra `priors=` and
+(steps.py: normalized_step, adam_step). Objectives add and scale:
+`channel("block10", 7) - 0.5 * channel("block10", 3)`. Each recipe takes extra `priors=` and
 `transforms=`, so TV on DeepDream is `deepdream(model, x, layer, priors=[tv_prior(1e-3)])`.
 `fool` keeps its own loop (each image stops when its saved uint8 version is fooled) with
 the same objectives and steps.
@@ -36,7 +37,8 @@ from gradscope.methods.evaluation import (DeletionInsertionResult, PointingGameR
 from gradscope.methods.feature_inversion import InversionResult, invert
 from gradscope.methods.fooling import FoolingResult, fool
 from gradscope.methods.interface import ImageModel, resolve_class, resolve_layer, score_gradient
-from gradscope.methods.objectives import activation_energy, class_log_prob, class_score, feature_match
+from gradscope.methods.objectives import (Objective, activation_energy, channel, class_log_prob, class_score,
+                                          diversity, feature_match, neuron)
 from gradscope.methods.regularizers import blur_every, clip_pixels, jitter, l2_prior, tv_prior
 from gradscope.methods.saliency import SaliencyResult, integrated_gradients, saliency, smoothgrad
 from gradscope.methods.steps import adam_step, normalized_step
@@ -44,6 +46,7 @@ from gradscope.methods.steps import adam_step, normalized_step
 __all__ = ["saliency", "smoothgrad", "integrated_gradients", "fool", "visualize_class", "invert", "deepdream",
            "pointing_game", "deletion_insertion_auc", "ImageModel", "resolve_class", "resolve_layer",
            "score_gradient", "ascend", "optimize", "OptimizeResult", "class_score", "class_log_prob", "feature_match", "activation_energy",
+           "channel", "neuron", "diversity", "Objective",
            "l2_prior", "tv_prior", "jitter", "blur_every", "clip_pixels", "normalized_step", "adam_step",
            "SaliencyResult", "FoolingResult", "ClassVisResult", "InversionResult", "DreamResult", "AscentResult",
            "PointingGameResult", "DeletionInsertionResult"]
