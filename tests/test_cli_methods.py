@@ -71,6 +71,24 @@ def test_fool_classvis_invert_dream_commands(files, capsys):
     assert code == 0 and load_image(files / "dream.png").shape == (20, 30, 3)  # the image's own size
 
 
+def test_featvis_and_classvis_recipes(files, capsys):
+    m = files / "m.json"
+    code, out, _ = run(capsys, "featvis", "relu2:1", "relu2:3", "--iterations", 3, "-o", files / "fv",
+                       "--model", m, "--json")
+    d = json.loads(out)
+    assert code == 0 and [r["channel"] for r in d["features"][0]["results"]] == [1, 3]
+    assert d["features"][0]["params"]["iterations"] == 3 and len(d["written"]) == 2
+    assert sorted(os.listdir(files / "fv")) == ["relu2_channel1.png", "relu2_channel3.png"]
+    code, out, _ = run(capsys, "classvis", 2, "--recipe", "pixel", "--l2-reg", 0.1, "--iterations", 2,
+                       "-o", files / "cvp", "--model", m, "--json")
+    d = json.loads(out)
+    assert code == 0 and d["params"]["recipe"] == "pixel" and d["params"]["l2_reg"] == 0.1
+    code, _, err = run(capsys, "classvis", 2, "--l2-reg", 0.1, "-o", files / "x", "--model", m)
+    assert code == 2 and "recipe 'lucid' has no setting l2_reg" in err and "pixel" in err
+    code, _, err = run(capsys, "featvis", "relu2", "-o", files / "x", "--model", m)
+    assert code == 2 and "LAYER:CHANNEL" in err
+
+
 def test_command_errors_are_clean(files, capsys):
     m = files / "m.json"
     code, _, err = run(capsys, "classvis", "synonim4", "-o", files / "x", "--model", m)

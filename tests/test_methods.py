@@ -165,19 +165,19 @@ def test_fool_reports_failure_when_out_of_steps(model, x):
 # ---------------------------------------------------------------- class visualisation
 
 def test_class_visualization_raises_score_and_is_reproducible(model):
-    a = visualize_class(model, [1, 3], iterations=30, seed=5)
+    a = visualize_class(model, [1, 3], recipe="pixel", iterations=30, seed=5)
     assert a.images.shape == (2, 16, 16, 3) and a.images.dtype == np.uint8
     assert a.score_history.shape == (30, 2)
     assert np.all(a.score_history[-5:].mean(axis=0) > a.score_history[:5].mean(axis=0) + 0.5)
-    b = visualize_class(model, [1, 3], iterations=30, seed=5)
+    b = visualize_class(model, [1, 3], recipe="pixel", iterations=30, seed=5)
     np.testing.assert_array_equal(a.images, b.images)
-    c = visualize_class(model, [1, 3], iterations=30, seed=6)
+    c = visualize_class(model, [1, 3], recipe="pixel", iterations=30, seed=6)
     assert not np.array_equal(a.images, c.images)
 
 
 def test_class_visualization_options_tv_octaves_callback(model, tmp_path):
     seen = []
-    r = visualize_class(model, 2, iterations=12, tv_weight=0.05, octaves=2, blur_every=3, objective="score",
+    r = visualize_class(model, 2, recipe="pixel", iterations=12, tv_weight=0.05, octaves=2, blur_every=3, objective="score",
                         callback=lambda i, info: seen.append((i, info["images"].shape)))
     assert [i for i, _ in seen] == list(range(1, 13))
     assert seen[0][1][1] < 16 and seen[-1][1] == (1, 16, 16, 3)  # coarse octave first

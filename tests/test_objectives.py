@@ -18,7 +18,7 @@ def x64():
     return np.random.default_rng(0).normal(size=(3, 3, 16, 16))
 
 
-@pytest.mark.parametrize("make", [lambda: channel("relu2", 3), lambda: neuron("relu2", 5),
+@pytest.mark.parametrize("make", [lambda: channel("relu2", 3), lambda: neuron("relu2", [5, 1, 0]),
                                   lambda: neuron("conv1", 1, 2, 3), lambda: channel("fc", 2),
                                   lambda: diversity("relu1"),
                                   lambda: channel("relu2", 3) - 0.5 * channel("relu1", 1) + 0.3 * diversity("relu2")])

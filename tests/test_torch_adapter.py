@@ -367,7 +367,7 @@ def test_fooling_reaches_target(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_class_visualization_improves_score(kind):
     model = _wrap(kind)
-    res = visualize_class(model, 1, iterations=15, lr=0.2, l2_reg=1e-3, blur_every=0, seed=0)
+    res = visualize_class(model, 1, recipe="pixel", iterations=15, lr=0.2, l2_reg=1e-3, blur_every=0, seed=0)
     assert res.images.shape == (1, SIZE, SIZE, 3)
     assert res.score_history[-1, 0] > res.score_history[0, 0]
 

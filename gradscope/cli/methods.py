@@ -17,7 +17,7 @@ METHOD_NAMES = {"vanilla": "saliency", "smoothgrad": "smoothgrad", "ig": "integr
 
 
 def register(subparsers) -> None:
-    for add in (_add_saliency, _add_fool, _add_classvis, _add_invert, _add_dream):
+    for add in (_add_saliency, _add_fool, _add_classvis, _add_featvis, _add_invert, _add_dream):
         add(subparsers)
 
 
@@ -244,35 +244,94 @@ def _ascent_args(p, defaults, names, model_recipe=False):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=f"{what} (default {where})")
 
 
+def _bool(text) -> bool:
+    if text.lower() in ("true", "yes", "1", "on"):
+        return True
+    if text.lower() in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(text)
+
+
+_bool.__name__ = "true/false"
+
+
+def _recipe_args(p, recipes: dict, settings: dict) -> None:
+    """One flag per setting of the recipes (type and help from the method's settings record);
+    default None: the recipe's own value (shown), which the library fills in."""
+    kinds = {bool: _bool, str: str, int: nonneg_int, float: nonneg_float}
+    strict = {"iterations": positive_int, "param_size": positive_int, "lr": positive_float,
+              "octaves": positive_int, "octave_scale": scale_factor}
+    for name in dict.fromkeys(k for r in recipes.values() for k in r):
+        kind, what = settings[name]
+        shown = ", ".join(f"{r} {v[name]}" for r, v in recipes.items() if name in v)
+        extra = {"choices": ["score", "log_prob"]} if name == "objective" else {}
+        p.add_argument("--" + name.replace("_", "-"), type=strict.get(name, kinds[kind]), default=None,
+                       help=f"{what} (default: {shown})", **extra)
+
+
+def _given(args, recipes: dict) -> dict:
+    return {k: getattr(args, k) for r in recipes.values() for k in r if getattr(args, k) is not None}
+
+
 def _add_classvis(sub):
-    from gradscope.methods.class_visualization import DEFAULTS
+    from gradscope.methods.class_visualization import DEFAULT_RECIPE, RECIPES, SETTINGS
 
     p = sub.add_parser("classvis", help="synthesise an image of a class from noise")
     p.add_argument("classes", nargs="+", metavar="CLASS", help="class(es): index, wnid or name")
-    _ascent_args(p, DEFAULTS, ["iterations"])
-    # None: visualize_class takes the model's own recipe (model.method_defaults), else DEFAULTS
-    _ascent_args(p, DEFAULTS, ["lr", "l2_reg", "jitter", "scale_jitter", "smooth_gradient", "blur_every",
-                               "blur_sigma", "tv_weight", "octaves"], model_recipe=True)
-    p.add_argument("--objective", choices=["score", "log_prob"], default=None,
-                   help="climb the class log-probability (default) or its raw score (course recipe)")
+    p.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,
+                   help="lucid: Fourier + decorrelated colour + transforms + Adam; pixel: the 2016 course "
+                        "recipe (pixels, L2, blur, jitter) (default %(default)s)")
+    _recipe_args(p, RECIPES, SETTINGS)
     _common(p)
     p.set_defaults(func=_run_classvis)
 
 
 def _run_classvis(args) -> int:
     from gradscope.methods import visualize_class
+    from gradscope.methods.class_visualization import RECIPES
 
     with _output(args), Progress("classvis", unit="steps") as bar:
         model = _load_model(args)
-        r = visualize_class(model, args.classes, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                            jitter=args.jitter, scale_jitter=args.scale_jitter, smooth_gradient=args.smooth_gradient,
-                            blur_every=args.blur_every, blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
-                            octaves=args.octaves, objective=args.objective, seed=args.seed,
-                            callback=bar.callback("target_prob"))
+        r = visualize_class(model, args.classes, recipe=args.recipe, seed=args.seed,
+                            callback=bar.callback("target_prob"), **_given(args, RECIPES))
         written = r.save(args.output)
     lines = [f"class {_class_label(model, t)}: probability {p:.4f} (score {s:.2f})"
              for t, p, s in zip(r.targets, r.final_prob, r.final_score)]
     emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+    return 0
+
+
+def _add_featvis(sub):
+    from gradscope.methods.feature_visualization import LUCID, SETTINGS
+
+    p = sub.add_parser("featvis", help="synthesise images that excite channels (or neurons) of a layer")
+    p.add_argument("features", nargs="+", metavar="LAYER:CHANNEL", help="e.g. blocks.10:7 (one image each)")
+    p.add_argument("--neuron", action="store_true", help="excite the centre unit, not the channel's mean")
+    p.add_argument("--diversity", type=nonneg_float, default=0.0,
+                   help="weight of a diversity term between the images of one layer (default 0)")
+    _recipe_args(p, {"lucid": LUCID}, SETTINGS)
+    _common(p)
+    p.set_defaults(func=_run_featvis)
+
+
+def _run_featvis(args) -> int:
+    from gradscope.methods.feature_visualization import LUCID, parse_feature, visualize_feature
+
+    wanted = [parse_feature(f) for f in args.features]
+    layers = {}
+    for layer, c in wanted:
+        layers.setdefault(layer, []).append(c)
+    results, written = [], []
+    with _output(args), Progress("featvis", unit="steps") as bar:
+        model = _load_model(args)
+        for layer, chans in layers.items():
+            r = visualize_feature(model, layer, chans, kind="neuron" if args.neuron else "channel",
+                                  diversity_weight=args.diversity, seed=args.seed, callback=bar.callback("objective"),
+                                  **_given(args, {"lucid": LUCID}))
+            written += r.save(args.output)
+            results.append(r)
+    lines = [f"{r.layer}:{c} {r.kind}: {v:.3f}" for r in results for c, v in zip(r.channels, r.final_value)]
+    emit(args, {"features": [r.to_dict() for r in results], "written": written}, lines + _written(written))
     return 0
 
 

@@ -170,33 +170,39 @@ def _per_image_sq(a):
     return np.sum(a.reshape(len(a), -1).astype(np.float64) ** 2, axis=1)
 
 
-def _check_channel(act, c, layer):
-    if not 0 <= int(c) < act.shape[1]:
-        raise GradscopeError(f"channel {c} out of range: layer {layer} has {act.shape[1]} channels (0..{act.shape[1] - 1})")
-    return int(c)
+def _channels(act, c, layer) -> np.ndarray:
+    """(N,) channel per image from one channel or one per image; GradscopeError if out of range."""
+    picked = np.broadcast_to(np.asarray(c, dtype=np.int64), (len(act),))
+    bad = picked[(picked < 0) | (picked >= act.shape[1])]
+    if bad.size:
+        raise GradscopeError(f"channel {int(bad[0])} out of range: layer {layer} has {act.shape[1]} channels "
+                             f"(0..{act.shape[1] - 1})")
+    return picked
 
 
-def channel(layer, c: int) -> Objective:
+def channel(layer, c) -> Objective:
     """Objective: the mean activation of channel c at `layer` (over positions; a dense
-    layer's unit c); info 'channel_mean' (N,)."""
+    layer's unit c); c one channel or one per image; info 'channel_mean' (N,)."""
     def fn(act):
-        k = _check_channel(act, c, layer)
-        plane = act[:, k].reshape(len(act), -1).astype(np.float64)  # (N, positions)
+        idx = np.arange(len(act))
+        k = _channels(act, c, layer)
+        plane = act[idx, k].reshape(len(act), -1).astype(np.float64)  # (N, positions)
         d = np.zeros(act.shape)
-        d[:, k] = 1.0 / plane.shape[1]
+        d[idx, k] = 1.0 / plane.shape[1]
         value = plane.mean(axis=1)
         return value, d, {"channel_mean": value}
 
     return _term(layer, fn, f"channel({layer}:{c})")
 
 
-def neuron(layer, c: int, y: int | None = None, x: int | None = None) -> Objective:
+def neuron(layer, c, y: int | None = None, x: int | None = None) -> Objective:
     """Objective: the activation of channel c at position (y, x) of `layer` (default the
-    centre; a dense layer's unit c); info 'neuron' (N,)."""
+    centre; a dense layer's unit c); c one channel or one per image; info 'neuron' (N,)."""
     def fn(act):
-        k = _check_channel(act, c, layer)
-        at = (slice(None), k) if act.ndim == 2 else \
-            (slice(None), k, act.shape[2] // 2 if y is None else y, act.shape[3] // 2 if x is None else x)
+        idx = np.arange(len(act))
+        k = _channels(act, c, layer)
+        at = (idx, k) if act.ndim == 2 else \
+            (idx, k, act.shape[2] // 2 if y is None else y, act.shape[3] // 2 if x is None else x)
         d = np.zeros(act.shape)
         d[at] = 1.0
         value = act[at].astype(np.float64)
