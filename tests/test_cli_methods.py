@@ -76,8 +76,8 @@ def test_featvis_and_classvis_recipes(files, capsys):
     code, out, _ = run(capsys, "featvis", "relu2:1", "relu2:3", "--iterations", 3, "-o", files / "fv",
                        "--model", m, "--json")
     d = json.loads(out)
-    assert code == 0 and [r["channel"] for r in d["features"][0]["results"]] == [1, 3]
-    assert d["features"][0]["params"]["iterations"] == 3 and len(d["written"]) == 2
+    assert code == 0 and [(r["layer"], r["channel"]) for r in d["results"]] == [("relu2", 1), ("relu2", 3)]
+    assert d["params"]["iterations"] == 3 and len(d["written"]) == 2
     assert sorted(os.listdir(files / "fv")) == ["relu2_channel1.png", "relu2_channel3.png"]
     code, out, _ = run(capsys, "classvis", 2, "--recipe", "pixel", "--l2-reg", 0.1, "--iterations", 2,
                        "-o", files / "cvp", "--model", m, "--json")

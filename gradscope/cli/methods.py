@@ -331,7 +331,8 @@ def _run_featvis(args) -> int:
             written += r.save(args.output)
             results.append(r)
     lines = [f"{r.layer}:{c} {r.kind}: {v:.3f}" for r in results for c, v in zip(r.channels, r.final_value)]
-    emit(args, {"features": [r.to_dict() for r in results], "written": written}, lines + _written(written))
+    records = [dict(rec, layer=d["layer"], kind=d["kind"]) for d in (r.to_dict() for r in results) for rec in d["results"]]
+    emit(args, {"params": results[0].params, "results": records, "written": written}, lines + _written(written))
     return 0
 
 

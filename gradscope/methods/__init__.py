@@ -8,11 +8,15 @@ Class visualisation, feature inversion and DeepDream are recipes over one loop,
 pixels, Fourier coefficients with decorrelated colour, masks) seen through random
 differentiable views (views.py: pad, jitter, scale, rotation); `ascend` is its pixel form
 with octaves. The loop is built from small pieces: objectives (objectives.py: class score,
-class log-probability, feature match, activation energy), priors and transforms
-(regularizers.py: l2_prior + tv_prior; jitter, blur_every, clip_pixels) and step rules
-(steps.py: normalized_step, adam_step). Objectives add and scale:
-`channel("block10", 7) - 0.5 * channel("block10", 3)`. Each recipe takes extra `priors=` and
-`transforms=`, so TV on DeepDream is `deepdream(model, x, layer, priors=[tv_prior(1e-3)])`.
+class log-probability, channel, neuron, feature match, activation energy, diversity), priors
+(regularizers.py: l2_prior + tv_prior), views (jitter, scale_jitter; views.py: pad,
+crop_jitter, random_scale, random_rotate) and after-steps (blur_every, clip_pixels), and
+step rules (steps.py: normalized_step, adam_step). Objectives add and scale:
+`channel("block10", 7) - 0.5 * channel("block10", 3)`. Class visualisation has two recipes
+(RECIPES in class_visualization.py): 'lucid' (the default; Fourier + decorrelated colour +
+views + Adam, shared with `visualize_feature`) and 'pixel' (the 2016 recipe). The pixel
+recipes take extra `priors=` and `transforms=`, so TV on DeepDream is
+`deepdream(model, x, layer, priors=[tv_prior(1e-3)])`.
 `fool` keeps its own loop (each image stops when its saved uint8 version is fooled) with
 the same objectives and steps.
 
@@ -20,7 +24,8 @@ Vocabulary: `iterations` is the total number of steps of a run (over all octaves
 `max_iter` the most steps per image of `fool`; `points` the path points of integrated
 gradients; `stages` the deletion/insertion stages; `seed` seeds every random choice of a
 method that has any (deterministic methods take none). Each method module has a
-DEFAULTS dict, which the command line reads.
+DEFAULTS dict (class visualisation: RECIPES, one record per recipe, and SETTINGS, what
+each setting means), which the command line reads.
 
 Progress: every iterative method takes `callback(done, info)`, called after each unit
 of work: `done` counts the units completed so far (steps; model inputs scored for
@@ -35,6 +40,7 @@ from gradscope.methods.deepdream import DreamResult, deepdream
 from gradscope.methods.evaluation import (DeletionInsertionResult, PointingGameResult, deletion_insertion_auc,
                                           pointing_game)
 from gradscope.methods.feature_inversion import InversionResult, invert
+from gradscope.methods.feature_visualization import FeatureVisResult, visualize_feature
 from gradscope.methods.fooling import FoolingResult, fool
 from gradscope.methods.interface import ImageModel, resolve_class, resolve_layer, score_gradient
 from gradscope.methods.objectives import (Objective, activation_energy, channel, class_log_prob, class_score,
@@ -43,10 +49,11 @@ from gradscope.methods.regularizers import blur_every, clip_pixels, jitter, l2_p
 from gradscope.methods.saliency import SaliencyResult, integrated_gradients, saliency, smoothgrad
 from gradscope.methods.steps import adam_step, normalized_step
 
-__all__ = ["saliency", "smoothgrad", "integrated_gradients", "fool", "visualize_class", "invert", "deepdream",
+__all__ = ["saliency", "smoothgrad", "integrated_gradients", "fool", "visualize_class", "visualize_feature", "invert",
+           "deepdream",
            "pointing_game", "deletion_insertion_auc", "ImageModel", "resolve_class", "resolve_layer",
            "score_gradient", "ascend", "optimize", "OptimizeResult", "class_score", "class_log_prob", "feature_match", "activation_energy",
            "channel", "neuron", "diversity", "Objective",
            "l2_prior", "tv_prior", "jitter", "blur_every", "clip_pixels", "normalized_step", "adam_step",
-           "SaliencyResult", "FoolingResult", "ClassVisResult", "InversionResult", "DreamResult", "AscentResult",
+           "SaliencyResult", "FoolingResult", "ClassVisResult", "FeatureVisResult", "InversionResult", "DreamResult", "AscentResult",
            "PointingGameResult", "DeletionInsertionResult"]
