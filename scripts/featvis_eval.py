@@ -155,6 +155,7 @@ def main(argv=None) -> int:
     p.add_argument("--recipes", default="lucid,pixel")
     p.add_argument("--set", choices=["heldout", "tuning"], default="heldout")
     p.add_argument("--first", type=int, default=0, help="only the first N classes of the set (0: all)")
+    p.add_argument("--reverse", action="store_true", help="render the classes in reverse order (a second worker)")
     args = p.parse_args(argv)
 
     def log(line):
@@ -162,6 +163,7 @@ def main(argv=None) -> int:
 
     if args.action == "render":
         wnids = heldout() if args.set == "heldout" else TUNING
+        wnids = wnids[::-1] if args.reverse else wnids
         render(args.out, args.models.split(","), args.recipes.split(","), wnids[:args.first or None], log)
         return 0
     for name, r in report(args.out).items():
