@@ -189,7 +189,7 @@ def test_class_visualization_options_tv_octaves_callback(model, tmp_path):
 def test_class_visualization_lucid_recipe_raises_probability_and_is_reproducible(model):
     a = visualize_class(model, [1, 3], iterations=20, lr=0.1, seed=5)
     assert a.params["recipe"] == "lucid" and a.images.shape == (2, 16, 16, 3)
-    assert np.all(a.prob_history[-3:].mean(axis=0) > a.prob_history[:3].mean(axis=0))
+    assert np.all(a.score_history[-3:].mean(axis=0) > a.score_history[:3].mean(axis=0))
     np.testing.assert_array_equal(a.images, visualize_class(model, [1, 3], iterations=20, lr=0.1, seed=5).images)
     with pytest.raises(GradscopeError, match="recipe 'lucid' has no setting l2_reg"):
         visualize_class(model, 1, l2_reg=0.1)
