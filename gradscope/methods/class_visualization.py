@@ -25,32 +25,42 @@ from gradscope.layers.core import softmax
 from gradscope.methods import regularizers as rg
 from gradscope.methods._inputs import check_positive, class_indices, model_recipe, quantize
 from gradscope.methods.ascent import ascend, octave_shapes
-from gradscope.methods.feature_visualization import LUCID, SETTINGS as LUCID_SETTINGS, check_settings, lucid_render
+from gradscope.methods.feature_visualization import LUCID_SETTINGS, check_settings, lucid_render
 from gradscope.methods.objectives import class_objective
+from gradscope.methods.settings import MethodSettings, Setting
 from gradscope.methods.steps import normalized_step
 
 __all__ = ["ClassVisResult", "visualize_class", "RECIPES", "DEFAULT_RECIPE", "SETTINGS", "DEFAULTS"]
 
 # pixel: chosen on the shipped TinyImageNet model (the raw score stalls below 0.99 for classes with
 # close rivals, e.g. Egyptian cat vs tabby: log_prob pushes the rivals down as well)
-PIXEL = {"iterations": 100, "lr": 0.1, "l2_reg": 1e-2, "tv_weight": 0.0, "jitter": 4, "scale_jitter": 0.0,
-         "smooth_gradient": 0.0, "blur_every": 10, "blur_sigma": 0.5, "octaves": None, "octave_scale": 1.4,
-         "init_std": 0.05, "objective": "log_prob"}
+PIXEL = MethodSettings(
+    "visualize_class.pixel",
+    Setting("iterations", 100, "positive_int", "total steps"),
+    Setting("lr", 0.1, "positive_float", "step size (the gradient has unit RMS)"),
+    Setting("l2_reg", 1e-2, "nonneg_float", "L2 prior weight (pixel)"),
+    Setting("tv_weight", 0.0, "nonneg_float", "total-variation prior weight (pixel)"),
+    Setting("jitter", 4, "nonneg_int", "largest random shift in pixels per step"),
+    Setting("scale_jitter", 0.0, "share", "largest random rescaling per step (fraction)"),
+    Setting("smooth_gradient", 0.0, "blur", "blur width in pixels applied to the gradient (pixel)"),
+    Setting("blur_every", 10, "nonneg_int", "blur the image every N steps (0: never) (pixel)"),
+    Setting("blur_sigma", 0.5, "blur", "blur width in pixels (pixel)"),
+    Setting("octaves", None, "optional_int", "number of scales, coarse to fine (none: one) (pixel)"),
+    Setting("octave_scale", 1.4, "factor", "size ratio between octaves (> 1) (pixel)"),
+    Setting("init_std", 0.05, "nonneg_float", "std of the initial noise (fraction of the pixel range) (pixel)"),
+    Setting("objective", "log_prob", "choice", "climb the class log-probability or its raw score "
+            "(score: the course recipe)", choices=("log_prob", "score")))
 # lucid climbs the raw class score (Lucid's class objective): on EfficientNet-Lite0 the log-probability
 # stops shaping the image once p is near 1 (flat, grey images at p = 0.998; the score gave more
 # contrast and structure at p = 1.000 over 128 steps on lemon)
-RECIPES = {"lucid": dict(LUCID, objective="score"), "pixel": PIXEL}
+LUCID_CLASS = MethodSettings("visualize_class.lucid", *LUCID_SETTINGS, Setting(
+    "objective", "score", "choice", "climb the class log-probability or its raw score", choices=("log_prob", "score")))
+RECIPES = {"lucid": LUCID_CLASS, "pixel": PIXEL}
 DEFAULT_RECIPE = "lucid"
-DEFAULTS = RECIPES[DEFAULT_RECIPE]
-
-# type and help of each setting of either recipe (the CLI's flags come from here)
-SETTINGS = dict(LUCID_SETTINGS, **{
-    "objective": (str, "climb the class log-probability (log_prob) or its raw score (score, the course's)"),
-    "l2_reg": (float, "L2 prior weight (towards mid-grey)"), "tv_weight": (float, "total-variation prior weight"),
-    "smooth_gradient": (float, "blur width applied to the gradient"),
-    "blur_every": (int, "blur every N steps (0: never)"), "blur_sigma": (float, "blur width"),
-    "octaves": (int, "number of scales, coarse to fine"), "octave_scale": (float, "size ratio between octaves (> 1)"),
-    "init_std": (float, "std of the initial noise, fraction of the pixel range")})
+DEFAULTS = RECIPES[DEFAULT_RECIPE].defaults
+# every setting of either recipe, with the default recipe's defaults (the CLI's options; each
+# recipe's own values come from RECIPES)
+SETTINGS = MethodSettings("visualize_class", *LUCID_CLASS, *(s for s in PIXEL if s.name not in LUCID_CLASS))
 
 
 @dataclass
@@ -97,12 +107,12 @@ def recipe_settings(model, recipe, given: dict) -> dict:
     this recipe (model.method_defaults["visualize_class.<recipe>"]), else RECIPES[recipe]."""
     if recipe not in RECIPES:
         raise GradscopeError(f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
-    alien = sorted(k for k, v in given.items() if v is not None and k not in RECIPES[recipe])
+    alien = sorted(k for k, v in given.items() if v is not None and k not in RECIPES[recipe].names)
     if alien:
-        owners = {k: [r for r in RECIPES if k in RECIPES[r]] for k in alien}
+        owners = {k: [r for r in RECIPES if k in RECIPES[r].names] for k in alien}
         hint = "; ".join(f"{k} belongs to recipe {' / '.join(o)}" if o else f"{k} is not a setting" for k, o in owners.items())
         raise GradscopeError(f"recipe {recipe!r} has no setting {', '.join(alien)} ({hint})")
-    return model_recipe(model, f"visualize_class.{recipe}", RECIPES[recipe], given)
+    return model_recipe(model, f"visualize_class.{recipe}", RECIPES[recipe].defaults, given)
 
 
 def visualize_class(model, target, *, recipe: str = DEFAULT_RECIPE, size=None, priors=(), transforms=(),

@@ -10,7 +10,7 @@ rather than the objective:
 - Adam (lr 0.05) for 512 steps.
 
 `lucid_render` is that loop for any objective (class visualisation uses it too); LUCID is
-its settings record, SETTINGS the help of each setting (the CLI's flags come from both).
+its settings (SETTINGS: one record of defaults, CLI options and JSON params).
 """
 from __future__ import annotations
 
@@ -24,46 +24,47 @@ from gradscope.methods.ascent import optimize
 from gradscope.methods.objectives import channel as channel_objective
 from gradscope.methods.objectives import diversity, neuron
 from gradscope.methods.params import lucid_image
+from gradscope.methods.settings import MethodSettings, Setting
 from gradscope.methods.steps import adam_step
 from gradscope.methods.views import crop_jitter, pad, random_rotate, random_scale, resize_to
 
-__all__ = ["FeatureVisResult", "visualize_feature", "lucid_render", "lucid_views_for", "LUCID", "SETTINGS",
+__all__ = ["FeatureVisResult", "visualize_feature", "lucid_render", "lucid_views_for", "LUCID", "LUCID_SETTINGS",
+           "SETTINGS",
            "check_settings", "parse_feature"]
 
-# the settings of the Lucid recipe; transform sizes are pixels of a 128-px image, scaled to the
-# model's input size (Lucid renders at 128 px)
-LUCID = {"iterations": 512, "lr": 0.05, "param_size": 128, "fourier_sd": 0.01, "decay_power": 1.0,
-         "decorrelate": True, "pad": 12, "jitter": 8, "jitter2": 4, "scale_jitter": 0.1, "rotate": 10.0}
-
-# type and help of every setting of the image-synthesis recipes (Lucid's here, the pixel
-# recipe's in class_visualization.py): the CLI builds its flags from these
-SETTINGS = {
-    "iterations": (int, "total steps"),
-    "lr": (float, "step size (Adam's learning rate for the lucid recipe; per-value for pixel)"),
-    "param_size": (int, "side of the Fourier parameterisation in px (upsampled to the model's input size; "
-                          "at most that size)"),
-    "fourier_sd": (float, "std of the initial Fourier coefficients"),
-    "decay_power": (float, "coefficients scaled by 1 / frequency ** this"),
-    "decorrelate": (bool, "optimise in decorrelated colour (Lucid's 3x3 matrix)"),
-    "pad": (int, "pad width per side in px of a 128-px image (0: none)"),
-    "jitter": (int, "random shift in px per step (lucid: of a 128-px image)"),
-    "jitter2": (int, "second random shift after scale and rotation, px of a 128-px image"),
-    "scale_jitter": (float, "random rescaling per step (fraction)"),
-    "rotate": (float, "random rotation per step, degrees"),
-}
+# the settings of the Lucid recipe (one record: defaults, CLI options, JSON params); transform
+# sizes are pixels of a 128-px image, scaled to the model's input size (Lucid renders at 128 px)
+LUCID_SETTINGS = (
+    Setting("iterations", 512, "positive_int", "total steps"),
+    Setting("lr", 0.05, "positive_float", "Adam's learning rate (lucid); step size per value (pixel)"),
+    Setting("param_size", 128, "positive_int", "side in px of the Fourier parameterisation (lucid), upsampled to "
+            "the model's input size (at most that size)"),
+    Setting("fourier_sd", 0.01, "nonneg_float", "std of the initial Fourier coefficients (lucid)"),
+    Setting("decay_power", 1.0, "nonneg_float", "coefficients scaled by 1 / frequency ** this (lucid)"),
+    Setting("colour", "decorrelated", "choice", "optimise decorrelated colour (Lucid's 3x3 matrix) or rgb (lucid)",
+            choices=("decorrelated", "rgb")),
+    Setting("pad", 12, "nonneg_int", "pad width per side, px of a 128-px image (lucid)"),
+    Setting("jitter", 8, "nonneg_int", "largest random shift per step in px (lucid: of a 128-px image)"),
+    Setting("jitter2", 4, "nonneg_int", "second random shift after scale and rotation, px of a 128-px image (lucid)"),
+    Setting("scale_jitter", 0.1, "share", "largest random rescaling per step (fraction)"),
+    Setting("rotate", 10.0, "nonneg_float", "largest random rotation per step in degrees (lucid)"))
+SETTINGS = MethodSettings("visualize_feature", *LUCID_SETTINGS)
+LUCID = SETTINGS.defaults
 
 
 def check_settings(cfg: dict) -> None:
     """GradscopeError naming a setting of the wrong type or range."""
     for name, v in cfg.items():
-        kind = SETTINGS.get(name, (None,))[0]
-        if kind is bool:
-            if not isinstance(v, (bool, np.bool_)):
-                raise GradscopeError(f"{name} must be true or false, got {v!r}")
-        elif kind is int:
-            check_positive(name, v, integer=True, allow_zero=name != "param_size")
-        elif kind is float:
-            check_positive(name, v, allow_zero=name not in ("lr",))
+        if name not in SETTINGS:
+            continue
+        kind = SETTINGS[name].kind
+        if kind == "choice":
+            if v not in SETTINGS[name].choices:
+                raise GradscopeError(f"{name} must be one of {', '.join(SETTINGS[name].choices)}, got {v!r}")
+        elif kind.endswith("int"):
+            check_positive(name, v, integer=True, allow_zero=kind == "nonneg_int")
+        else:
+            check_positive(name, v, allow_zero=kind != "positive_float")
 
 
 def lucid_views_for(model, cfg: dict) -> list:
@@ -84,7 +85,7 @@ def lucid_render(model, objective, n: int, cfg: dict, seed: int = 0, callback=No
     rng = np.random.default_rng(seed)
     side = min(cfg["param_size"], model.input_size)  # no finer than the network's input
     param = lucid_image(model, n, side, rng, sd=cfg["fourier_sd"], decay_power=cfg["decay_power"],
-                        decorrelate=bool(cfg["decorrelate"]), dtype=dtype)
+                        decorrelate=cfg["colour"] == "decorrelated", dtype=dtype)
     return optimize(model, param, objective, iterations=cfg["iterations"], step=adam_step(cfg["lr"]),
                     views=lucid_views_for(model, cfg), rng=rng, callback=callback)
 
@@ -146,7 +147,7 @@ def visualize_feature(model, layer, channels, *, kind: str = "channel", diversit
     unknown = sorted(set(settings) - set(LUCID))
     if unknown:
         raise GradscopeError(f"unknown setting(s) {', '.join(unknown)}: expected some of {', '.join(LUCID)}")
-    cfg = dict(LUCID, **{k: v for k, v in settings.items() if v is not None})
+    cfg = SETTINGS.params({k: v for k, v in settings.items() if v is not None})
     check_settings(cfg)
     check_positive("diversity_weight", diversity_weight, allow_zero=True)
     goal = terms[kind](name, np.asarray(chans))
