@@ -2,7 +2,7 @@
 recipe ('pixel', the 2016 recipe with Lite0's settings) above the new one ('lucid'), on the
 held-out classes of scripts/featvis_eval.py (rendered there, or here when missing).
 
-    python scripts/efficientnet_sheet.py --renders DIR [--out docs/efficientnet_sheet.jpg] [--columns 4]
+    python scripts/efficientnet_sheet.py --renders DIR [--out docs/efficientnet_sheet.jpg] [--columns 4] [--available]
 """
 from __future__ import annotations
 
@@ -57,9 +57,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.path.join("docs", "efficientnet_sheet.jpg"))
     p.add_argument("--columns", type=int, default=4)
     p.add_argument("--first", type=int, default=0, help="only the first N held-out classes (0: all)")
+    p.add_argument("--available", action="store_true",
+                   help="only the held-out classes already rendered by both recipes (render nothing)")
     args = p.parse_args(argv)
     wnids = featvis_eval.heldout()[:args.first or None]
-    featvis_eval.render(args.renders, ["lite0"], [r for r, _ in RECIPES], wnids, print)
+    if args.available:
+        wnids = [w for w in wnids if all(os.path.exists(os.path.join(args.renders, "lite0", r, f"{w}.json"))
+                                         for r, _ in RECIPES)]
+    else:
+        featvis_eval.render(args.renders, ["lite0"], [r for r, _ in RECIPES], wnids, print)
     sheet(args.renders, wnids, args.columns).save(args.out, quality=88)
     print(f"wrote {args.out}")
     return 0
