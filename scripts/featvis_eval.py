@@ -7,7 +7,7 @@ render: one image per (model, recipe, class) with the library defaults (what the
 saved as DIR/<model>/<recipe>/<wnid>.png with a .json of its p(target) and run time; a
 killed run resumes (existing images are skipped).
 
-report: for each model and recipe, over the classes rendered:
+report: for each model and recipe, over the classes rendered by every recipe of that model:
 - edits: mean p(target) on the generating network after each of a fixed set of ordinary
   edits (JPEG quality 50; a seeded random 80% crop resized back; Gaussian blur sigma 1 px;
   grey-scale), averaged over edits and classes;
@@ -119,9 +119,12 @@ def report(out) -> dict:
     for key, model in nets.items():
         other_key = "tiny" if key == "lite0" else "lite0"
         other = nets[other_key]
-        for recipe in sorted(os.listdir(os.path.join(out, key))) if os.path.isdir(os.path.join(out, key)) else []:
+        recipes = sorted(os.listdir(os.path.join(out, key))) if os.path.isdir(os.path.join(out, key)) else []
+        rendered = [{f[:-5] for f in os.listdir(os.path.join(out, key, r)) if f.endswith(".json")} for r in recipes]
+        common = sorted(set.intersection(*rendered)) if rendered else []  # compare recipes on the same classes
+        for recipe in recipes:
             folder = os.path.join(out, key, recipe)
-            wnids = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".png"))
+            wnids = common
             per = []
             for w in wnids:
                 img = load_image(os.path.join(folder, f"{w}.png"))
