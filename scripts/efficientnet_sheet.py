@@ -11,7 +11,6 @@ import json
 import os
 import sys
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
