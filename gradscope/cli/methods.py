@@ -370,7 +370,8 @@ def _add_featvis(sub):
 
     p = sub.add_parser("featvis", help="synthesise images that excite channels (or neurons) of a layer")
     p.add_argument("features", nargs="+", metavar="LAYER:CHANNEL",
-                   help="e.g. block10:7 (one image each; see `gradscope cnn layers --model M`)")
+                   help="e.g. block10:7 (one image each; see `gradscope cnn layers --model M`); prefer a layer "
+                        "before its ReLU (bn7, not relu7): a channel that is zero on the grey start gets no gradient")
     p.add_argument("--neuron", action="store_true", help="excite the centre unit, not the channel's mean")
     p.add_argument("--diversity", type=nonneg_float, default=0.0,
                    help="weight of a diversity term between the images of one layer (default 0)")
