@@ -99,13 +99,14 @@ def test_any_recipe_takes_any_prior_or_transform():
     a = invert(m, x, "relu1", iterations=6, seed=0)
     b = invert(m, x, "relu1", iterations=6, seed=0, transforms=[jitter(2)])
     assert not np.array_equal(a.images, b.images)
-    c = visualize_class(m, 1, iterations=6, seed=0, priors=[tv_prior(0.5)])
-    d = visualize_class(m, 1, iterations=6, seed=0)
+    c = visualize_class(m, 1, recipe="pixel", iterations=6, seed=0, priors=[tv_prior(0.5)])
+    d = visualize_class(m, 1, recipe="pixel", iterations=6, seed=0)
     assert not np.array_equal(c.images, d.images)
 
 
 @pytest.mark.parametrize("run", [
-    lambda m, x, cb: visualize_class(m, [1, 2], iterations=5, octaves=2, callback=cb),
+    lambda m, x, cb: visualize_class(m, [1, 2], recipe="pixel", iterations=5, octaves=2, callback=cb),
+    lambda m, x, cb: visualize_class(m, [1, 2], iterations=5, callback=cb),
     lambda m, x, cb: invert(m, x, "relu1", iterations=5, callback=cb),
     lambda m, x, cb: deepdream(m, x, "relu1", iterations=5, octaves=2, callback=cb),
     lambda m, x, cb: fool(m, x, 3, step_size=1e-4, max_iter=5, callback=cb)])

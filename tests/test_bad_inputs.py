@@ -340,7 +340,7 @@ def test_fixed_input_size_models_under_octaves(f, tmp_path, capsys):
     (tmp_path / "fixed.py").write_text(FIXED)
     model = ["--model", f"{tmp_path / 'fixed.py'}:make"]
     save_image(tmp_path / "wide.png", np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8))
-    for argv in (["classvis", "1", "--octaves", "3", "--iterations", "3"],
+    for argv in (["classvis", "1", "--recipe", "pixel", "--octaves", "3", "--iterations", "3"],
                  ["dream", str(tmp_path / "wide.png"), "--layer", "conv", "--octaves", "3", "--iterations", "3"]):
         code, err = run([*argv, "-o", str(tmp_path / "never"), *model], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -140,6 +140,25 @@ def test_rerun_into_the_same_folder(files, capsys):
     assert code == 2 and "takes a folder" in err
 
 
+def test_featvis_and_classvis_recipes(files, capsys):
+    m = files / "m.json"
+    code, out, _ = run(capsys, "featvis", "relu2:1", "relu2:3", "--iterations", 3, "-o", files / "fv",
+                       "--model", m, "--json")
+    d = check_output(out, "featvis")
+    assert code == 0 and [(r["layer"], r["channel"]) for r in d["results"]] == [("relu2", 1), ("relu2", 3)]
+    assert d["params"]["iterations"] == 3 and len(d["written"]) == 2
+    assert sorted(p for p in os.listdir(files / "fv") if not p.startswith(".")) == \
+        ["relu2_channel1_featvis.png", "relu2_channel3_featvis.png"]
+    code, out, _ = run(capsys, "classvis", 2, "--recipe", "pixel", "--l2-reg", 0.1, "--iterations", 2,
+                       "-o", files / "cvp", "--model", m, "--json")
+    d = check_output(out, "classvis")
+    assert code == 0 and d["params"]["recipe"] == "pixel" and d["params"]["l2_reg"] == 0.1
+    code, _, err = run(capsys, "classvis", 2, "--l2-reg", 0.1, "-o", files / "x", "--model", m)
+    assert code == 2 and "recipe 'lucid' has no setting l2_reg" in err and "pixel" in err
+    code, _, err = run(capsys, "featvis", "relu2", "-o", files / "x", "--model", m)
+    assert code == 2 and "LAYER:CHANNEL" in err
+
+
 def test_command_errors_are_clean(files, capsys):
     m = files / "m.json"
     code, _, err = run(capsys, "classvis", "synonim4", "-o", files / "x", "--model", m)

@@ -123,12 +123,12 @@ def test_scale_jitter_maps_the_gradient_back_exactly():
 def test_methods_take_the_models_own_recipe(net):
     """Settings left unset come from model.method_defaults; given ones win; then DEFAULTS."""
     from gradscope.methods import visualize_class
-    from gradscope.methods.class_visualization import DEFAULTS
+    from gradscope.methods.class_visualization import RECIPES
 
     net.class_names = [str(i) for i in range(3)]
-    net.method_defaults = {"visualize_class": {"jitter": 2, "scale_jitter": 0.1, "smooth_gradient": 0.5}}
-    r = visualize_class(net, 1, iterations=2, jitter=1, seed=0)
+    net.method_defaults = {"visualize_class.pixel": {"jitter": 2, "scale_jitter": 0.1, "smooth_gradient": 0.5}}
+    r = visualize_class(net, 1, recipe="pixel", iterations=2, jitter=1, seed=0)
     assert (r.params["jitter"], r.params["scale_jitter"], r.params["smooth_gradient"]) == (1, 0.1, 0.5)
-    assert r.params["lr"] == DEFAULTS["lr"] and r.images.shape == (1, 8, 8, 3)
+    assert r.params["lr"] == RECIPES["pixel"].defaults["lr"] and r.images.shape == (1, 8, 8, 3)
     del net.method_defaults
-    assert visualize_class(net, 1, iterations=1).params["scale_jitter"] == DEFAULTS["scale_jitter"] == 0.0
+    assert visualize_class(net, 1, recipe="pixel", iterations=1).params["scale_jitter"] == RECIPES["pixel"].defaults["scale_jitter"] == 0.0

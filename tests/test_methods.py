@@ -165,25 +165,36 @@ def test_fool_reports_failure_when_out_of_steps(model, x):
 # ---------------------------------------------------------------- class visualisation
 
 def test_class_visualization_raises_score_and_is_reproducible(model):
-    a = visualize_class(model, [1, 3], iterations=30, seed=5)
+    a = visualize_class(model, [1, 3], recipe="pixel", iterations=30, seed=5)
     assert a.images.shape == (2, 16, 16, 3) and a.images.dtype == np.uint8
     assert a.score_history.shape == (30, 2)
     assert np.all(a.score_history[-5:].mean(axis=0) > a.score_history[:5].mean(axis=0) + 0.5)
-    b = visualize_class(model, [1, 3], iterations=30, seed=5)
+    b = visualize_class(model, [1, 3], recipe="pixel", iterations=30, seed=5)
     np.testing.assert_array_equal(a.images, b.images)
-    c = visualize_class(model, [1, 3], iterations=30, seed=6)
+    c = visualize_class(model, [1, 3], recipe="pixel", iterations=30, seed=6)
     assert not np.array_equal(a.images, c.images)
 
 
 def test_class_visualization_options_tv_octaves_callback(model, tmp_path):
     seen = []
-    r = visualize_class(model, 2, iterations=12, tv_weight=0.05, octaves=2, blur_every=3, objective="score",
+    r = visualize_class(model, 2, recipe="pixel", iterations=12, tv_weight=0.05, octaves=2, blur_every=3, objective="score",
                         callback=lambda i, info: seen.append((i, info["images"].shape)))
     assert [i for i, _ in seen] == list(range(1, 13))
     assert seen[0][1][1] < 16 and seen[-1][1] == (1, 16, 16, 3)  # coarse octave first
     assert r.final_prob.shape == (1,) and 0 <= r.final_prob[0] <= 1
     assert [p.rsplit("/", 1)[1] for p in r.save(tmp_path)] == ["0_class2.png"]
     json.dumps(r.to_dict())
+
+
+def test_class_visualization_lucid_recipe_raises_probability_and_is_reproducible(model):
+    a = visualize_class(model, [1, 3], iterations=20, lr=0.1, seed=5)
+    assert a.params["recipe"] == "lucid" and a.images.shape == (2, 16, 16, 3)
+    assert np.all(a.score_history[-3:].mean(axis=0) > a.score_history[:3].mean(axis=0))
+    np.testing.assert_array_equal(a.images, visualize_class(model, [1, 3], iterations=20, lr=0.1, seed=5).images)
+    with pytest.raises(GradscopeError, match="recipe 'lucid' has no setting l2_reg"):
+        visualize_class(model, 1, l2_reg=0.1)
+    with pytest.raises(GradscopeError, match="unknown recipe"):
+        visualize_class(model, 1, recipe="deep")
 
 
 # ---------------------------------------------------------------- inversion and dreams

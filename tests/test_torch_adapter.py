@@ -367,7 +367,7 @@ def test_fooling_reaches_target(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_class_visualization_improves_score(kind):
     model = _wrap(kind)
-    res = visualize_class(model, 1, iterations=15, lr=0.2, l2_reg=1e-3, blur_every=0, seed=0)
+    res = visualize_class(model, 1, recipe="pixel", iterations=15, lr=0.2, l2_reg=1e-3, blur_every=0, seed=0)
     assert res.images.shape == (1, SIZE, SIZE, 3)
     assert res.score_history[-1, 0] > res.score_history[0, 0]
 
@@ -519,3 +519,18 @@ def test_torch_is_not_imported_by_gradscope():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_lucid_class_and_feature_visualization(kind):
+    """The Fourier / decorrelated-colour recipe and channel visualisation on any ImageModel."""
+    from gradscope.methods import visualize_class
+    from gradscope.methods.feature_visualization import visualize_feature
+
+    model = _wrap(kind)
+    res = visualize_class(model, 1, iterations=12, lr=0.1, seed=0)
+    assert res.images.shape == (1, SIZE, SIZE, 3) and res.params["recipe"] == "lucid"
+    assert res.score_history[-3:, 0].mean() > res.score_history[:3, 0].mean()  # the raw score is climbed
+    feat = visualize_feature(model, INNER[kind], [0, 1], iterations=8, lr=0.1, seed=0)
+    assert feat.images.shape == (2, SIZE, SIZE, 3) and feat.value_history.shape == (8, 2)
+    assert np.all(feat.value_history[-1] > feat.value_history[0])

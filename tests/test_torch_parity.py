@@ -173,7 +173,7 @@ def test_fooling(engines):
 
 def test_class_visualization(engines):
     cnn, tm, iters, _ = engines
-    kw = dict(iterations=iters, lr=0.1, blur_every=3, jitter=2, seed=7)
+    kw = dict(recipe="pixel", iterations=iters, lr=0.1, blur_every=3, jitter=2, seed=7)
     r_np, r_t = visualize_class(cnn, [0, 2], **kw), visualize_class(tm, [0, 2], **kw)
     # normalised steps amplify summation-order noise; on the shipped net it reaches ~0.6% by step 4
     _close(r_t.score_history, r_np.score_history, rtol=1e-3 if cnn.input_size == 16 else 1e-2)

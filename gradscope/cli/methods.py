@@ -1,12 +1,12 @@
 """Commands for the image-gradient methods: saliency maps (and `saliency evaluate`), fool,
-classvis, invert, dream. Each handler turns its arguments into library calls, prints the
+classvis, featvis, invert, dream. Each handler turns its arguments into library calls, prints the
 numbers (or JSON with --json, gradscope/cli/schema.json) and writes PNGs into -o DIR named
 after each photo, class and method (gradscope.cli.output)."""
 from __future__ import annotations
 
 import numpy as np
 
-from gradscope.cli.args import positive_int
+from gradscope.cli.args import nonneg_float, positive_int
 from gradscope.cli.classes import resolve_class_arg
 from gradscope.cli.common import (COURSE_MODEL, add_json_arg, add_model_args, add_seed_arg, load_images,
                                   load_model)
@@ -21,7 +21,7 @@ EXIT_GOAL_MISSED = 1  # a run where no image reached its goal (e.g. none was foo
 
 
 def register(subparsers) -> None:
-    for add in (_add_saliency, _add_fool, _add_classvis, _add_invert, _add_dream):
+    for add in (_add_saliency, _add_fool, _add_classvis, _add_featvis, _add_invert, _add_dream):
         add(subparsers)
 
 
@@ -317,19 +317,32 @@ def _model_recipes(method: str) -> dict:
     return {"EfficientNet-Lite0": METHOD_DEFAULTS[method]} if method in METHOD_DEFAULTS else {}
 
 
-CLASSVIS_OPTIONS = ["iterations", "lr", "l2_reg", "jitter", "scale_jitter", "smooth_gradient", "blur_every",
-                    "blur_sigma", "tv_weight", "octaves", "objective"]
+def _recipes_shown() -> dict:
+    """{recipe label: its settings} for --help: each recipe's values and EfficientNet-Lite0's own."""
+    from gradscope.methods.class_visualization import RECIPES
+
+    shown = {f"{name} recipe": r.defaults for name, r in RECIPES.items()}
+    own = _model_recipes("visualize_class.pixel")
+    return dict(shown, **{f"{k}, pixel recipe": v for k, v in own.items()})
 
 
 def _add_classvis(sub):
-    from gradscope.methods.class_visualization import SETTINGS
+    from gradscope.methods.class_visualization import DEFAULT_RECIPE, RECIPES, SETTINGS
 
     p = sub.add_parser("classvis", help="synthesise an image of a class from noise")
     p.add_argument("classes", nargs="+", metavar="CLASS",
                    help="class(es): index, wnid or name (see `gradscope classes`)")
-    add_settings(p, SETTINGS, CLASSVIS_OPTIONS, recipes=_model_recipes("visualize_class"))
+    p.add_argument("--recipe", choices=list(RECIPES), default=DEFAULT_RECIPE,
+                   help="lucid: Fourier + decorrelated colour + pad/jitter/scale/rotation + Adam; pixel: the "
+                        "2016 course recipe (pixels, L2, blur, jitter) (default %(default)s)")
+    add_settings(p, SETTINGS, recipes=_recipes_shown())
     _common(p)
     p.set_defaults(func=_run_classvis)
+
+
+def _given(args, settings) -> dict:
+    """The options given on the command line (None: left to the recipe)."""
+    return {k: v for k, v in settings_values(args, settings).items() if v is not None}
 
 
 def _run_classvis(args) -> int:
@@ -339,7 +352,7 @@ def _run_classvis(args) -> int:
     with _output(args, "classvis") as out, Progress("classvis", unit="steps") as bar:
         model, info = load_model(args)
         targets = [resolve_class_arg(model, info["spec"], c) for c in args.classes]
-        r = visualize_class(model, targets, **settings_values(args, SETTINGS, CLASSVIS_OPTIONS), seed=args.seed,
+        r = visualize_class(model, targets, recipe=args.recipe, **_given(args, SETTINGS), seed=args.seed,
                             callback=bar.callback("target_prob"))
         names = unique_slugs([short_class(model.class_names[t]) for t in r.targets])
         records = [{**class_fields(model, t), "probability": float(p), "score": float(s),
@@ -349,6 +362,43 @@ def _run_classvis(args) -> int:
              f"(score {rec['score']:.2f})" for rec in records]
     written = [p for rec in records for p in rec["written"]]
     emit(args, envelope("classvis", info, records, params=r.params, written=written), lines + _written(written))
+    return 0
+
+
+def _add_featvis(sub):
+    from gradscope.methods.feature_visualization import SETTINGS
+
+    p = sub.add_parser("featvis", help="synthesise images that excite channels (or neurons) of a layer")
+    p.add_argument("features", nargs="+", metavar="LAYER:CHANNEL",
+                   help="e.g. block10:7 (one image each; see `gradscope cnn layers --model M`); prefer a layer "
+                        "before its ReLU (bn7, not relu7): a channel that is zero on the grey start gets no gradient")
+    p.add_argument("--neuron", action="store_true", help="excite the centre unit, not the channel's mean")
+    p.add_argument("--diversity", type=nonneg_float, default=0.0,
+                   help="weight of a diversity term between the images of one layer (default 0)")
+    add_settings(p, SETTINGS)
+    _common(p)
+    p.set_defaults(func=_run_featvis)
+
+
+def _run_featvis(args) -> int:
+    from gradscope.methods.feature_visualization import SETTINGS, parse_feature, visualize_feature
+
+    layers = {}
+    for layer, c in (parse_feature(f) for f in args.features):
+        layers.setdefault(layer, []).append(c)
+    kind = "neuron" if args.neuron else "channel"
+    records = []
+    with _output(args, "featvis") as out, Progress("featvis", unit="steps") as bar:
+        model, info = load_model(args)
+        for layer, chans in layers.items():
+            r = visualize_feature(model, layer, chans, kind=kind, diversity_weight=args.diversity, seed=args.seed,
+                                  callback=bar.callback("objective"), **_given(args, SETTINGS))
+            records += [{"layer": r.layer, "channel": int(c), "kind": kind, "value": float(r.final_value[i]),
+                         "written": [_save(out, file_name(r.layer, f"{kind}{int(c)}", "featvis"), r.images[i])]}
+                        for i, c in enumerate(r.channels)]
+    lines = [f"{rec['layer']}:{rec['channel']} {kind}: {rec['value']:.3f}" for rec in records]
+    written = [p for rec in records for p in rec["written"]]
+    emit(args, envelope("featvis", info, records, params=r.params, written=written), lines + _written(written))
     return 0
 
 

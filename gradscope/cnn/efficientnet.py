@@ -227,10 +227,10 @@ def _model_from_arrays(arrays: dict, dtype=None):
 
 # settings for the image methods at 224 px where the library's defaults (chosen on the 64-px
 # TinyImageNet CNN) do not fit (read by gradscope.methods through model.method_defaults).
-# Class visualisation: without scale jitter and a smoothed gradient the ascent reaches p = 1
+# Class visualisation, pixel recipe: without scale jitter and a smoothed gradient the ascent reaches p = 1
 # with pixel noise that looks like nothing; with them, parts of the class appear.
 METHOD_DEFAULTS: dict = {
-    "visualize_class": {"jitter": 8, "scale_jitter": 0.1, "smooth_gradient": 1.0, "blur_every": 4,
+    "visualize_class.pixel": {"jitter": 8, "scale_jitter": 0.1, "smooth_gradient": 1.0, "blur_every": 4,
                         "blur_sigma": 0.5, "l2_reg": 0.03},
 }
 

@@ -108,9 +108,10 @@ def pick_classes(model, preferred, n: int) -> list:
 
 
 def class_visualizations(model, classes, settings, seed: int, callback=None):
-    """ClassVisResult: one synthesised image per class (batched)."""
-    return methods.visualize_class(model, list(classes), iterations=settings.classvis_iterations, seed=seed,
-                                   callback=callback)
+    """ClassVisResult: one synthesised image per class (batched), with the pixel recipe (the
+    demo's time budget and text are sized for it; the lucid recipe needs ~512 steps)."""
+    return methods.visualize_class(model, list(classes), recipe="pixel", iterations=settings.classvis_iterations,
+                                   seed=seed, callback=callback)
 
 
 def _relu_layers(model) -> list:

@@ -1,11 +1,18 @@
-"""Class visualisation (Simonyan et al. 2014; Yosinski et al. 2015 regularisation):
-starting from noise, gradient ascent on a class's raw score (or log-probability) with an L2 penalty,
-random jitter, periodic Gaussian blur and clipping to valid pixels; total variation
-and coarse-to-fine octaves are options.
+"""Class visualisation: an image, synthesised from scratch, that the model takes for a class.
+Two recipes, each one settings record in RECIPES:
 
-The score gradient is normalised per image (unit RMS), so `lr` is roughly the change
-of each model-input value per step whatever the model's score scale; the penalties
-enter unnormalised (L2 acts as a decay of 2 * lr * l2_reg per step towards mid-gray).
+- 'lucid' (the default): Lucid's recipe (Olah et al. 2017; feature_visualization.py): Fourier
+  coefficients scaled by 1/frequency in decorrelated colour, random pad / jitter / scale /
+  rotation at each step, Adam, on the raw class score (Lucid's class objective);
+- 'pixel' (Simonyan et al. 2014; Yosinski et al. 2015; the 2016 course recipe): gradient
+  ascent on the pixels from noise with an L2 penalty, random jitter, periodic Gaussian blur
+  and clipping to valid pixels; total variation, scale jitter, a smoothed gradient and
+  coarse-to-fine octaves are options. Its score gradient is normalised per image (unit RMS),
+  so `lr` is roughly the change of each model-input value per step whatever the model's
+  score scale; the penalties enter unnormalised (L2 acts as a decay of 2 * lr * l2_reg per
+  step towards mid-gray).
+
+A model may bring its own settings for a recipe: model.method_defaults["visualize_class.<recipe>"].
 """
 from __future__ import annotations
 
@@ -13,37 +20,47 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gradscope.errors import GradscopeError
 from gradscope.layers.core import softmax
 from gradscope.methods import regularizers as rg
 from gradscope.methods._inputs import check_positive, class_indices, model_recipe, quantize
 from gradscope.methods.ascent import ascend, octave_shapes
+from gradscope.methods.feature_visualization import LUCID_SETTINGS, check_settings, lucid_render
 from gradscope.methods.objectives import class_objective
 from gradscope.methods.settings import MethodSettings, Setting
 from gradscope.methods.steps import normalized_step
 
-__all__ = ["ClassVisResult", "visualize_class", "DEFAULTS", "SETTINGS"]
+__all__ = ["ClassVisResult", "visualize_class", "RECIPES", "DEFAULT_RECIPE", "SETTINGS", "DEFAULTS"]
 
-# easy to change in one place; chosen on the shipped TinyImageNet model
-# (the raw score stalls below 0.99 for classes with close rivals, e.g. Egyptian cat vs tabby:
-# log_prob pushes the rivals down as well)
-# (a model may bring its own: model.method_defaults["visualize_class"], see _inputs.model_recipe)
-SETTINGS = MethodSettings(
-    "visualize_class",
+# pixel: chosen on the shipped TinyImageNet model (the raw score stalls below 0.99 for classes with
+# close rivals, e.g. Egyptian cat vs tabby: log_prob pushes the rivals down as well)
+PIXEL = MethodSettings(
+    "visualize_class.pixel",
     Setting("iterations", 100, "positive_int", "total steps"),
     Setting("lr", 0.1, "positive_float", "step size (the gradient has unit RMS)"),
-    Setting("l2_reg", 1e-2, "nonneg_float", "L2 prior weight"),
-    Setting("tv_weight", 0.0, "nonneg_float", "total-variation prior weight"),
+    Setting("l2_reg", 1e-2, "nonneg_float", "L2 prior weight (pixel)"),
+    Setting("tv_weight", 0.0, "nonneg_float", "total-variation prior weight (pixel)"),
     Setting("jitter", 4, "nonneg_int", "largest random shift in pixels per step"),
     Setting("scale_jitter", 0.0, "share", "largest random rescaling per step (fraction)"),
-    Setting("smooth_gradient", 0.0, "blur", "blur width in pixels applied to the gradient"),
-    Setting("blur_every", 10, "nonneg_int", "blur the image every N steps (0: never)"),
-    Setting("blur_sigma", 0.5, "blur", "blur width in pixels"),
-    Setting("octaves", None, "optional_int", "number of scales, coarse to fine (none: one)"),
-    Setting("octave_scale", 1.4, "factor", "size ratio between octaves (> 1)"),
-    Setting("init_std", 0.05, "nonneg_float", "std of the initial noise (fraction of the pixel range)"),
+    Setting("smooth_gradient", 0.0, "blur", "blur width in pixels applied to the gradient (pixel)"),
+    Setting("blur_every", 10, "nonneg_int", "blur the image every N steps (0: never) (pixel)"),
+    Setting("blur_sigma", 0.5, "blur", "blur width in pixels (pixel)"),
+    Setting("octaves", None, "optional_int", "number of scales, coarse to fine (none: one) (pixel)"),
+    Setting("octave_scale", 1.4, "factor", "size ratio between octaves (> 1) (pixel)"),
+    Setting("init_std", 0.05, "nonneg_float", "std of the initial noise (fraction of the pixel range) (pixel)"),
     Setting("objective", "log_prob", "choice", "climb the class log-probability or its raw score "
             "(score: the course recipe)", choices=("log_prob", "score")))
-DEFAULTS = SETTINGS.defaults
+# lucid climbs the raw class score (Lucid's class objective): on EfficientNet-Lite0 the log-probability
+# stops shaping the image once p is near 1 (flat, grey images at p = 0.998; the score gave more
+# contrast and structure at p = 1.000 over 128 steps on lemon)
+LUCID_CLASS = MethodSettings("visualize_class.lucid", *LUCID_SETTINGS, Setting(
+    "objective", "score", "choice", "climb the class log-probability or its raw score", choices=("log_prob", "score")))
+RECIPES = {"lucid": LUCID_CLASS, "pixel": PIXEL}
+DEFAULT_RECIPE = "lucid"
+DEFAULTS = RECIPES[DEFAULT_RECIPE].defaults
+# every setting of either recipe, with the default recipe's defaults (the CLI's options; each
+# recipe's own values come from RECIPES)
+SETTINGS = MethodSettings("visualize_class", *LUCID_CLASS, *(s for s in PIXEL if s.name not in LUCID_CLASS))
 
 
 @dataclass
@@ -74,71 +91,75 @@ class ClassVisResult:
         return save_images(dest, {f"{i}_class{int(t)}": self.images[i] for i, t in enumerate(self.targets)})
 
 
-def _check_settings(**settings):
+def _check_pixel(cfg):
     """Counts must be integers >= 0, rates > 0, weights >= 0 (GradscopeError naming the setting)."""
-    for name, v in settings.items():
+    for name, v in cfg.items():
+        if name in ("octaves", "objective"):
+            continue
         if name in ("iterations", "jitter", "blur_every"):
             check_positive(name, v, integer=True, allow_zero=True)
         else:
             check_positive(name, v, allow_zero=name not in ("lr", "octave_scale"))
 
 
-def visualize_class(model, target, *, iterations: int | None = None, lr: float | None = None,
-                    l2_reg: float | None = None, jitter: int | None = None, scale_jitter: float | None = None,
-                    smooth_gradient: float | None = None, blur_every: int | None = None,
-                    blur_sigma: float | None = None, tv_weight: float | None = None, octaves=None,
-                    octave_scale: float | None = None, size=None, init_std: float | None = None,
-                    objective: str | None = None, priors=(), transforms=(),
-                    seed: int = 0, callback=None, dtype=np.float32) -> ClassVisResult:
+def recipe_settings(model, recipe, given: dict) -> dict:
+    """The settings of one call: given values (None = not given), else the model's own for
+    this recipe (model.method_defaults["visualize_class.<recipe>"]), else RECIPES[recipe]."""
+    if recipe not in RECIPES:
+        raise GradscopeError(f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}")
+    alien = sorted(k for k, v in given.items() if v is not None and k not in RECIPES[recipe].names)
+    if alien:
+        owners = {k: [r for r in RECIPES if k in RECIPES[r].names] for k in alien}
+        hint = "; ".join(f"{k} belongs to recipe {' / '.join(o)}" if o else f"{k} is not a setting" for k, o in owners.items())
+        raise GradscopeError(f"recipe {recipe!r} has no setting {', '.join(alien)} ({hint})")
+    return model_recipe(model, f"visualize_class.{recipe}", RECIPES[recipe].defaults, given)
+
+
+def visualize_class(model, target, *, recipe: str = DEFAULT_RECIPE, size=None, priors=(), transforms=(),
+                    seed: int = 0, callback=None, dtype=np.float32, **settings) -> ClassVisResult:
     """Synthesise an image that maximises each target class's objective.
 
     Args:
         model: an ImageModel.
         target: a class or a list of classes (index, wnid or name); one image each.
-        iterations: total ascent steps (spread over the octaves).
-        lr: step size in model-input units per value (the objective's gradient has unit RMS).
-        l2_reg, tv_weight: weights of the L2 (towards mid-gray) and squared-TV priors.
-        jitter: largest random shift in pixels before each step (undone after).
-        scale_jitter: largest relative random resize before each step (0 = none).
-        smooth_gradient: sigma in pixels of a blur of the gradient (0 = none).
-        blur_every, blur_sigma: Gaussian blur every this many steps (0 = never).
-        octaves, octave_scale: number of coarse-to-fine scales (None = one) and their ratio.
-        size: side of the image (default model.input_size).
-        init_std: std of the initial noise as a fraction of the pixel range.
-        objective: 'log_prob' (log-softmax of the class) or 'score' (the raw class score,
-            the course recipe).
-        priors, transforms: more Priors / Transforms (gradscope.methods.regularizers), added
-            to the ones above.
-        seed: seeds the noise and the jitter.
-        callback: callback(iteration, info) with 'target_score', 'target_prob' (N,), 'octave', 'images'.
-    Settings left None come from model.method_defaults["visualize_class"], else DEFAULTS.
+        recipe: 'lucid' (Fourier + decorrelated colour + transforms + Adam) or 'pixel' (the
+            2016 recipe: pixels, L2, blur, jitter).
+        settings: the recipe's settings (RECIPES[recipe]'s keys; SETTINGS says what each
+            means); left out or None: the model's own for the recipe, else RECIPES[recipe].
+        size: (pixel recipe) side of the image (default model.input_size).
+        priors, transforms: (pixel recipe) more Priors / views / AfterSteps to add.
+        seed: seeds the initial image and the random transforms.
+        callback: callback(iteration, info) with 'target_score', 'target_prob' (N,), 'images'.
     """
-    cfg = model_recipe(model, "visualize_class", DEFAULTS, dict(
-        iterations=iterations, lr=lr, l2_reg=l2_reg, jitter=jitter, scale_jitter=scale_jitter,
-        smooth_gradient=smooth_gradient, blur_every=blur_every, blur_sigma=blur_sigma, tv_weight=tv_weight,
-        octaves=octaves, octave_scale=octave_scale, init_std=init_std, objective=objective))
-    _check_settings(**{k: v for k, v in cfg.items() if k not in ("octaves", "objective")})
-    return _visualize(model, target, cfg, size, priors, transforms, seed, callback, dtype)
-
-
-def _visualize(model, target, cfg, size, priors, transforms, seed, callback, dtype) -> ClassVisResult:
-    """visualize_class with its settings resolved (cfg: DEFAULTS' keys)."""
+    cfg = recipe_settings(model, recipe, settings)
     single = isinstance(target, (str, int, np.integer))
     targets = class_indices(model, [target] if single else target, 1 if single else len(target))
-    size = model.input_size if size is None else check_positive("size", size, integer=True)
     goal = class_objective(cfg["objective"], targets)
+    if recipe == "pixel":
+        _check_pixel(cfg)
+        size = model.input_size if size is None else check_positive("size", size, integer=True)
+        run = _pixel_ascent(model, goal, len(targets), cfg, size, priors, transforms, seed, callback, dtype)
+        return _result(model, run, targets, dict(cfg, recipe=recipe, size=size, seed=seed))
+    if size is not None or priors or transforms:
+        raise GradscopeError("size, priors and transforms belong to the pixel recipe (recipe='pixel')")
+    check_settings({k: v for k, v in cfg.items() if k != "objective"})
+    run = lucid_render(model, goal, len(targets), cfg, seed, callback, dtype)
+    return _result(model, run, targets, dict(cfg, recipe=recipe, seed=seed))
+
+
+def _pixel_ascent(model, goal, n, cfg, size, priors, transforms, seed, callback, dtype):
+    """The pixel recipe's ascent (cfg: PIXEL's keys)."""
     rng = np.random.default_rng(seed)
     lo, hi = (b.astype(dtype) for b in model.pixel_bounds())
     shapes = octave_shapes(size, size, cfg["octaves"], cfg["octave_scale"])
-    x0 = (lo + hi) / 2 + cfg["init_std"] * (hi - lo) * rng.standard_normal((len(targets), 3) + shapes[0]).astype(dtype)
+    x0 = (lo + hi) / 2 + cfg["init_std"] * (hi - lo) * rng.standard_normal((n, 3) + shapes[0]).astype(dtype)
     own = [rg.l2_prior(cfg["l2_reg"], (lo + hi) / 2)] + ([rg.tv_prior(cfg["tv_weight"])] if cfg["tv_weight"] else [])
     views = [rg.jitter(cfg["jitter"])] + ([rg.scale_jitter(cfg["scale_jitter"])] if cfg["scale_jitter"] else []) \
         + ([rg.smooth_gradient(cfg["smooth_gradient"])] if cfg["smooth_gradient"] else [])
-    run = ascend(model, x0, goal, iterations=cfg["iterations"], step=normalized_step(cfg["lr"]),
-                 priors=own + list(priors),
-                 transforms=[*views, *transforms, rg.blur_every(cfg["blur_every"], cfg["blur_sigma"]), rg.clip_pixels()],
-                 octaves=shapes, rng=rng, callback=callback)
-    return _result(model, run, targets, dict(cfg, size=size, seed=seed))
+    return ascend(model, x0, goal, iterations=cfg["iterations"], step=normalized_step(cfg["lr"]),
+                  priors=own + list(priors),
+                  transforms=[*views, *transforms, rg.blur_every(cfg["blur_every"], cfg["blur_sigma"]), rg.clip_pixels()],
+                  octaves=shapes, rng=rng, callback=callback)
 
 
 def _result(model, run, targets, params) -> ClassVisResult:
