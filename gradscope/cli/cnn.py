@@ -165,7 +165,8 @@ def _train_numpy(args, bar):
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="top-1, top-5 and per-class accuracy on a TinyImageNet split")
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory")
-    p.add_argument("--split", choices=("val", "train"), default="val")
+    p.add_argument("--split", choices=("val", "val-select", "val-report", "train"), default="val",
+                   help="val-select / val-report: the fixed halves of val (alternate images of each class)")
     p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
     p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images")
