@@ -102,3 +102,12 @@ def test_torch_twin_equals_the_engine_at_the_teacher_size(tmp_path, monkeypatch)
         twin = load_reference()(torch.from_numpy(x)).numpy()
     assert engine.shape == (2, 1000)
     assert np.abs(engine - twin).max() / np.abs(twin).max() < 1e-4
+
+
+def test_bad_settings_are_refused():
+    from gradscope.errors import GradscopeError
+
+    with pytest.raises(GradscopeError, match="weight"):
+        DistillSettings("t", weight=1.5)
+    with pytest.raises(GradscopeError, match="temperature"):
+        DistillSettings("t", temperature=0.0)

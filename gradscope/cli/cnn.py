@@ -101,6 +101,15 @@ def _add_train(sub) -> None:
                    help="torch: warm start from an earlier run's checkpoint.pt or exported model.json (weights only)")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCHS",
                    help="torch: stop after this many epochs of the schedule")
+    from gradscope.cnn.distill import DistillSettings
+
+    p.add_argument("--teacher", metavar="LOGITS.npz", default=None,
+                   help="torch: distil a teacher's cached logits (written by scripts/teacher_logits.py)")
+    p.add_argument("--distill-weight", type=positive_float, default=None,
+                   help=f"torch: weight of the distillation loss (default {DistillSettings.weight}; the label loss "
+                        "takes the rest)")
+    p.add_argument("--temperature", type=positive_float, default=None,
+                   help=f"torch: distillation temperature (default {DistillSettings.temperature})")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (error if none)")
     p.set_defaults(func=run_train)
@@ -118,7 +127,8 @@ def run_train(args) -> int:
                         "first epoch); run without --resume to start")
     if args.engine == "numpy":
         torch_only = [flag for flag, v in (("--epochs-schedule", args.epochs_schedule), ("--threads", args.threads),
-                                           ("--init-from", args.init_from), ("--stop-after", args.stop_after)) if v]
+                                           ("--init-from", args.init_from), ("--stop-after", args.stop_after),
+                                           ("--teacher", args.teacher)) if v]
         if torch_only:
             raise GradscopeError(f"{', '.join(torch_only)}: only for --engine torch (numpy takes --epochs)")
     elif args.epochs is not None:
@@ -134,6 +144,7 @@ def run_train(args) -> int:
 
 
 def _train_torch(args, bar):
+    from gradscope.cnn.distill import DistillSettings
     from gradscope.cnn.train_torch import train_tinyimagenet_torch
 
     def progress(info):
@@ -144,8 +155,9 @@ def _train_torch(args, bar):
 
     kwargs = _given(args, schedule="epochs_schedule", widths="widths", batch_size="batch_size", lr="lr",
                     init_from="init_from", stop_after="stop_after", threads="threads", limit="limit")
+    distill = DistillSettings(args.teacher, **_given(args, weight="distill_weight", temperature="temperature"))
     return train_tinyimagenet_torch(args.data, args.out, seed=args.seed, resume=args.resume, progress=progress,
-                                    **kwargs)
+                                    distill=distill, **kwargs)
 
 
 def _train_numpy(args, bar):

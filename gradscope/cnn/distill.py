@@ -33,6 +33,14 @@ class DistillSettings:
     weight: float = 0.7
     temperature: float = 4.0
 
+    def __post_init__(self):
+        from gradscope.errors import GradscopeError
+
+        if not 0 < self.weight <= 1:
+            raise GradscopeError(f"distillation weight {self.weight} is not in (0, 1]")
+        if not self.temperature > 0:
+            raise GradscopeError(f"distillation temperature {self.temperature} is not positive")
+
 
 def relative_files(files, root) -> list:
     """Paths relative to the dataset root, with '/' separators (the same on every machine)."""
