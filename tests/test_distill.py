@@ -84,7 +84,13 @@ def test_distilled_run_uses_the_teacher_and_resumes_exactly(tmp_path):
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
     assert a.config["training"]["distill"] == {"teacher": "t.npz", "weight": 0.9, "temperature": 3.0,
-                                               "images_with_teacher": len(rel) // 2}
+                                               "teacher_images_only": False, "images_with_teacher": len(rel) // 2}
+    seen = []
+    only = train_tinyimagenet_torch(data, tmp_path / "only", schedule=((8, 1),), widths=(4, 6), batch_size=4,
+                                    threads=1, seed=3, progress=lambda info: seen.append(info.get("steps")),
+                                    distill=DistillSettings(teacher, teacher_images_only=True))
+    assert seen[0] == -(-len(rel) // 2 // 4)  # steps of an epoch over the images with teacher logits
+    assert CNN.load(f"{only.weights_path}.json").config["training"]["distill"]["teacher_images_only"]
 
 
 def test_torch_twin_equals_the_engine_at_the_teacher_size(tmp_path, monkeypatch):

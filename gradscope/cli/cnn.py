@@ -110,6 +110,8 @@ def _add_train(sub) -> None:
                         "takes the rest)")
     p.add_argument("--temperature", type=positive_float, default=None,
                    help=f"torch: distillation temperature (default {DistillSettings.temperature})")
+    p.add_argument("--teacher-images-only", action="store_true",
+                   help="torch: train only on the images the --teacher file covers (a subset of train)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (error if none)")
     p.set_defaults(func=run_train)
@@ -155,7 +157,10 @@ def _train_torch(args, bar):
 
     kwargs = _given(args, schedule="epochs_schedule", widths="widths", batch_size="batch_size", lr="lr",
                     init_from="init_from", stop_after="stop_after", threads="threads", limit="limit")
-    distill = DistillSettings(args.teacher, **_given(args, weight="distill_weight", temperature="temperature"))
+    if args.teacher_images_only and not args.teacher:
+        raise GradscopeError("--teacher-images-only needs --teacher")
+    distill = DistillSettings(args.teacher, teacher_images_only=args.teacher_images_only,
+                              **_given(args, weight="distill_weight", temperature="temperature"))
     return train_tinyimagenet_torch(args.data, args.out, seed=args.seed, resume=args.resume, progress=progress,
                                     distill=distill, **kwargs)
 

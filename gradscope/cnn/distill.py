@@ -28,10 +28,12 @@ TEACHER_FORMAT = "gradscope-teacher-logits-v1"
 class DistillSettings:
     """Distillation loss of the torch trainer: (1 - weight) * label loss + weight * T^2 *
     KL(softmax(teacher / T) || softmax(student / T)) on images with teacher logits (the label
-    loss alone on the others). teacher: path of a teacher file (None: no distillation)."""
+    loss alone on the others). teacher: path of a teacher file (None: no distillation);
+    teacher_images_only: train only on the images the teacher file covers."""
     teacher: str | None = None
     weight: float = 0.7
     temperature: float = 4.0
+    teacher_images_only: bool = False
 
     def __post_init__(self):
         from gradscope.errors import GradscopeError

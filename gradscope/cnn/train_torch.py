@@ -126,15 +126,21 @@ def distill_loss(scores, labels, teacher, has_teacher, settings: DistillSettings
 
 
 def _teacher_batches(settings: DistillSettings, train, data_root, num_classes):
-    """(logits, has) torch tensors for the training images, or None without a teacher."""
+    """(train, (logits, has) torch tensors for its images): the training images (only those with
+    teacher logits when settings.teacher_images_only), or (train, None) without a teacher."""
     if settings.teacher is None:
-        return None
+        return train, None
     import torch
 
     from gradscope.cnn.distill import load_teacher_logits, relative_files
+    from gradscope.data.tinyimagenet import TinyImageNetSplit
 
     logits, has = load_teacher_logits(settings.teacher, relative_files(train.files, data_root), num_classes)
-    return torch.from_numpy(logits), torch.from_numpy(has)
+    if settings.teacher_images_only:
+        keep = np.flatnonzero(has)
+        train = TinyImageNetSplit(train.X[keep], train.y[keep], train.boxes[keep], [train.files[i] for i in keep])
+        logits, has = logits[keep], has[keep]
+    return train, (torch.from_numpy(logits), torch.from_numpy(has))
 
 
 def _load_checkpoint(path) -> dict:
@@ -227,7 +233,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                             "std": [round(float(v), 5) for v in std_px]}
     mean = torch.tensor(config["preprocess"]["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["preprocess"]["std"]).view(1, 3, 1, 1)
-    teacher = _teacher_batches(distill, train, ds.root, ds.num_classes)
+    train, teacher = _teacher_batches(distill, train, ds.root, ds.num_classes)  # after the pixel statistics
     module = build_torch_module(config).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     n = train.X.shape[0]
@@ -297,6 +303,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     if distill.teacher is not None:
         config["training"]["distill"] = {"teacher": os.path.basename(distill.teacher), "weight": distill.weight,
                                          "temperature": distill.temperature,
+                                         "teacher_images_only": distill.teacher_images_only,
                                          "images_with_teacher": int(teacher[1].sum())}
     weights = os.path.join(out_dir, "model")
     save_weights(weights, config, params, buffers)
