@@ -19,7 +19,7 @@ import numpy as np
 from gradscope.errors import DataError
 
 __all__ = ["TEACHER_FORMAT", "DistillSettings", "relative_files", "teacher_key", "teacher_cache_path",
-           "load_teacher_logits"]
+           "teacher_files", "load_teacher_logits"]
 
 TEACHER_FORMAT = "gradscope-teacher-logits-v1"
 
@@ -63,16 +63,26 @@ def teacher_cache_path(rel_files, teacher: str, size: int, split: str) -> str:
     return os.path.join(cache_dir("teacher"), f"{teacher}-{split}-{size}px-{teacher_key(rel_files, teacher, size)}.npz")
 
 
-def load_teacher_logits(path, rel_files, num_classes: int):
-    """Teacher logits for training images (relative paths, in training order): (N, C) float32
-    (zeros where the file has no row) and (N,) bool, True where it has one. DataError naming
-    the file when it is of another kind or holds images that are not in the list."""
+def _read(path):
     from gradscope.fileio import load_npz, read_json_array
 
     arrays = load_npz(path)
     read_json_array(arrays, "__meta__", path, TEACHER_FORMAT, "teacher-logits file")
     if "logits" not in arrays or "files" not in arrays:
         raise DataError(f"{os.fspath(path)!r} lacks 'logits' or 'files'")
+    return arrays
+
+
+def teacher_files(path) -> list:
+    """The images (paths relative to the dataset root) a teacher file has logits for."""
+    return [str(f) for f in _read(path)["files"]]
+
+
+def load_teacher_logits(path, rel_files, num_classes: int):
+    """Teacher logits for training images (relative paths, in training order): (N, C) float32
+    (zeros where the file has no row) and (N,) bool, True where it has one. DataError naming
+    the file when it is of another kind or holds images that are not in the list."""
+    arrays = _read(path)
     files = [str(f) for f in arrays["files"]]
     if arrays["logits"].shape != (len(files), num_classes):
         raise DataError(f"{os.fspath(path)!r}: logits of shape {arrays['logits'].shape}, expected "

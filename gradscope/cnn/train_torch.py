@@ -126,21 +126,15 @@ def distill_loss(scores, labels, teacher, has_teacher, settings: DistillSettings
 
 
 def _teacher_batches(settings: DistillSettings, train, data_root, num_classes):
-    """(train, (logits, has) torch tensors for its images): the training images (only those with
-    teacher logits when settings.teacher_images_only), or (train, None) without a teacher."""
+    """(logits, has) torch tensors for the training images, or None without a teacher."""
     if settings.teacher is None:
-        return train, None
+        return None
     import torch
 
     from gradscope.cnn.distill import load_teacher_logits, relative_files
-    from gradscope.data.tinyimagenet import TinyImageNetSplit
 
     logits, has = load_teacher_logits(settings.teacher, relative_files(train.files, data_root), num_classes)
-    if settings.teacher_images_only:
-        keep = np.flatnonzero(has)
-        train = TinyImageNetSplit(train.X[keep], train.y[keep], train.boxes[keep], [train.files[i] for i in keep])
-        logits, has = logits[keep], has[keep]
-    return train, (torch.from_numpy(logits), torch.from_numpy(has))
+    return torch.from_numpy(logits), torch.from_numpy(has)
 
 
 def _load_checkpoint(path) -> dict:
@@ -224,7 +218,12 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     torch.manual_seed(seed)
     t_start = time.time()
     ds = TinyImageNet(data_root)
-    train = ds.load("train", limit=limit)
+    only = None
+    if distill.teacher_images_only:
+        from gradscope.cnn.distill import teacher_files
+
+        only = set(teacher_files(distill.teacher))
+    train = ds.load("train", limit=limit, only=only)
     val = ds.load(val_split)
     config = tiny_vgg(num_classes=ds.num_classes, widths=widths, input_size=train.X.shape[1])
     config["classes"] = {"wnids": ds.wnids, "names": ds.names}
@@ -233,7 +232,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                             "std": [round(float(v), 5) for v in std_px]}
     mean = torch.tensor(config["preprocess"]["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["preprocess"]["std"]).view(1, 3, 1, 1)
-    train, teacher = _teacher_batches(distill, train, ds.root, ds.num_classes)  # after the pixel statistics
+    teacher = _teacher_batches(distill, train, ds.root, ds.num_classes)
     module = build_torch_module(config).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     n = train.X.shape[0]

@@ -124,7 +124,7 @@ class TinyImageNet:
         return out
 
     def load(self, split: str, limit: int | None = None, per_class: int | None = None,
-             size: int | None = None, progress=None) -> TinyImageNetSplit:
+             size: int | None = None, progress=None, only=None) -> TinyImageNetSplit:
         """Decode a split into memory.
 
         Args:
@@ -133,8 +133,11 @@ class TinyImageNet:
             per_class: keep at most this many images per class.
             size: resize every image to size x size (default: keep the first image's size).
             progress: optional callable(done, total).
+            only: keep only these images (a set of paths relative to the root, '/'-separated).
         """
         items = self.items(split)
+        if only is not None:
+            items = [it for it in items if os.path.relpath(it[0], self.root).replace(os.sep, "/") in only]
         if per_class is not None:
             counts: dict = {}
             kept = []
