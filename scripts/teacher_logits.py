@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from gradscope.cnn.distill import TEACHER_FORMAT, relative_files, teacher_cache_path
 from gradscope.cnn.imagenet import imagenet_classes
-from gradscope.data.tinyimagenet import TinyImageNet
+from gradscope.data.tinyimagenet import TinyImageNet, load_rgb
 from gradscope.fileio import json_array, load_npz, save_npz
 from gradscope.torch.efficientnet_ref import load_reference
 
@@ -76,20 +76,22 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     ds = TinyImageNet(args.data)
-    split = ds.load(args.split, limit=args.limit)
+    items = ds.items(args.split)[:args.limit]
+    y = np.array([label for _, label, _ in items])
+    decode = lambda idx: np.stack([load_rgb(items[i][0]) for i in idx])  # noqa: E731 - (n, 64, 64, 3) uint8
     wnids = imagenet_classes()[0]
     columns = [wnids.index(w) for w in ds.wnids]  # ImageNet output unit of each dataset class
     net = load_reference().to(memory_format=torch.channels_last)
     if args.measure:
         t0 = time.time()
-        s = twin_logits(net, split.X, args.size)[:, columns]
+        s = twin_logits(net, decode(range(len(items))), args.size)[:, columns]
         top5 = np.argsort(-s, 1)[:, :5]
-        print(f"{args.split}: {len(s)} images at {args.size} px: top-1 {np.mean(top5[:, 0] == split.y):.4f} "
-              f"top-5 {np.mean((top5 == split.y[:, None]).any(1)):.4f}  {len(s) / (time.time() - t0):.1f} images/s")
+        print(f"{args.split}: {len(s)} images at {args.size} px: top-1 {np.mean(top5[:, 0] == y):.4f} "
+              f"top-5 {np.mean((top5 == y[:, None]).any(1)):.4f}  {len(s) / (time.time() - t0):.1f} images/s")
         return
-    check_twin(net, split.X, args.size, columns)
-    order = interleaved(split.y)
-    rel = relative_files(split.files, ds.root)
+    check_twin(net, decode([0, 1]), args.size, columns)
+    order = interleaved(y)
+    rel = relative_files([path for path, _, _ in items], ds.root)
     rel_order = [rel[i] for i in order]
     partial = teacher_cache_path(rel_order, TEACHER, args.size, args.split)[:-4] + ".partial.npz"
     count = len(rel) if args.count is None else min(args.count, len(rel))
@@ -103,12 +105,12 @@ def main(argv=None):
     t0, start = time.time(), done
     for a in range(done, count, CHUNK):
         b = min(a + CHUNK, count)
-        logits[a:b] = twin_logits(net, split.X[order[a:b]], args.size)[:, columns]
+        logits[a:b] = twin_logits(net, decode(order[a:b]), args.size)[:, columns]
         save_npz(partial, {"logits": logits[:b], "done": np.array(b)}, compressed=False)
         done = b
         rate = (b - start) / (time.time() - t0)
         print(f"{b}/{count} images, {rate:.1f} images/s, top-1 so far "
-              f"{np.mean(logits[:b].argmax(1) == split.y[order[:b]]):.4f}", flush=True)
+              f"{np.mean(logits[:b].argmax(1) == y[order[:b]]):.4f}", flush=True)
     count = min(count, done)
     path = teacher_cache_path(rel_order[:count], TEACHER, args.size, args.split)
     meta = {"format": TEACHER_FORMAT, "teacher": TEACHER, "size": args.size, "split": args.split,
@@ -117,7 +119,7 @@ def main(argv=None):
                     "__meta__": json_array(meta)})
     if count == len(rel):
         os.remove(partial)
-    print(f"top-1 of the teacher on {count} {args.split} images: {np.mean(logits[:count].argmax(1) == split.y[order[:count]]):.4f}")
+    print(f"top-1 of the teacher on {count} {args.split} images: {np.mean(logits[:count].argmax(1) == y[order[:count]]):.4f}")
     print(path)
 
 
