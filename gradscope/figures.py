@@ -37,35 +37,57 @@ def image_grid(images, titles=None, ncols: int = 4, size: float = 2.0) -> Figure
     return fig
 
 
-def saliency_figure(result, max_images: int = 8) -> Figure:
-    """Rows of image, heatmap and overlay for a SaliencyResult."""
+TITLE_WIDTH = 24  # characters per title line of a 2-inch panel at font size 8
+SCALE_NOTE = "maps: colour scale from 0 to each map's 99th percentile; higher values clipped"
+
+
+def panel_title(text, width: int = TITLE_WIDTH, lines: int = 2) -> str:
+    """A title that fits its panel: wrapped to `width` characters, at most `lines` lines
+    (the last one shortened with '...')."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width, max_lines=lines, placeholder="...")) or " "
+
+
+def _short(name) -> str:
+    return str(name).split(",")[0].strip()
+
+
+def saliency_figure(result, max_images: int = 8, labels=None) -> Figure:
+    """Rows of image, heatmap and overlay for a SaliencyResult; labels: one per row (the
+    photos' names) written before the class."""
     n = min(len(result.maps), max_images)
-    fig = _figure(6.0, 2.0 * n + 0.3)
+    fig = _figure(6.0, 2.2 * n + 0.5)
     for i in range(n):
-        name = result.class_names[i] if result.class_names else str(result.classes[i])
-        panels = [(result.images[i], f"{name} ({result.scores[i]:.2f})"),
+        name = _short(result.class_names[i]) if result.class_names else str(result.classes[i])
+        label = f"{labels[i]}: " if labels else ""
+        panels = [(result.images[i], f"{label}{name} (score {result.scores[i]:.2f})"),
                   (heatmap(result.maps[i]), result.method), (overlay(result.images[i], result.maps[i]), "overlay")]
         for j, (img, title) in enumerate(panels):
             ax = fig.add_subplot(n, 3, 3 * i + j + 1)
             ax.imshow(img, interpolation="nearest")
-            ax.set_title(title, fontsize=8)
+            ax.set_title(panel_title(title), fontsize=8)
             ax.set_axis_off()
+    fig.suptitle(SCALE_NOTE, fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def fooling_figure(result, max_images: int = 8) -> Figure:
-    """Rows of original, fooled and magnified difference for a FoolingResult."""
+def fooling_figure(result, max_images: int = 8, labels=None) -> Figure:
+    """Rows of original, changed image and magnified difference for a FoolingResult;
+    labels: one per row (the photos' names)."""
     names = result.class_names or [str(i) for i in range(int(max(result.final_class.max(),
                                                                      result.original_class.max())) + 1)]
     images, titles = [], []
     for i in range(min(len(result.images), max_images)):
+        label = f"{labels[i]}: " if labels else ""
+        verdict = "fooled" if result.success[i] else "NOT fooled"
         images += [result.original_images[i], result.images[i],
                    difference_image(result.images[i], result.original_images[i])]
-        titles += [f"{names[result.original_class[i]]} {result.original_prob[i]:.2f}",
-                   f"{names[result.final_class[i]]} {result.final_prob[i]:.2f}",
-                   f"diff (Linf {result.linf[i]:.0f})"]
-    return image_grid(images, titles, ncols=3)
+        titles += [f"{label}{_short(names[result.original_class[i]])} {result.original_prob[i]:.2f}",
+                   f"{verdict}: {_short(names[result.final_class[i]])} {result.final_prob[i]:.2f}",
+                   f"difference x{127.5 / max(float(result.linf[i]), 1.0):.0f} (Linf {result.linf[i]:.0f}/255)"]
+    return image_grid(images, [panel_title(t) for t in titles], ncols=3)
 
 
 def curves_figure(curves: dict, xlabel: str = "iteration", ylabel: str = "", title: str = "",

@@ -130,15 +130,29 @@ def _resize_map(m: np.ndarray, shape) -> np.ndarray:
     return np.asarray(im.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float64)
 
 
+# maps are shown scaled by this percentile of their values and clipped above it (a few
+# extreme pixels would otherwise leave the rest near the bottom of the colour scale)
+MAP_PERCENTILE = 99.0
+
+
+def map_top(saliency_map, percentile: float = MAP_PERCENTILE) -> float:
+    """The value shown at the top of a map's colour scale: its `percentile`-th percentile
+    (its maximum where that is 0, e.g. a map that is 0 almost everywhere)."""
+    m = np.asarray(saliency_map, dtype=np.float64)
+    top = float(np.percentile(m, percentile))
+    return top if top > min(float(np.min(m)), 0.0) else float(np.max(m))
+
+
 def heatmap(saliency_map, cmap: str = "inferno", vmax=None) -> np.ndarray:
-    """(H, W) non-negative map -> uint8 (H, W, 3) colour image, scaled so vmax
-    (default the map's maximum) is the top of the colormap."""
+    """(H, W) non-negative map -> uint8 (H, W, 3) colour image, scaled so vmax (default
+    map_top: the map's 99th percentile) is the top of the colormap; values above it are
+    clipped to the top colour."""
     import matplotlib
 
     m = np.asarray(saliency_map, dtype=np.float64)
     if m.ndim != 2:
         raise ShapeError(f"saliency map must be (H, W), got shape {m.shape}")
-    top = float(np.max(m)) if vmax is None else float(vmax)
+    top = map_top(m) if vmax is None else float(vmax)
     lo = float(min(np.min(m), 0.0))
     scaled = (m - lo) / (top - lo) if top > lo else np.zeros_like(m)
     rgba = matplotlib.colormaps[cmap](np.clip(scaled, 0.0, 1.0))

@@ -120,9 +120,47 @@ def resolve_class(model, cls) -> int:
         synonyms.setdefault(str(name).strip().lower(), i)
     if key in synonyms:
         return synonyms[key]
-    close = difflib.get_close_matches(key, list(synonyms), n=5, cutoff=0.6)
-    hint = f"; close matches: {', '.join(repr(c) for c in close)}" if close else ""
-    raise UnknownClassError(f"unknown class {cls!r}{hint}")
+    raise UnknownClassError(f"unknown class {cls!r}{class_hint(model.class_names, model.wnids, key)}")
+
+
+def find_classes(class_names, wnids, query: str) -> list:
+    """Indices of the classes whose name, a synonym or wnid contains `query` (case-insensitive):
+    those with a synonym equal to it first, then those with it as a whole word, then the rest."""
+    import re
+
+    key = str(query).strip().lower()
+    word = re.compile(r"\b" + re.escape(key) + r"\b")
+    ranked = ([], [], [])
+    for i, (name, wnid) in enumerate(zip(class_names, wnids)):
+        text = str(name).lower()
+        if key in [s.strip() for s in text.split(",")] or key == str(wnid).lower():
+            ranked[0].append(i)
+        elif word.search(text):
+            ranked[1].append(i)
+        elif key in text or key in str(wnid).lower():
+            ranked[2].append(i)
+    return ranked[0] + ranked[1] + ranked[2]
+
+
+def close_class_names(class_names, query: str, n: int = 5) -> list:
+    """Synonyms spelled like `query` (difflib), best first."""
+    synonyms = list(dict.fromkeys(s.strip().lower() for name in class_names for s in str(name).split(",")))
+    return difflib.get_close_matches(str(query).strip().lower(), synonyms, n=n, cutoff=0.6)
+
+
+def class_hint(class_names, wnids, query: str, n: int = 6) -> str:
+    """'; classes containing 'cat': 'tabby, tabby cat', ...' then '; close spellings: ...' (or '')."""
+    found = find_classes(class_names, wnids, query)
+    hint = ""
+    if found:
+        shown = ", ".join(repr(str(class_names[i])) for i in found[:n])
+        more = f" and {len(found) - n} more" if len(found) > n else ""
+        hint += f"; classes containing {str(query).strip()!r}: {shown}{more}"
+    close = [c for c in close_class_names(class_names, query) if not any(
+        c in str(class_names[i]).lower() for i in found[:n])]
+    if close:
+        hint += f"; close matches: {', '.join(repr(c) for c in close)}"
+    return hint
 
 
 def resolve_layer(model, layer) -> int:

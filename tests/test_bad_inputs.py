@@ -177,7 +177,7 @@ CASES = {
     "classvis out is a file": ["classvis", "2", "--iterations", "1", "-o", "{r}/afile", *M],
     "saliency out parent is a file": ["saliency", "{r}/img.png", "-o", "{r}/afile/maps", *M],
     "saliency out read-only": ["saliency", "{r}/img.png", "-o", "/sys/gradscope-maps", *M],
-    "invert png is a folder": ["invert", "{r}/img.png", "--layer", "relu1", "-o", "{r}/png_folder.png", *M],
+    "invert -o a png file name": ["invert", "{r}/img.png", "--layer", "relu1", "-o", "{r}/inverted.png", *M],
     "fool data out is a file": ["fool", "--data", "{r}/tin", "--n", "1", "-o", "{r}/afile", *M],
     "bad box in val annotations": ["cnn", "evaluate", "--data", "{r}/tin_badbox", "--model", "{r}/tinymodel"],
     "bad box in train boxes": ["cnn", "train", "--data", "{r}/tin_badbox", "--out", "{r}/never", "--engine", "numpy"],
@@ -348,5 +348,44 @@ def test_fixed_input_size_models_under_octaves(f, tmp_path, capsys):
         assert not (tmp_path / "never").exists()
     # one octave: the image is resized to the model's size instead of kept at 20x30
     assert main(["dream", str(tmp_path / "wide.png"), "--layer", "conv", "--octaves", "1", "--iterations", "2",
-                 "-o", str(tmp_path / "d.png"), *model]) == 0
-    assert load_image(tmp_path / "d.png").shape == (16, 16, 3)
+                 "-o", str(tmp_path / "d"), *model]) == 0
+    assert load_image(tmp_path / "d" / "wide_conv_dream.png").shape == (16, 16, 3)
+
+
+# ---- numbers and names: ranges from gradscope/cli/args.py's RANGES, checked before any work
+
+@pytest.mark.parametrize("argv, flag", [
+    (["saliency", "maps", "x.png", "--method", "smoothgrad", "--sigma", "1e300", "-o", "o"], "--sigma"),
+    (["classvis", "0", "--blur-sigma", "1e300", "-o", "o"], "--blur-sigma"),
+    (["classvis", "0", "--lr", "nan", "-o", "o"], "--lr"),
+    (["caption", "train", "--lr", "inf", "--out", "o"], "--lr"),
+    (["caption", "explain", "x.png", "--fraction", "1.5", "-o", "o"], "--fraction"),
+    (["caption", "x.png", "--length-norm", "1e9"], "--length-norm"),
+])
+def test_numbers_out_of_range_are_one_line(argv, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {flag}" in err[0] and ("must be in" in err[0] or "finite" in err[0]), err
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_output_name_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["caption", "train", "--data", "synthetic:20", "--out", ""]) == 2
+    assert "--out needs a folder name" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_malformed_progress_interval_only_matters_when_used(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, GRADSCOPE_PROGRESS_INTERVAL="soon", PYTHONPATH=root)
+    helped = subprocess.run([sys.executable, "-m", "gradscope", "--help"], env=env, capture_output=True, text=True)
+    assert helped.returncode == 0 and "usage" in helped.stdout
+    used = subprocess.run([sys.executable, "-m", "gradscope", "caption", "train", "--data", "synthetic:20",
+                           "--epochs", "1", "--out", str(tmp_path / "o")], env=env, capture_output=True, text=True)
+    assert used.returncode == 2 and used.stderr.strip() == (
+        "gradscope: error: GRADSCOPE_PROGRESS_INTERVAL must be a number of seconds >= 0, got 'soon'")

@@ -11,6 +11,7 @@ from gradscope.captioning.explain import (deletion_drops, explain_caption, word_
 from gradscope.captioning.features import CNNFeatures
 from gradscope.cnn import CNN, tiny_vgg
 from gradscope.gradcheck import eval_numerical_gradient_array, rel_error
+from json_schema import check_output
 
 WORDS = {"<NULL>": 0, "<START>": 1, "<END>": 2, "<UNK>": 3, "a": 4, "dog": 5, "runs": 6, "cat": 7}
 
@@ -135,17 +136,19 @@ def test_cli_explain_writes_pngs_strip_and_json(tmp_path, monkeypatch, capsys):
     argv = ["caption", "explain", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out),
             "--model", str(tmp_path / "cap.npz"), "--max-length", "4"]
     assert main(argv + ["--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    d = check_output(capsys.readouterr().out, "caption explain")
+    rows = d["results"]
     assert [r["image"] for r in rows] == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
-    assert rows == json.loads((out / "explain.json").read_text())
+    assert d == json.loads((out / "explain.json").read_text())
     for row in rows:
         assert row["caption"] == " ".join(w["word"] for w in row["words"])
         assert all(os.path.isfile(w["map_png"]) for w in row["words"]) and os.path.isfile(row["figure"])
     main(["caption", argv[2], "--model", argv[-3], "--max-length", "4"])  # the same caption as `caption IMAGE`
-    assert capsys.readouterr().out.strip().endswith(rows[0]["caption"])
-    assert main(argv) == 0
+    assert f": {rows[0]['caption']}  (log p " in capsys.readouterr().out
+    assert main(argv) == 2 and "not empty" in capsys.readouterr().err  # the earlier run is kept
+    assert main(argv + ["--overwrite"]) == 0
     assert "more than random deletion for" in capsys.readouterr().out
-    assert main(argv[:4] + [str(tmp_path / "missing.png"), "-o", str(out)]) == 2
+    assert main(argv[:4] + [str(tmp_path / "missing.png"), "-o", str(out), "--overwrite"]) == 2
     assert main(argv + ["--fraction", "1.5"]) == 2
 
 

@@ -1,6 +1,8 @@
 """`gradscope caption ...` end to end on the synthetic set, and the CNN feature function."""
 import json
 
+from json_schema import check_output
+
 import numpy as np
 import pytest
 
@@ -39,12 +41,35 @@ def test_train_resume_continues(trained, capsys):
     assert len(json.loads((trained / "train_result.json").read_text())["epochs"]) == 2
 
 
+def report_vocabulary(path) -> int:
+    from gradscope.captioning import load_captioner
+
+    return load_captioner(path).vocab_size
+
+
+@pytest.mark.parametrize("flag, value, name", [("--lr", "0.5", "learning_rate"), ("--lr-decay", "0.5", "lr_decay"),
+                                               ("--clip", "3", "clip_norm"), ("--optimizer", "sgd", "update_rule"),
+                                               ("--hidden", "12", "params")])
+def test_resume_refuses_changed_hyperparameters(trained, capsys, flag, value, name):
+    argv = [*SMALL, "--epochs", "3", "--out", str(trained), "--resume"]
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    before = (trained / "checkpoint.npz").read_bytes()
+    assert main(["caption", "train", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"it was written with {name}=" in err[0], err
+    assert (trained / "checkpoint.npz").read_bytes() == before
+
+
 def test_evaluate_json_names_the_decoding(trained, capsys):
     model = str(trained / "model.npz")
     assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "dev", "--model", model,
                  "--beam", "2", "--max-images", "10", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["decoding"].startswith("beam 2") and report["images"] == 10 and report["split"] == "dev"
+    d = check_output(capsys.readouterr().out, "caption evaluate")
+    report = d["results"][0]
+    assert d["model"]["vocabulary"] == report_vocabulary(model) and report["decoding"].startswith("beam 2") and report["images"] == 10 and report["split"] == "dev"
     assert set(report["scores"]) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
     assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "test", "--model", model,
                  "--max-images", "5"]) == 0
@@ -57,7 +82,11 @@ def test_evaluate_json_names_the_decoding(trained, capsys):
 def test_sample_and_image_files(trained, tmp_path, capsys):
     model = str(trained / "model.npz")
     assert main(["caption", "sample", "--data", "synthetic:40", "--n", "3", "--model", model]) == 0
-    assert capsys.readouterr().out.count("reference:") == 3
+    out = capsys.readouterr().out
+    assert out.count("reference:") == 3 and out.count("(log p -") == 3 and out.startswith("model: LSTM captioner")
+    assert main(["caption", "sample", "--data", "synthetic:40", "--n", "2", "--model", model, "--json"]) == 0
+    d = check_output(capsys.readouterr().out, "caption sample")
+    assert len(d["results"]) == 2 and all(r["log_prob"] < 0 for r in d["results"])
     images = synthetic_captions(n_train=3, n_val=0, seed=7)["train"].images
     paths = [str(tmp_path / f"im{i}.png") for i in range(2)]
     for p, im in zip(paths, images):
@@ -66,9 +95,10 @@ def test_sample_and_image_files(trained, tmp_path, capsys):
                  ["caption", "image", *paths, "--model", model], ["caption", "sample", *paths, "--model", model]):
         assert main(argv) == 0
         lines = capsys.readouterr().out.strip().splitlines()
-        assert [line.split(":")[0] for line in lines] == paths
+        assert lines[0].startswith("model: ") and [line.split(":")[0] for line in lines[1:]] == paths
     assert main(["caption", paths[0], "--model", model, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["image"] == paths[0]
+    d = check_output(capsys.readouterr().out, "caption")
+    assert d["results"][0]["image"] == paths[0] and d["model"]["spec"] == model
 
 
 def test_clean_errors(trained, tmp_path, capsys):

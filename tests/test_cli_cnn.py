@@ -1,6 +1,5 @@
 """The CNN commands: classify, cnn layers, cnn evaluate, cnn train (both engines), on
 tiny generated data and tiny models."""
-import json
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from PIL import Image
 from gradscope.cli import main
 from gradscope.cnn import CNN, tiny_vgg
 
+from json_schema import check_output
 from tiny_tinyimagenet import WNIDS, make_tiny_tinyimagenet
 
 
@@ -28,11 +28,14 @@ def test_classify_json_and_text(tmp_path, saved_model, capsys):
         paths.append(str(tmp_path / f"img{i}.png"))
         Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(paths[-1])
     assert main(["classify", *paths, "--model", saved_model, "--top", "2", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert [r["image"] for r in out] == paths and len(out[0]["top"]) == 2
-    assert out[0]["top"][0]["probability"] >= out[0]["top"][1]["probability"]
+    out = check_output(capsys.readouterr().out, "classify")
+    results = out["results"]
+    assert [r["image"] for r in results] == paths and len(results[0]["top"]) == 2
+    assert results[0]["top"][0]["probability"] >= results[0]["top"][1]["probability"]
+    assert results[0]["class"] == results[0]["top"][0]["class"] and out["model"]["input_size"] == 8
     assert main(["classify", paths[1], "--model", saved_model]) == 0
-    assert "tabby" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert text.startswith("model: model.json, 8 px\n") and "tabby" in text
     assert main(["classify", str(tmp_path / "nope.png"), "--model", saved_model]) == 2
     assert "not found" in capsys.readouterr().err
 
@@ -42,14 +45,14 @@ def test_layers(saved_model, capsys):
     out = capsys.readouterr().out
     assert "conv1" in out and "spatial_batchnorm" in out and "4x8x8" in out
     assert main(["cnn", "layers", "--model", saved_model, "--input-size", "16", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["output_shape"] == [4, 16, 16] and rows[-1]["output_shape"] == [3]
+    rows = check_output(capsys.readouterr().out, "cnn layers")["results"]
+    assert rows[0]["output_shape"] == [4, 16, 16] and rows[-1]["output_shape"] == [3] and rows[0]["layer"] == "conv1"
 
 
 def test_evaluate(tmp_path, saved_model, capsys):
     data = make_tiny_tinyimagenet(tmp_path / "tin")
     assert main(["cnn", "evaluate", "--data", str(data), "--model", saved_model, "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = check_output(capsys.readouterr().out, "cnn evaluate")["results"][0]
     assert out["images"] == 4 and 0 <= out["top1"] <= out["top5"] == 1.0  # 3 classes: top-5 is everything
     assert set(out["per_class"]) == set(WNIDS)
     assert main(["cnn", "evaluate", "--data", str(data), "--model", saved_model]) == 0

@@ -2,7 +2,6 @@
 evaluated (the captioner carries its vocabulary), training without a dev list when
 --val-images is 0; and progress lines when stderr is not a terminal."""
 import io
-import json
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from gradscope.cli import main
 from gradscope.cli.progress import Progress
 from gradscope.data.vocab import build_vocab
 from gradscope.imageio import save_image
+from json_schema import check_output
 
 WORDS = ["a dog runs on grass", "a cat sits on a mat", "a red ball on grass"]
 
@@ -47,7 +47,7 @@ def test_evaluate_with_only_the_dev_split(tmp_path, cache, capsys):
     argv = ["caption", "evaluate", "--data", f"flickr8k:{data}", "--split", "dev", "--model",
             str(tmp_path / "cap.npz"), "--json", "--no-progress"]
     assert main(argv) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = check_output(capsys.readouterr().out, "caption evaluate")["results"][0]
     assert report["images"] == 3 and set(report["scores"]) >= {"Bleu_4", "CIDEr"}
 
 
@@ -62,9 +62,7 @@ def test_train_with_val_images_0_needs_no_dev_list(tmp_path, cache, capsys):
 
 
 def test_progress_lines_when_not_a_terminal(monkeypatch):
-    import gradscope.cli.progress as progress
-
-    monkeypatch.setattr(progress, "INTERVAL", 0.0)
+    monkeypatch.setenv("GRADSCOPE_PROGRESS_INTERVAL", "0")
     stream = io.StringIO()
     with Progress("saliency evaluate", total=4, unit="images", stream=stream) as bar:
         for i in range(1, 5):

@@ -7,6 +7,8 @@ import pytest
 
 from gradscope.cli import main
 from gradscope.imageio import load_image, save_image
+from gradscope.cli.output import short_class, slug
+from json_schema import check_output
 from test_methods import tiny_cnn
 
 
@@ -39,36 +41,103 @@ def test_saliency_command_writes_maps(files, capsys):
     code, out, _ = run(capsys, "saliency", files / "img.png", "--method", "smoothgrad", "--samples", 4,
                        "-o", files / "sal", "--model", files / "m.json", "--json")
     assert code == 0
-    d = json.loads(out)
-    assert d["method"] == "smoothgrad" and d["images"][0]["file"].endswith("img.png")
-    assert sorted(os.listdir(files / "sal")) == ["0_map.png", "0_overlay.png", "saliency.png"]
+    d = check_output(out, "saliency")
+    rec = d["results"][0]
+    assert d["params"]["n_samples"] == 4 and rec["image"].endswith("img.png") and d["model"]["classes"] == 5
+    stem = f"img_{slug(short_class(rec['class_name']))}_smoothgrad"
+    assert sorted(os.listdir(files / "sal")) == [".gradscope-output", f"{stem}.png", f"{stem}_overlay.png",
+                                                 "smoothgrad_figure.png"]
+    assert rec["written"] == [str(files / "sal" / f"{stem}.png"), str(files / "sal" / f"{stem}_overlay.png")]
 
 
 def test_saliency_evaluate_and_fool_benchmark(files, capsys):
     code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 6, "--stages", 4,
                        "--model", files / "m.json", "--json")
-    d = json.loads(out)
-    assert code == 0 and d["n"] == 6 and 0 <= d["pointing_game"]["hit_rate"] <= 1
-    assert set(d["deletion_insertion"]) >= {"deletion_auc", "random_deletion_auc", "insertion_auc"}
-    code, out, _ = run(capsys, "fool", "--data", files / "ds", "--n", 2, "--model", files / "m.json", "--json")
-    d = json.loads(out)
-    assert code == 0 and d["n"] == 2 and 0 <= d["success_rate"] <= 1
+    d = check_output(out, "saliency evaluate")
+    assert code == 0 and d["summary"]["n"] == 6 and 0 <= d["summary"]["pointing_game"]["hit_rate"] <= 1
+    assert set(d["summary"]["deletion_insertion"]) >= {"deletion_auc", "random_deletion_auc", "insertion_auc"}
+    assert len(d["results"]) == 6 and {"class", "class_name", "deletion_auc"} <= set(d["results"][0])
+    code, out, _ = run(capsys, "fool", "--data", files / "ds", "--n", 2, "--model", files / "m.json", "--json",
+                       "-o", files / "bench", "--max-iter", 3)
+    d = check_output(out, "fool")
+    assert code == 0 and d["summary"]["n"] == 2
+    assert len(d["results"]) == 2 and "l2_0_255" in d["results"][0]
+    fooled = sorted(n for n in os.listdir(files / "bench") if "fooled" in n)
+    assert fooled == sorted(f"{i:03d}_{slug(short_class(r['class_name']))}_{'fooled' if r['success'] else 'not-fooled'}.png"
+                            for i, r in enumerate(d["results"]))
 
 
-def test_fool_classvis_invert_dream_commands(files, capsys):
+def test_fool_several_images_named_by_outcome(files, capsys):
     m = files / "m.json"
-    code, out, _ = run(capsys, "fool", files / "img.png", "--target", "synonym3", "-o", files / "fool", "--model", m)
-    assert code == 0 and "class 3" in out
-    assert load_image(files / "fool" / "0_fooled.png").shape == (16, 16, 3)
-    code, out, _ = run(capsys, "classvis", 2, "n00000004", "--iterations", 5, "-o", files / "cv", "--model", m)
-    assert code == 0 and sorted(os.listdir(files / "cv")) == ["0_class2.png", "1_class4.png"]
-    code, out, _ = run(capsys, "invert", files / "img.png", "--layer", "relu1", "--iterations", 5,
-                       "-o", files / "inv.png", "--model", m)
-    assert code == 0 and "relative feature distance" in out
-    assert sorted(p for p in os.listdir(files) if p.startswith("inv")) == ["inv_0_inverted.png", "inv_0_target.png"]
+    save_image(files / "other.png", np.full((12, 12, 3), 90, np.uint8))
+    code, out, _ = run(capsys, "fool", files / "img.png", files / "other.png", "--target", "synonym3",
+                       "-o", files / "fool", "--model", m, "--max-iter", 30, "--json")
+    d = check_output(out, "fool")
+    fooled = [r["success"] for r in d["results"]]
+    assert code == (0 if any(fooled) else 1) and [r["image"] for r in d["results"]] == [str(files / "img.png"),
+                                                                                        str(files / "other.png")]
+    for rec, stem in zip(d["results"], ("img", "other")):
+        outcome = "fooled" if rec["success"] else "not-fooled"
+        assert rec["class"] == 3 and rec["written"][0] == str(files / "fool" / f"{stem}_class-3_{outcome}.png")
+        assert load_image(rec["written"][0]).shape == (16, 16, 3)
+    code, out, _ = run(capsys, "fool", files / "img.png", "--target", 3, "-o", files / "fool0", "--model", m,
+                       "--max-iter", 1, "--step-size", 1e-6)
+    assert code == 1 and "NOT fooled" in out and out.startswith("model: m.json, 16 px")  # no image reached it
+    assert [n for n in os.listdir(files / "fool0") if "fooled" in n] == ["img_class-3_not-fooled.png"]
+
+
+def test_classvis_invert_dream_commands(files, capsys):
+    m = files / "m.json"
+    code, out, _ = run(capsys, "classvis", 2, "n00000004", "--iterations", 5, "-o", files / "cv", "--model", m,
+                       "--json")
+    d = check_output(out, "classvis")
+    assert code == 0 and [r["class"] for r in d["results"]] == [2, 4] and d["params"]["iterations"] == 5
+    assert sorted(os.listdir(files / "cv")) == [".gradscope-output", "class-2_classvis.png", "class-4_classvis.png"]
+    code, out, _ = run(capsys, "invert", files / "img.png", files / "img.png", "--layer", "relu1", "--iterations", 5,
+                       "-o", files / "inv", "--model", m, "--json")
+    d = check_output(out, "invert")
+    assert code == 0 and len(d["results"]) == 2 and "relative_feature_distance" in d["results"][0]
+    assert sorted(os.listdir(files / "inv")) == [".gradscope-output", "img-2_relu1_inverted.png", "img-2_target.png",
+                                                 "img_relu1_inverted.png", "img_target.png"]
     code, out, _ = run(capsys, "dream", files / "img.png", "--layer", "relu2", "--iterations", 2,
-                       "-o", files / "dream.png", "--model", m)
-    assert code == 0 and load_image(files / "dream.png").shape == (20, 30, 3)  # the image's own size
+                       "-o", files / "dream", "--model", m, "--json")
+    d = check_output(out, "dream")
+    assert code == 0 and load_image(d["results"][0]["written"][0]).shape == (20, 30, 3)  # the image's own size
+
+
+RERUN = {"saliency": ["saliency", "{img}", "--method", "ig", "--points", "2"],
+         "fool": ["fool", "{img}", "--target", "1", "--max-iter", "2"],
+         "classvis": ["classvis", "1", "--iterations", "2"],
+         "invert": ["invert", "{img}", "--layer", "relu1", "--iterations", "2"],
+         "dream": ["dream", "{img}", "--layer", "relu1", "--iterations", "1"]}
+
+
+@pytest.mark.parametrize("command", sorted(RERUN))
+def test_each_command_refuses_its_own_folder_and_overwrites_it(files, capsys, command, tmp_path):
+    argv = [a.format(img=files / "img.png") for a in RERUN[command]] + ["-o", tmp_path / "out", "--model",
+                                                                        files / "m.json"]
+    assert run(capsys, *argv)[0] in (0, 1)  # fool: 1 when not fooled
+    first = sorted(os.listdir(tmp_path / "out"))
+    (tmp_path / "out" / "stale_0_map.png").write_bytes(b"an earlier run's file")
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "not empty" in err and len(err.strip().splitlines()) == 1
+    assert run(capsys, *argv, "--overwrite")[0] in (0, 1)
+    assert sorted(os.listdir(tmp_path / "out")) == first  # only the new run's files
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_rerun_into_the_same_folder(files, capsys):
+    m = files / "m.json"
+    argv = ["classvis", 2, "--iterations", 2, "-o", files / "again", "--model", m]
+    assert run(capsys, *argv)[0] == 0
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "not empty" in err and "--overwrite" in err and err.count("\n") == 1
+    argv[1] = 1
+    assert run(capsys, *argv, "--overwrite")[0] == 0
+    assert sorted(os.listdir(files / "again")) == [".gradscope-output", "class-1_classvis.png"]
+    assert [p for p in os.listdir(files) if "gradscope-new" in p or "gradscope-old" in p] == []
+    code, _, err = run(capsys, "classvis", 2, "-o", files / "x.png", "--model", m)
+    assert code == 2 and "takes a folder" in err
 
 
 def test_command_errors_are_clean(files, capsys):

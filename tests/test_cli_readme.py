@@ -29,6 +29,8 @@ def f(tmp_path_factory):
 M = "--model {r}/m.json"
 RUN = [  # the README's command table, on tiny inputs and a tiny model
     "classify {r}/cat.jpg {r}/dog.png --top 5 " + M,
+    "classes cat",
+    "classes tabby --model tinyimagenet --json",
     "caption {r}/cat.jpg --beam 1",
     "caption {r}/cat.jpg {r}/dog.png",
     "caption train --data synthetic:40 --hidden 8 --wordvec 4 --epochs 1 --val-images 5 --no-progress --out {r}/cap",
@@ -37,10 +39,10 @@ RUN = [  # the README's command table, on tiny inputs and a tiny model
     "saliency {r}/cat.jpg {r}/dog.png --method smoothgrad --samples 2 -o {r}/sal2 " + M,
     "saliency {r}/cat.jpg --method ig --points 2 -o {r}/sal3 " + M,
     "saliency evaluate --data {r}/tin --n 2 --stages 2 " + M,
-    "fool {r}/cat.jpg --target 3 -o {r}/fool --max-iter 3 " + M,
+    "fool {r}/cat.jpg {r}/dog.png --target 3 -o {r}/fool --max-iter 30 " + M,
     "fool --data {r}/tin --n 1 --json --max-iter 2 " + M,
     "classvis 2 -o {r}/cv --iterations 2 " + M,
-    "invert {r}/cat.jpg --layer relu1 -o {r}/inv --iterations 2 " + M,
+    "invert {r}/cat.jpg {r}/dog.png --layer relu1 -o {r}/inv --iterations 2 " + M,
     "dream {r}/cat.jpg --layer relu2 -o {r}/dream --iterations 1 " + M,
     "cnn layers",
     "cnn evaluate --data {r}/tin --json " + M,

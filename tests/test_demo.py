@@ -21,8 +21,8 @@ from gradscope.demo.analyses import captioner_history, inversion_layers, pick_cl
 from gradscope.errors import DataError, GradscopeError
 from gradscope.imageio import save_image
 
-SECTIONS = ["classification", "captions", "explain", "saliency", "fooling", "classvis", "inversion", "deepdream",
-            "efficientnet", "training"]
+SECTIONS = ["efficientnet", "captions", "explain", "classification", "saliency", "fooling", "classvis", "inversion",
+            "deepdream", "training"]
 
 
 @pytest.fixture(scope="module")
@@ -247,9 +247,16 @@ def test_cli_demo(tmp_path, monkeypatch, capsys):
     out = tmp_path / "report"
     assert main(["demo", "-o", str(out), "--images", str(img), "--seed", "1", "--quick"]) == 0
     text = capsys.readouterr().out
-    assert "== Top-5 classification" in text and "cat: " in text and "== Fooling image" in text
+    assert text.startswith("model: EfficientNet-Lite0, ImageNet-1k, 224 px")
+    assert text.index("== EfficientNet-Lite0") < text.index("== Top-5 classification (TinyImageNet CNN")
+    assert "cat: " in text and "== Fooling image" in text and "(beam, log p -" in text
     assert f"report: {out / 'index.html'}" in text
     assert json.loads((out / "results.json").read_text())["seed"] == 1
+    argv = ["demo", "-o", str(out), "--images", str(img), "--seed", "2", "--quick"]
+    assert main(argv) == 2 and "not empty" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.png", "report"]
 
 
 def test_demo_on_shipped_models(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import DataError, GradscopeError
+from gradscope.validate import check_finite_output
 
 __all__ = ["CNNFeatures", "cnn_feature_fn", "efficientnet_feature_fn", "default_feature_fn",
            "penultimate_layer", "feature_fn_for", "is_known_extractor", "SHIPPED_FEATURES"]
@@ -63,6 +64,15 @@ class CNNFeatures:
             self._fingerprint = h.hexdigest()[:12]
         return self._fingerprint
 
+    def cache_key(self) -> str:
+        """What a feature cache keys this extractor's rows by: weights, layer and preprocessing."""
+        import json
+
+        config = getattr(self.model, "config", None) or {}
+        prep = {"preprocess": config.get("preprocess"), "input_size": config.get("input_size"),
+                "prepare": None if self.prepare is None else f"{self.prepare.__module__}.{self.prepare.__qualname__}"}
+        return f"{self.name}:{self.layer}:{self.fingerprint()}:{json.dumps(prep, sort_keys=True, default=str)}"
+
     def __call__(self, images) -> np.ndarray:
         if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3):
             raise GradscopeError(f"images must be (N, H, W, 3) uint8, got shape {images.shape}")
@@ -71,7 +81,7 @@ class CNNFeatures:
             x = self.model.preprocess(images[i:i + self.batch_size])
             act, _ = self.model.forward_to(x, self.layer)
             out[i:i + len(x)] = act.reshape(len(x), -1)
-        return out
+        return check_finite_output(out, f"feature extractor {self.name}", "features")
 
 
 def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:

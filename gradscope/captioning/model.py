@@ -37,6 +37,8 @@ class CaptioningRNN:
         cell_type: 'rnn' or 'lstm'. dtype: np.float32 or np.float64. seed: initialization.
     """
 
+    softmax_loss = staticmethod(temporal_softmax_loss)  # (scores, targets, mask) -> (loss, dscores)
+
     def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128, cell_type="rnn",
                  dtype=np.float32, seed=0):
         if cell_type not in CELL_TYPES:
@@ -84,7 +86,7 @@ class CaptioningRNN:
         captions = self._check_captions(captions, len(features))
         targets = captions[:, 1:]  # (N, T-1)
         scores, caches = self._forward(features, captions[:, :-1])
-        loss, dscores = temporal_softmax_loss(scores, targets, targets != self.null_idx)
+        loss, dscores = self.softmax_loss(scores, targets, targets != self.null_idx)
         return float(loss), self._backward(dscores, caches)
 
     def _forward(self, features, words):

@@ -14,12 +14,13 @@ import os
 
 import numpy as np
 
-from gradscope.captioning.beam_search import beam_search
+from gradscope.captioning.beam_search import beam_search, sequence_log_prob
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.captioning.train import train_captioner
-from gradscope.cli.args import (beam_size, caption_length, default_of, nonneg_float, nonneg_int, positive_float,
+from gradscope.cli.args import (beam_size, caption_length, default_of, exponent, nonneg_int, positive_float,
                                 positive_int, seed_int)
-from gradscope.cli.output import emit, output_folder
+from gradscope.cli.common import captioner_info
+from gradscope.cli.output import emit, envelope, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
 from gradscope.cli.explain import register_explain
@@ -56,7 +57,7 @@ def _add_decoding_args(p, beam_default) -> None:
                    help="captioner .npz (default: the shipped Flickr8k LSTM)")
     p.add_argument("--beam", type=beam_size, default=beam_default, metavar="K",
                    help=f"beam size, 1 = greedy (default {beam_default})")
-    p.add_argument("--length-norm", type=nonneg_float, default=LENGTH_NORM, metavar="ALPHA",
+    p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
                    help="beam score = log-prob / length**ALPHA (default %(default)s, chosen on Flickr8k dev; "
                         "0 = raw log-prob)")
     p.add_argument("--max-length", type=caption_length, default=default_of(CaptioningRNN.sample, "max_length"),
@@ -69,22 +70,24 @@ def _register_train(sub) -> None:
     p = sub.add_parser("train", help="train a captioner (checkpoints every epoch; --resume continues)",
                        description="Train a captioner. --resume continues an interrupted run from DIR's "
                                    "checkpoint exactly; it is an error when DIR has no checkpoint.")
-    p.add_argument("--data", default="synthetic", metavar="SOURCE", help="synthetic[:N], coco:DIR or flickr8k:DIR")
-    p.add_argument("--cell", choices=("lstm", "rnn"), default=d("cell_type"))
+    p.add_argument("--data", default="synthetic", metavar="SOURCE",
+                   help="synthetic[:N], coco:DIR or flickr8k:DIR (default %(default)s)")
+    p.add_argument("--cell", choices=("lstm", "rnn"), default=d("cell_type"), help="recurrent cell (default %(default)s)")
     p.add_argument("--hidden", type=positive_int, default=d("hidden_dim"), help="hidden size H (default %(default)s)")
     p.add_argument("--wordvec", type=positive_int, default=d("wordvec_dim"),
                    help="word vector size (default %(default)s)")
-    p.add_argument("--optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam"), default=d("update_rule"))
+    p.add_argument("--optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam"), default=d("update_rule"),
+                   help="update rule (default %(default)s)")
     p.add_argument("--lr", type=positive_float, default=d("learning_rate"), help="learning rate (default %(default)s)")
     p.add_argument("--lr-decay", type=positive_float, default=d("lr_decay"),
                    help="learning-rate factor per epoch (default %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=d("batch_size"))
-    p.add_argument("--epochs", type=positive_int, default=d("num_epochs"))
+    p.add_argument("--batch-size", type=positive_int, default=d("batch_size"), help="captions per step (default %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=d("num_epochs"), help="passes over the data (default %(default)s)")
     p.add_argument("--clip", type=positive_float, default=d("clip_norm"), metavar="NORM",
-                   help="clip gradients to this global norm")
-    p.add_argument("--seed", type=seed_int, default=d("seed"))
+                   help="clip gradients to this global norm (default %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=d("seed"), help="random seed (default %(default)s)")
     p.add_argument("--max-train", type=positive_int, default=d("max_train"), metavar="N",
-                   help="use only N training captions")
+                   help="use only N training captions (default %(default)s)")
     p.add_argument("--val-images", type=nonneg_int, default=d("val_images"), metavar="N",
                    help="images of the val split scored (greedy BLEU-4) after each epoch (0: none, no val split "
                         "needed; default %(default)s)")
@@ -97,8 +100,8 @@ def _register_train(sub) -> None:
 def _register_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="BLEU-1..4, CIDEr-D and ROUGE-L on a split")
     p.add_argument("--data", required=True, metavar="SOURCE", help="synthetic[:N], coco:DIR or flickr8k:DIR")
-    p.add_argument("--split", default="val", choices=SPLITS)
-    p.add_argument("--max-images", type=positive_int, default=None, metavar="N", help="score only the first N images")
+    p.add_argument("--split", default="val", choices=SPLITS, help="which split (default %(default)s)")
+    p.add_argument("--max-images", type=positive_int, default=None, metavar="N", help="score only the first N images (default all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     _add_decoding_args(p, BEAM)  # as `caption IMAGE`
     p.set_defaults(func=run_evaluate)
@@ -107,10 +110,11 @@ def _register_evaluate(sub) -> None:
 def _register_sample(sub) -> None:
     p = sub.add_parser("sample", help="print captions of random images of a split, or of image files")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files (instead of --data)")
-    p.add_argument("--data", default=None, metavar="SOURCE")
-    p.add_argument("--split", default="val", choices=SPLITS)
+    p.add_argument("--data", default=None, metavar="SOURCE",
+                   help="synthetic[:N], coco:DIR or flickr8k:DIR (default none: give image files)")
+    p.add_argument("--split", default="val", choices=SPLITS, help="which split (default %(default)s)")
     p.add_argument("--n", type=positive_int, default=5, help="how many images (default %(default)s)")
-    p.add_argument("--seed", type=seed_int, default=0, help="which images")
+    p.add_argument("--seed", type=seed_int, default=0, help="seeds which images are drawn (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     _add_decoding_args(p, BEAM)
     p.set_defaults(func=run_sample)
@@ -148,13 +152,17 @@ def run_evaluate(args) -> int:
     with Progress("caption evaluate", unit="images", enabled=not args.no_progress) as bar:
         report = evaluate_split(model, split, args.max_images, args.beam, args.max_length, args.length_norm,
                                 progress=bar.update)
-    report = {"data": args.data, "split": args.split, **report, "model": args.model or "shipped"}
+    report = {"data": args.data, "split": args.split, **report}
     if split.name in source.skipped:  # listed in the annotations but not on disk
         report["images_missing"] = int(source.skipped[split.name])
+    if split.no_references:  # every caption of these images is empty: not scored
+        report["images_without_references"] = int(split.no_references)
     missing = f" ({report['images_missing']} listed images not on disk)" if "images_missing" in report else ""
+    if split.no_references:
+        missing += f" ({split.no_references} images skipped: all their captions are empty)"
     lines = [f"{args.data} {args.split}: {report['images']} images{missing}, {report['decoding']} decoding"]
     lines += [f"  {name:8s} {value:.4f}" for name, value in report["scores"].items()]
-    emit(args, report, lines)
+    emit(args, envelope("caption evaluate", captioner_info(model, args.model), [report]), lines)
     return 0
 
 
@@ -173,12 +181,14 @@ def run_sample(args) -> int:
     check_feature_dim(model, split.feature_dim, args.data)
     all_ids = split.image_indices()
     ids = np.random.default_rng(args.seed).choice(all_ids, min(args.n, len(all_ids)), replace=False)
-    generated = decode_captions(decode(model, split.image_features(ids), args.beam, args.max_length,
-                                       args.length_norm), model.idx_to_word)
+    features = split.image_features(ids)
+    words = decode(model, features, args.beam, args.max_length, args.length_norm)
+    generated = decode_captions(words, model.idx_to_word)
+    logp = sequence_log_prob(model, features, words)
     names = split.image_names or [f"image {i}" for i in range(split.n_images)]
-    rows = [{"image": names[i], "caption": g, "reference": " ".join(r[0]) if r else ""}
-            for i, g, r in zip(ids, generated, split.references(ids))]
-    _print_captions(rows, args)
+    rows = [{"image": names[i], "caption": g, "log_prob": float(lp), "reference": " ".join(r[0]) if r else ""}
+            for i, g, lp, r in zip(ids, generated, logp, split.references(ids))]
+    _print_captions(rows, args, model, "caption sample")
     return 0
 
 
@@ -190,10 +200,18 @@ def run_image(args) -> int:
 
     model = _load_model(args.model)
     images = [load_image(p) for p in args.images]
-    features = feature_fn_for(model)(images)
-    generated = decode_captions(decode(model, features, args.beam, args.max_length, args.length_norm),
-                                model.idx_to_word)
-    _print_captions([{"image": p, "caption": g} for p, g in zip(args.images, generated)], args)
+    extract, batch = feature_fn_for(model), 8
+    with Progress("caption: image features", total=len(images), unit="images") as bar:
+        parts = []
+        for i in range(0, len(images), batch):
+            parts.append(extract(images[i:i + batch]))
+            bar.update(min(i + batch, len(images)))
+    features = np.concatenate(parts)
+    words = decode(model, features, args.beam, args.max_length, args.length_norm)
+    generated = decode_captions(words, model.idx_to_word)
+    logp = sequence_log_prob(model, features, words)
+    rows = [{"image": p, "caption": g, "log_prob": float(lp)} for p, g, lp in zip(args.images, generated, logp)]
+    _print_captions(rows, args, model, "caption")
     return 0
 
 
@@ -241,10 +259,10 @@ def _feature_progress(args):
     return progress
 
 
-def _print_captions(rows, args) -> None:
+def _print_captions(rows, args, model, command: str) -> None:
     lines = []
     for row in rows:
-        lines.append(f"{row['image']}: {row['caption']}")
+        lines.append(f"{row['image']}: {row['caption']}  (log p {row['log_prob']:.2f})")
         if row.get("reference"):
             lines.append(f"    reference: {row['reference']}")
-    emit(args, rows, lines)
+    emit(args, envelope(command, captioner_info(model, args.model), rows), lines)

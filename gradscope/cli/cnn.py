@@ -8,24 +8,23 @@ import sys
 import numpy as np
 
 from gradscope.cli.args import default_of, int_list, positive_float, positive_int, schedule, seed_int
-from gradscope.cli.output import emit, output_folder
+from gradscope.cli.common import (COURSE_MODEL, DEFAULT_MODEL, add_json_arg, add_model_args, load_images, load_model,
+                                  model_help)
+from gradscope.cli.output import class_fields, emit, envelope, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
 from gradscope.errors import DataError, GradscopeError
 
-MODEL_HELP = ("model: 'gradscope' (the shipped CNN, default), 'efficientnet_lite0', 'path/model.json', "
-              "'torchvision:NAME' or 'file.py:factory' (this IMPORTS AND RUNS file.py, like `python file.py`: "
-              "use only files you trust)")
+MODEL_HELP = model_help()  # kept for modules that import it
 CHECKPOINTS = {"torch": "checkpoint.pt", "numpy": "checkpoint.npz"}
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("classify", help="top classes of images under a model")
+    p = subparsers.add_parser("classify", help="top classes of images (EfficientNet-Lite0 unless --model)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any size; centre-cropped)")
     p.add_argument("--top", type=positive_int, default=5, help="how many classes to show (default 5)")
-    p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
-    p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_model_args(p)
+    add_json_arg(p)
     p.set_defaults(func=run_classify)
 
     cnn = subparsers.add_parser("cnn", help="train, evaluate or inspect the NumPy CNN")
@@ -39,25 +38,27 @@ def register(subparsers) -> None:
 # ---------------------------------------------------------------- classify
 
 def run_classify(args) -> int:
-    from gradscope.imageio import load_image
-    from gradscope.modelspec import load_image_model
-
-    model = load_image_model(args.model, args.weights)
-    images = [load_image(path) for path in args.images]
+    model, info = load_model(args)
+    images = load_images(args.images)
     results = []
-    for path, image in zip(args.images, images):
-        scores = np.asarray(model.scores(model.preprocess([image])), dtype=np.float64)[0]
+    with Progress("classify", total=len(images), unit="images") as bar:
+        all_scores = []
+        for k, image in enumerate(images):
+            all_scores.append(np.asarray(model.scores(model.preprocess([image])), dtype=np.float64)[0])
+            bar.update(k + 1)
+    for path, scores in zip(args.images, all_scores):
         probs = np.exp(scores - scores.max())
         probs /= probs.sum()
         top = np.argsort(-scores)[:args.top]
-        results.append({"image": path, "top": [
-            {"class": int(c), "wnid": str(model.wnids[c]), "name": str(model.class_names[c]),
-             "probability": float(probs[c]), "score": float(scores[c])} for c in top]})
+        results.append({"image": path, **class_fields(model, top[0]), "probability": float(probs[top[0]]),
+                        "top": [{**class_fields(model, c), "wnid": str(model.wnids[c]),
+                                 "probability": float(probs[c]), "score": float(scores[c])} for c in top]})
     lines = []
     for r in results:
         lines.append(r["image"])
-        lines += [f"  {rank}. {t['probability']:6.1%}  {t['wnid']}  {t['name']}" for rank, t in enumerate(r["top"], 1)]
-    emit(args, results, lines)
+        lines += [f"  {rank}. {t['probability']:6.1%}  {t['wnid']}  {t['class_name']}"
+                  for rank, t in enumerate(r["top"], 1)]
+    emit(args, envelope("classify", info, results), lines)
     return 0
 
 
@@ -84,7 +85,7 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory (wnids.txt, train/, val/)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: checkpoints, history, model.json/.npz")
     p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
-                   help="torch (fast; exports NumPy weights) or numpy (slow; hand-written backward)")
+                   help="torch (fast; exports NumPy weights) or numpy (slow; hand-written backward) (default %(default)s)")
     p.add_argument("--epochs-schedule", metavar="RES:EPOCHS[:CROP],...", type=schedule, default=None,
                    help="torch: phases of epochs on images resized to RES, on random CROP-pixel windows if given "
                         "(default " + ",".join(":".join(map(str, ph)) for ph in DEFAULT_SCHEDULE) + ")")
@@ -95,16 +96,17 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None, help=_engine_defaults("batch_size"))
     p.add_argument("--lr", type=positive_float, default=None,
                    help=f"(peak) learning rate ({_engine_defaults('lr', 'learning_rate')})")
-    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch: CPU threads")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N training images (default all)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch: CPU threads (default: torch's own choice)")
     p.add_argument("--init-from", metavar="CHECKPOINT.pt|MODEL.json", default=None,
-                   help="torch: warm start from an earlier run's checkpoint.pt or exported model.json (weights only)")
+                   help="torch: warm start from an earlier run's checkpoint.pt or exported model.json (weights only) "
+                        "(default none)")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCHS",
-                   help="torch: stop after this many epochs of the schedule")
+                   help="torch: stop after this many epochs of the schedule (default: run it all)")
     from gradscope.cnn.distill import DistillSettings
 
     p.add_argument("--teacher", metavar="LOGITS.npz", default=None,
-                   help="torch: distil a teacher's cached logits (written by scripts/teacher_logits.py)")
+                   help="torch: distil a teacher's cached logits (written by scripts/teacher_logits.py) (default none)")
     p.add_argument("--distill-weight", type=positive_float, default=None,
                    help=f"torch: weight of the distillation loss (default {DistillSettings.weight}; the label loss "
                         "takes the rest)")
@@ -112,7 +114,7 @@ def _add_train(sub) -> None:
                    help=f"torch: distillation temperature (default {DistillSettings.temperature})")
     p.add_argument("--teacher-images-only", action="store_true",
                    help="torch: train only on the images the --teacher file covers (a subset of train)")
-    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (error if none)")
     p.set_defaults(func=run_train)
 
@@ -183,14 +185,15 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="top-1, top-5 and per-class accuracy on a TinyImageNet split")
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory")
     p.add_argument("--split", choices=("val", "val-select", "val-report", "train"), default="val",
-                   help="val-select / val-report: the fixed halves of val (alternate images of each class)")
-    p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
-    p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
-    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images")
+                   help="which split; val-select / val-report: the fixed halves of val (alternate images of "
+                        "each class) (default %(default)s)")
+    add_model_args(p, default=COURSE_MODEL)
+    p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images (default all)")
     from gradscope.cnn.evaluate import evaluate_accuracy
 
-    p.add_argument("--batch-size", type=positive_int, default=default_of(evaluate_accuracy, "batch_size"))
-    p.add_argument("--json", action="store_true", help="print JSON (includes every class)")
+    p.add_argument("--batch-size", type=positive_int, default=default_of(evaluate_accuracy, "batch_size"),
+                   help="images per forward pass (default %(default)s)")
+    add_json_arg(p)
     p.set_defaults(func=run_evaluate)
 
 
@@ -210,9 +213,8 @@ def _dataset_for_model(data_dir, model):
 
 def run_evaluate(args) -> int:
     from gradscope.cnn.evaluate import evaluate_accuracy
-    from gradscope.modelspec import load_image_model
 
-    model = load_image_model(args.model, args.weights)
+    model, info = load_model(args, COURSE_MODEL)
     ds = _dataset_for_model(args.data, model)
     with Progress(f"load {args.split}", unit="images") as bar:
         split = ds.load(args.split, limit=args.limit, progress=bar.update)
@@ -224,7 +226,8 @@ def run_evaluate(args) -> int:
     if scored:
         lines.append("hardest classes: " + "; ".join(f"{n.split(',')[0]} {a:.2f}" for a, w, n in scored[:5]))
         lines.append("easiest classes: " + "; ".join(f"{n.split(',')[0]} {a:.2f}" for a, w, n in scored[::-1][:5]))
-    emit(args, {"split": args.split, "images": acc.n, "top1": acc.top1, "top5": acc.top5, "per_class": per_class},
+    emit(args, envelope("cnn evaluate", info, [{"data": args.data, "split": args.split, "images": acc.n,
+                                                "top1": acc.top1, "top5": acc.top5, "per_class": per_class}]),
          lines)
     return 0
 
@@ -233,18 +236,19 @@ def run_evaluate(args) -> int:
 
 def _add_layers(sub) -> None:
     p = sub.add_parser("layers", help="list a CNN's layers with their output shapes")
-    p.add_argument("--model", metavar="PATH.json", default=None,
-                   help="a saved NumPy CNN or efficientnet_lite0 (default: the shipped one)")
-    p.add_argument("--input-size", type=positive_int, default=None, help="input side to compute shapes for")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--model", metavar="SPEC", default=DEFAULT_MODEL,
+                   help="'efficientnet_lite0', 'tinyimagenet' or a saved NumPy CNN's model.json "
+                        "(default %(default)s, the image commands' model)")
+    p.add_argument("--input-size", type=positive_int, default=None,
+                   help="input side to compute shapes for (default the model's input size)")
+    add_json_arg(p)
     p.set_defaults(func=run_layers)
 
 
 def run_layers(args) -> int:
     from gradscope.cnn import CNN
-    from gradscope.modelspec import load_image_model
 
-    model = load_image_model(args.model)
+    model, info = load_model(args)
     if not isinstance(model, CNN):
         raise GradscopeError(f"`cnn layers` lists NumPy CNN layers; {args.model!r} is not one "
                              f"(its addressable layers: {', '.join(model.layer_names)})")
@@ -254,5 +258,7 @@ def run_layers(args) -> int:
     lines += [f"{i:>3}  {r['name']:<12} {r['type']:<18} {'x'.join(str(v) for v in r['output_shape']):<22} "
               f"{r['params']:,}" for i, r in enumerate(rows)]
     lines.append(f"total params: {sum(r['params'] for r in rows):,}")
-    emit(args, [dict(r, output_shape=list(r["output_shape"])) for r in rows], lines)
+    records = [{"layer": r["name"], **{k: v for k, v in r.items() if k != "name"},
+                "output_shape": list(r["output_shape"])} for r in rows]
+    emit(args, envelope("cnn layers", info, records, input_size=size), lines)
     return 0

@@ -23,8 +23,10 @@ def register(subparsers) -> None:
                                     "next to the archive, and later runs check it.")
     dl.add_argument("dataset", choices=sorted(DATASETS), help="coco: the course's COCO captioning features")
     dl.add_argument("--dir", default=None, help=f"where to put it (default: $GRADSCOPE_DATA or {default_data_dir()})")
-    dl.add_argument("--url", default=None, help="download from this https URL instead (a mirror)")
-    dl.add_argument("--sha256", default=None, metavar="HEX", help="the archive's expected sha256 digest")
+    dl.add_argument("--url", default=None, help="download from this https URL instead (a mirror) (default: the official URL)")
+    dl.add_argument("--sha256", default=None, metavar="HEX",
+                    help="the archive's expected sha256 digest (default: gradscope's pinned digest, else the one "
+                         "recorded at the first download)")
     dl.add_argument("--remove-archive", action="store_true", help="delete the zip after unpacking")
     dl.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     dl.set_defaults(func=run_download)

@@ -7,13 +7,13 @@ numbers, with the deletion check per word.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 
 from gradscope.captioning.evaluate import BEAM_SIZE, LENGTH_NORM
-from gradscope.cli.args import beam_size, caption_length, nonneg_float, seed_int
-from gradscope.cli.output import output_folder
+from gradscope.cli.args import beam_size, caption_length, exponent, fraction, seed_int
+from gradscope.cli.common import add_json_arg, captioner_info
+from gradscope.cli.output import add_output_args, emit, envelope, image_stems, new_output
+from gradscope.cli.progress import Progress
 from gradscope.errors import GradscopeError
 
 
@@ -23,18 +23,18 @@ def register_explain(sub) -> None:
                        description="Caption each image (as `gradscope caption IMAGE`) and map, for every word, "
                                    "the gradient of its log-probability with respect to the pixels.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder for the PNGs and explain.json")
-    p.add_argument("--fraction", type=float, default=0.1,
+    add_output_args(p)
+    p.add_argument("--fraction", type=fraction, default=0.1,
                    help="deletion check: fraction of pixels replaced by the mean pixel (default 0.1)")
-    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline (default %(default)s)")
     p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
     p.add_argument("--model", default=None, metavar="PATH", help="captioner .npz (default: the shipped one)")
     p.add_argument("--beam", type=beam_size, default=BEAM_SIZE, metavar="K",
                    help="beam size (1 = greedy; default %(default)s)")
-    p.add_argument("--length-norm", type=nonneg_float, default=LENGTH_NORM, metavar="ALPHA",
+    p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
                    help="beam length normalisation (default %(default)s)")
     p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
-    p.add_argument("--json", action="store_true", help="print the JSON instead of a summary")
+    add_json_arg(p)
     p.set_defaults(func=run_explain)
 
 
@@ -53,40 +53,47 @@ def run_explain(args) -> int:
         raise GradscopeError("this captioner's features do not come from a CNN with a backward pass to the "
                              "pixels, so there are no pixel gradients")
     images = [load_image(p) for p in args.images]  # every file read before any output
-    rows, seen = [], set()
-    with output_folder(args.out, "-o"):
-        for path, image in zip(args.images, images):
+    rows = []
+    with new_output(args.output, args.overwrite, "-o", "caption explain") as out, \
+            Progress("caption explain", total=len(images), unit="images") as bar:
+        for k, (path, stem, image) in enumerate(zip(args.images, image_stems(args.images), images)):
             result = explain_caption(captioner, extractor, image, name=path, beam=args.beam,
                                      max_length=args.max_length, length_norm=args.length_norm,
                                      fraction=args.fraction, deletion=not args.no_deletion, seed=args.seed)
-            rows.append(result.save(args.out, _stem(path, seen)))
-        save_json(os.path.join(args.out, "explain.json"), rows)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-    else:
-        _print_summary(rows, args.out, args.fraction)
+            rows.append(_final_paths(result.save(out.dir, stem), out))
+            bar.update(k + 1)
+        payload = envelope("caption explain", captioner_info(captioner, args.model), rows)
+        save_json(out.path("explain.json"), payload)
+    emit(args, payload, _summary(rows, args.output, args.fraction))
     return 0
 
 
-def _stem(path, seen) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.splitext(os.path.basename(path))[0]).strip("._") or "image"
-    name, k = stem, 2
-    while name in seen:
-        name, k = f"{stem}_{k}", k + 1
-    seen.add(name)
-    return name
+def _final_paths(row: dict, out) -> dict:
+    """A saved row with the paths under out.dir replaced by their final paths."""
+    def fix(value):
+        if isinstance(value, str) and value.startswith(out.dir + os.sep):
+            return out.final_path(value)
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    return fix(row)
 
 
-def _print_summary(rows, out, fraction) -> None:
-    beats = total = 0
+def _summary(rows, out, fraction) -> list:
+    lines, beats, total = [], 0, 0
     for row in rows:
-        print(f'{row["image"]}: "{row["caption"]}"  ({row["figure"]})')
+        lines.append(f'{row["image"]}: "{row["caption"]}"  ({row["figure"]})')
         for w in row["words"]:
             top, rand = w["deletion_drop_top"], w["deletion_drop_random"]
             check = "" if top is None else f"  deletion drop: top {fraction:.0%} {top:+.3f}, random {rand:+.3f}"
-            print(f"  {w['word']:12s} log p {w['logprob']:7.3f}{check}")
+            lines.append(f"  {w['word']:12s} log p {w['logprob']:7.3f}{check}")
             if top is not None:
                 beats, total = beats + (top > rand), total + 1
     if total:
-        print(f"top-pixel deletion lowered the word's log-prob more than random deletion for {beats} of {total} words")
-    print(f"wrote {os.path.join(out, 'explain.json')}")
+        lines.append(f"top-pixel deletion lowered the word's log-prob more than random deletion for {beats} of "
+                     f"{total} words")
+    lines.append(f"wrote {os.path.join(out, 'explain.json')}")
+    return lines

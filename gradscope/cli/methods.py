@@ -1,19 +1,23 @@
 """Commands for the image-gradient methods: saliency maps (and `saliency evaluate`), fool,
 classvis, invert, dream. Each handler turns its arguments into library calls, prints the
-numbers (or JSON with --json) and writes PNGs."""
+numbers (or JSON with --json, gradscope/cli/schema.json) and writes PNGs into -o DIR named
+after each photo, class and method (gradscope.cli.output)."""
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
-from gradscope.cli.args import default_of, nonneg_float, nonneg_int, positive_float, positive_int, scale_factor, seed_int
-from gradscope.cli.cnn import MODEL_HELP
-from gradscope.cli.output import emit, output_folder
+from gradscope.cli.args import positive_int
+from gradscope.cli.classes import resolve_class_arg
+from gradscope.cli.common import (COURSE_MODEL, add_json_arg, add_model_args, add_seed_arg, load_images,
+                                  load_model)
+from gradscope.cli.output import (add_output_args, class_fields, emit, envelope, file_name, image_stems,
+                                  new_output, short_class, unique_slugs)
 from gradscope.cli.progress import Progress
+from gradscope.cli.settings import add_settings, settings_values
 from gradscope.errors import GradscopeError
 
 METHOD_NAMES = {"vanilla": "saliency", "smoothgrad": "smoothgrad", "ig": "integrated_gradients"}
+EXIT_GOAL_MISSED = 1  # a run where no image reached its goal (e.g. none was fooled)
 
 
 def register(subparsers) -> None:
@@ -23,26 +27,18 @@ def register(subparsers) -> None:
 
 # ---------------------------------------------------------------- shared helpers
 
-def _common(p, output="required"):
-    """--model, --weights, --seed, --json and (output 'required' or 'optional') -o."""
-    p.add_argument("--model", metavar="SPEC", default=None, help=MODEL_HELP)
-    p.add_argument("--weights", metavar="PATH", default=None, help="weights file for torch model specs")
-    p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
-    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+def _common(p, output=True, model_default=None):
+    """--model, --weights, --seed, --json and (output) -o DIR --overwrite."""
+    add_model_args(p, **({"default": model_default} if model_default else {}))
+    add_seed_arg(p)
+    add_json_arg(p)
     if output:
-        p.add_argument("-o", "--output", metavar="OUT", required=output == "required",
-                       help="output folder (or .png file for a single image)")
+        add_output_args(p)
 
 
-def _load_model(args):
-    from gradscope.modelspec import load_image_model
-
-    return load_image_model(args.model, args.weights)
-
-
-def _output(args):
-    """The output folder guard of -o (checked now; removed again if the command fails)."""
-    return output_folder(args.output, "-o", file_ext=".png")
+def _output(args, command: str):
+    """new_output for -o (checked now; this run's files replace the folder when it finishes)."""
+    return new_output(args.output, args.overwrite, "-o", command)
 
 
 def _model_input(model, image, keep_size=False):
@@ -59,6 +55,19 @@ def _class_label(model, c) -> str:
     return f"{int(c)} {model.class_names[int(c)]}"
 
 
+def _save(out, name: str, image) -> str:
+    """Write a uint8 image as out.dir/name; returns its final path."""
+    from gradscope.imageio import save_image
+
+    return out.final_path(save_image(out.path(name), image))
+
+
+def _save_figure(out, name: str, fig) -> str:
+    from gradscope.figures import save_figure
+
+    return out.final_path(save_figure(fig, out.path(name)))
+
+
 def _written(paths) -> list:
     return [f"wrote {p}" for p in paths]
 
@@ -73,61 +82,79 @@ def _add_saliency(sub):
     s = group.add_subparsers(dest="saliency_command", metavar="{maps,evaluate} | IMAGE")
     maps = s.add_parser("maps", help="saliency maps of image files (the default: `gradscope saliency IMAGE...`)")
     maps.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    maps.add_argument("--target", metavar="CLASS", help="class (index, wnid or name); default: the predicted class")
+    maps.add_argument("--target", metavar="CLASS",
+                      help="class (index, wnid or name; see `gradscope classes`) (default: each image's top class)")
     _method_args(maps)
     _common(maps)
     maps.set_defaults(func=_run_saliency)
     ev = s.add_parser("evaluate", help="pointing game and deletion/insertion AUCs on TinyImageNet val images")
     ev.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory (uses its val split)")
     ev.add_argument("--n", type=positive_int, default=100, help="number of val images (default %(default)s)")
-    from gradscope.methods.evaluation import DEFAULTS as EVAL
+    from gradscope.methods.evaluation import SETTINGS as EVAL
 
-    ev.add_argument("--stages", type=positive_int, default=EVAL["stages"], help="deletion/insertion stages")
+    add_settings(ev, EVAL)
     _method_args(ev)
-    _common(ev, output=None)
+    _common(ev, output=False, model_default=COURSE_MODEL)
     ev.set_defaults(func=_run_saliency_evaluate)
     group.set_defaults(func=lambda args: group.print_help() or 0)
 
 
 def _method_args(p):
-    from gradscope.methods.saliency import DEFAULTS
+    from gradscope.methods.saliency import SETTINGS
 
-    p.add_argument("--method", choices=sorted(METHOD_NAMES), default="vanilla")
-    p.add_argument("--samples", type=positive_int, default=DEFAULTS["n_samples"], help="SmoothGrad noisy samples")
-    p.add_argument("--sigma", type=nonneg_float, default=DEFAULTS["sigma"],
-                   help="SmoothGrad noise (fraction of the pixel range)")
-    p.add_argument("--points", type=positive_int, default=DEFAULTS["points"], help="integrated-gradients path points")
+    p.add_argument("--method", choices=sorted(METHOD_NAMES), default="vanilla",
+                   help="vanilla: |gradient|; smoothgrad: averaged over noisy copies; ig: integrated gradients "
+                        "(default vanilla)")
+    add_settings(p, SETTINGS)
 
 
-def _attribute(model, x, classes, args):
+def _attribute(model, x, classes, args, callback=None):
     from gradscope import methods
+    from gradscope.methods.saliency import SETTINGS
 
+    v = settings_values(args, SETTINGS)
     if args.method == "smoothgrad":
-        return methods.smoothgrad(model, x, classes, n_samples=args.samples, sigma=args.sigma, seed=args.seed)
+        return methods.smoothgrad(model, x, classes, n_samples=v["n_samples"], sigma=v["sigma"], seed=args.seed,
+                                  chunk=8, callback=callback)
     if args.method == "ig":
-        return methods.integrated_gradients(model, x, classes, points=args.points)
+        return methods.integrated_gradients(model, x, classes, points=v["points"], chunk=8, callback=callback)
     return methods.saliency(model, x, classes)
 
 
-def _run_saliency(args) -> int:
-    from gradscope.figures import saliency_figure, save_figure
-    from gradscope.imageio import load_image
-    from gradscope.methods import resolve_class
+def _method_params(args) -> dict:
+    from gradscope.methods.saliency import SETTINGS
 
-    with _output(args):
-        model = _load_model(args)
-        x = np.concatenate([_model_input(model, load_image(p)) for p in args.images])
-        classes = None if args.target is None else resolve_class(model, args.target)
-        result = _attribute(model, x, classes, args)
-        written = result.save(args.output)
-        if not args.output.lower().endswith(".png"):
-            written.append(save_figure(saliency_figure(result), os.path.join(args.output, "saliency.png")))
-    payload = result.to_dict()
-    for item, path in zip(payload["images"], args.images):
-        item["file"] = path
-    lines = [f"{path}: class {_class_label(model, c)}  score {s:.3f}"
-             for path, c, s in zip(args.images, result.classes, result.scores)]
-    emit(args, dict(payload, written=written), lines + _written(written))
+    v = settings_values(args, SETTINGS)
+    return {"smoothgrad": {"n_samples": v["n_samples"], "sigma": v["sigma"], "seed": args.seed},
+            "ig": {"points": v["points"]}}.get(args.method, {})
+
+
+def _run_saliency(args) -> int:
+    from gradscope.figures import saliency_figure
+    from gradscope.imageio import heatmap, map_top, overlay
+    images = load_images(args.images)
+    stems = image_stems(args.images)
+    with _output(args, "saliency") as out:
+        model, info = load_model(args)
+        x = np.concatenate([_model_input(model, im) for im in images])
+        classes = None if args.target is None else resolve_class_arg(model, info["spec"], args.target)
+        with Progress(f"saliency {args.method}", unit="inputs") as bar:
+            result = _attribute(model, x, classes, args, callback=bar.callback())
+        records = []
+        for i, (path, stem) in enumerate(zip(args.images, stems)):
+            name = model.class_names[result.classes[i]]
+            written = [_save(out, file_name(stem, name, args.method), heatmap(result.maps[i])),
+                       _save(out, file_name(stem, name, args.method, "overlay"),
+                             overlay(result.images[i], result.maps[i]))]
+            records.append({"image": path, **class_fields(model, result.classes[i]),
+                            "score": float(result.scores[i]), "map_p99": map_top(result.maps[i]),
+                            "map_max": float(result.maps[i].max()), "written": written})
+        figure = _save_figure(out, file_name(args.method, "figure"), saliency_figure(result, labels=stems))
+    payload = envelope("saliency", info, records, method=args.method, params=_method_params(args),
+                       written=[p for r in records for p in r["written"]] + [figure])
+    lines = [f"{r['image']}: class {r['class']} {r['class_name']}  score {r['score']:.3f}" for r in records]
+    lines.append("maps: colour scale from 0 to each map's 99th percentile (map_p99), higher values clipped")
+    emit(args, payload, lines + _written(payload["written"]))
     return 0
 
 
@@ -135,202 +162,270 @@ def _run_saliency_evaluate(args) -> int:
     from gradscope.methods import deletion_insertion_auc, pointing_game
     from gradscope.methods.benchmark import load_batch, val_items
 
-    model = _load_model(args)
+    model, info = load_model(args, COURSE_MODEL)
     items, order = val_items(model, args.data, args.seed, need_box=True)
     x, y, boxes = load_batch(model, items, order[:args.n])
-    result = _attribute(model, x, y, args)
+    with Progress(f"saliency {args.method}", unit="inputs") as bar:
+        result = _attribute(model, x, y, args, callback=bar.callback())
     pg = pointing_game(result.maps, boxes, seed=args.seed)
     with Progress("saliency evaluate: deletion/insertion", unit="inputs") as bar:
         di = deletion_insertion_auc(model, x, y, result.maps, stages=args.stages, seed=args.seed,
                                     callback=bar.callback())
     acc = float(np.mean(np.argmax(model.scores(x), axis=1) == y))
-    payload = {"method": args.method, "n": len(y), "accuracy": acc,
+    records = [{"image": str(items[k][0]), **class_fields(model, c), "pointing_hit": bool(hit),
+                "deletion_auc": float(d), "insertion_auc": float(a)}
+               for k, c, hit, d, a in zip(order[:args.n], y, pg.hits, di.deletion_auc, di.insertion_auc)]
+    summary = {"n": len(y), "accuracy": acc,
                "pointing_game": {k: v for k, v in pg.to_dict().items() if k != "hits"},
                "deletion_insertion": {k: v for k, v in di.to_dict().items() if k != "per_image"}}
     lines = [f"{args.method} saliency on {len(y)} val images (top-1 accuracy {acc:.3f})",
              f"pointing game hit rate   {pg.hit_rate:.3f}   random {pg.random_hit_rate:.3f}",
              f"deletion AUC (lower)     {di.deletion_auc.mean():.3f}   random {di.random_deletion_auc.mean():.3f}",
              f"insertion AUC (higher)   {di.insertion_auc.mean():.3f}   random {di.random_insertion_auc.mean():.3f}"]
-    emit(args, payload, lines)
+    emit(args, envelope("saliency evaluate", info, records, method=args.method, params=_method_params(args),
+                        summary=summary), lines)
     return 0
 
 
 # ---------------------------------------------------------------- fooling
 
 def _add_fool(sub):
-    from gradscope.methods.fooling import DEFAULTS
+    from gradscope.methods.fooling import SETTINGS
 
-    p = sub.add_parser("fool", help="make an image classified as a target class",
-                       description="gradscope fool IMAGE --target CLASS -o OUT | gradscope fool --data DIR --n N")
-    p.add_argument("image", nargs="?", metavar="IMAGE")
-    p.add_argument("--target", metavar="CLASS", help="target class (index, wnid or name)")
-    p.add_argument("--step-size", type=positive_float, default=DEFAULTS["step_size"],
-                   help="L2 length of each step (model-input units)")
-    p.add_argument("--max-iter", type=positive_int, default=DEFAULTS["max_iter"], help="most steps per image")
-    p.add_argument("--objective", choices=["log_prob", "score"], default=DEFAULTS["objective"],
-                   help="climb the target's log-probability (default) or its raw score (course recipe)")
-    p.add_argument("--data", metavar="DIR", help="TinyImageNet directory: fool n correctly classified val images")
+    p = sub.add_parser("fool", help="change images slightly so that the model sees a target class",
+                       description="gradscope fool IMAGE... --target CLASS -o OUT | gradscope fool --data DIR --n N. "
+                                   "Exits 1 when no image was fooled.")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files")
+    p.add_argument("--target", metavar="CLASS",
+                   help="target class (index, wnid or name; see `gradscope classes`) (required with images)")
+    add_settings(p, SETTINGS)
+    p.add_argument("--data", metavar="DIR", help="TinyImageNet directory: fool n correctly classified val images "
+                                                 f"towards random classes (default model then: {COURSE_MODEL})")
+    from gradscope.cli.args import default_of
     from gradscope.methods.benchmark import fool_benchmark
 
     p.add_argument("--n", type=positive_int, default=default_of(fool_benchmark, "n"),
                    help="--data: number of val images (default %(default)s)")
-    _common(p, output="optional")
+    add_model_args(p, default=None)
+    add_seed_arg(p)
+    add_json_arg(p)
+    p.add_argument("-o", "--output", metavar="DIR", default=None,
+                   help="output folder (required with images; a non-empty one is refused unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output folder's files with this run's (only a folder gradscope wrote)")
     p.set_defaults(func=_run_fool)
 
 
+def _fool_records(model, r, paths=None) -> list:
+    d = r.to_dict()["images"]
+    records = []
+    for i, item in enumerate(d):
+        rec = {"image": paths[i]} if paths else {}
+        rec.update(class_fields(model, item["target"]))
+        rec.update({"success": item["success"], "iterations": item["iterations"],
+                    "original_class": item["original_class"], "original_class_name": item["original_name"],
+                    "original_prob": item["original_prob"], "final_class": item["final_class"],
+                    "final_class_name": item["final_name"], "final_prob": item["final_prob"],
+                    "target_prob_before": item["target_prob_before"], "target_prob": item["target_prob"],
+                    "l2_0_255": item["l2"], "linf_0_255": item["linf"]})
+        records.append(rec)
+    return records
+
+
 def _run_fool(args) -> int:
-    from gradscope.imageio import load_image
-    from gradscope.methods import fool, resolve_class
+    from gradscope.figures import fooling_figure
+    from gradscope.imageio import difference_image
+    from gradscope.methods import fool
+    from gradscope.methods.fooling import SETTINGS
 
     if args.data:
-        if args.image or args.target is not None:
-            raise GradscopeError("fool takes IMAGE --target CLASS, or --data DIR (random targets), not both")
+        if args.images or args.target is not None:
+            raise GradscopeError("fool takes IMAGE... --target CLASS, or --data DIR (random targets), not both")
         return _run_fool_dataset(args)
-    if not args.image or args.target is None or not args.output:
-        raise GradscopeError("fool needs IMAGE --target CLASS -o OUT (or --data DIR for the benchmark)")
-    with _output(args), Progress("fool", unit="steps") as bar:
-        model = _load_model(args)
-        target = resolve_class(model, args.target)
-        x = _model_input(model, load_image(args.image))
-        r = fool(model, x, target, step_size=args.step_size, max_iter=args.max_iter, objective=args.objective,
-                 callback=bar.callback("target_prob"))
-        written = r.save(args.output)
-    d = r.to_dict()["images"][0]
-    lines = [f"{'fooled' if d['success'] else 'NOT fooled'} after {d['iterations']} steps",
-             f"original: {_class_label(model, d['original_class'])} p={d['original_prob']:.3f}",
-             f"final:    {_class_label(model, d['final_class'])} p={d['final_prob']:.3f} "
-             f"(target p {d['target_prob_before']:.4f} -> {d['target_prob']:.3f})",
-             f"change: L2 {d['l2']:.1f}  Linf {d['linf']:.0f} (0-255 pixel units)"]
-    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
-    return 0
+    if not args.images or args.target is None or not args.output:
+        raise GradscopeError("fool needs IMAGE... --target CLASS -o OUT (or --data DIR for the benchmark)")
+    images = load_images(args.images)
+    stems = image_stems(args.images)
+    with _output(args, "fool") as out, Progress("fool", unit="steps") as bar:
+        model, info = load_model(args)
+        target = resolve_class_arg(model, info["spec"], args.target)
+        x = np.concatenate([_model_input(model, im) for im in images])
+        r = fool(model, x, target, **settings_values(args, SETTINGS), callback=bar.callback("target_prob"))
+        records = _fool_records(model, r, args.images)
+        tname = model.class_names[target]
+        for i, (rec, stem) in enumerate(zip(records, stems)):
+            verdict = "fooled" if rec["success"] else "not-fooled"
+            rec["written"] = [_save(out, file_name(stem, tname, verdict), r.images[i]),
+                              _save(out, file_name(stem, "original"), r.original_images[i]),
+                              _save(out, file_name(stem, tname, "difference"),
+                                    difference_image(r.images[i], r.original_images[i]))]
+        figure = _save_figure(out, file_name("fool", "figure"), fooling_figure(r, labels=stems))
+    lines = []
+    for rec in records:
+        lines += [f"{rec['image']}: {'fooled' if rec['success'] else 'NOT fooled'} after {rec['iterations']} steps",
+                  f"  original: {_class_label(model, rec['original_class'])} p={rec['original_prob']:.3f}",
+                  f"  final:    {_class_label(model, rec['final_class'])} p={rec['final_prob']:.3f} "
+                  f"(target p {rec['target_prob_before']:.4f} -> {rec['target_prob']:.3f})",
+                  f"  change: L2 {rec['l2_0_255']:.1f}  Linf {rec['linf_0_255']:.0f} (0-255 pixel units)"]
+    written = [p for rec in records for p in rec["written"]] + [figure]
+    fooled = sum(rec["success"] for rec in records)
+    lines.append(f"fooled {fooled} of {len(records)} images")
+    emit(args, envelope("fool", info, records, params=SETTINGS.params(settings_values(args, SETTINGS)),
+                        written=written), lines + _written(written))
+    return 0 if fooled else EXIT_GOAL_MISSED
 
 
 def _run_fool_dataset(args) -> int:
     from contextlib import nullcontext
 
     from gradscope.methods.benchmark import fool_benchmark
+    from gradscope.methods.fooling import SETTINGS
 
-    with (_output(args) if args.output else nullcontext()), Progress("fool --data", unit="steps") as bar:
-        model = _load_model(args)
+    settings = settings_values(args, SETTINGS)
+    with (_output(args, "fool") if args.output else nullcontext()) as out, \
+            Progress("fool --data", unit="steps") as bar:
+        model, info = load_model(args, COURSE_MODEL)
         s, r = fool_benchmark(model, args.data, n=args.n, seed=args.seed, callback=bar.callback("target_prob"),
-                              step_size=args.step_size, max_iter=args.max_iter, objective=args.objective)
-        if args.output:
-            s["written"] = r.save(args.output)
+                              **settings)
+        written = _save_benchmark_images(out, model, r) if out is not None else []
     lines = [f"fooled {s['success_rate'] * 100:.1f}% of {s['n']} correctly classified val images "
-             f"(random targets, at most {args.max_iter} steps of {args.step_size})",
+             f"(random targets, at most {settings['max_iter']} steps of {settings['step_size']})",
              f"iterations: median {s['median_iterations']}, max {s['max_iterations']}",
              f"change (0-255 units): median L2 {s['median_l2']:.1f}, median Linf {s['median_linf']:.1f}"]
-    emit(args, s, lines)
-    return 0
+    summary = {("_".join((k, "0_255")) if k.endswith(("l2", "linf")) else k): v for k, v in s.items()}
+    emit(args, envelope("fool", info, _fool_records(model, r), params=SETTINGS.params(settings), summary=summary,
+                        written=written), lines)
+    return 0  # a benchmark reports its rate, whatever it is
+
+
+def _save_benchmark_images(out, model, r) -> list:
+    """'<i>_<target>_fooled.png' (or '_not-fooled') and '<i>_original.png' per benchmark image."""
+    written = []
+    for i in range(len(r.images)):
+        verdict = "fooled" if r.success[i] else "not-fooled"
+        written += [_save(out, file_name(f"{i:03d}", model.class_names[r.target[i]], verdict), r.images[i]),
+                    _save(out, file_name(f"{i:03d}", "original"), r.original_images[i])]
+    return written
 
 
 # ---------------------------------------------------------------- class visualisation
 
-def _ascent_args(p, defaults, names, model_recipe=False):
-    """The shared numeric options of the ascent recipes, typed with their ranges; with model_recipe
-    the default is None (the library then takes the model's own recipe, else `defaults`)."""
-    specs = {"iterations": (positive_int, "total steps"), "lr": (positive_float, "step size"),
-             "l2_reg": (nonneg_float, "L2 prior weight"), "tv_weight": (nonneg_float, "total-variation prior weight"),
-             "jitter": (nonneg_int, "random shift in pixels per step"),
-             "blur_every": (nonneg_int, "blur every N steps (0: never)"), "blur_sigma": (nonneg_float, "blur width"),
-             "octaves": (positive_int, "number of scales, coarse to fine"),
-             "octave_scale": (scale_factor, "size ratio between octaves (> 1)"),
-             "scale_jitter": (nonneg_float, "random rescaling per step (fraction)"),
-             "smooth_gradient": (nonneg_float, "blur width applied to the gradient")}
-    for name in names:
-        kind, what = specs[name]
-        default = None if model_recipe else defaults[name]
-        where = f"the model's own recipe, else {defaults[name]}" if model_recipe else "%(default)s"
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default, help=f"{what} (default {where})")
+def _model_recipes(method: str) -> dict:
+    """{model name: its own settings of `method`} of the shipped models that bring one (for --help)."""
+    from gradscope.cnn.efficientnet import METHOD_DEFAULTS
+
+    return {"EfficientNet-Lite0": METHOD_DEFAULTS[method]} if method in METHOD_DEFAULTS else {}
+
+
+CLASSVIS_OPTIONS = ["iterations", "lr", "l2_reg", "jitter", "scale_jitter", "smooth_gradient", "blur_every",
+                    "blur_sigma", "tv_weight", "octaves", "objective"]
 
 
 def _add_classvis(sub):
-    from gradscope.methods.class_visualization import DEFAULTS
+    from gradscope.methods.class_visualization import SETTINGS
 
     p = sub.add_parser("classvis", help="synthesise an image of a class from noise")
-    p.add_argument("classes", nargs="+", metavar="CLASS", help="class(es): index, wnid or name")
-    _ascent_args(p, DEFAULTS, ["iterations"])
-    # None: visualize_class takes the model's own recipe (model.method_defaults), else DEFAULTS
-    _ascent_args(p, DEFAULTS, ["lr", "l2_reg", "jitter", "scale_jitter", "smooth_gradient", "blur_every",
-                               "blur_sigma", "tv_weight", "octaves"], model_recipe=True)
-    p.add_argument("--objective", choices=["score", "log_prob"], default=None,
-                   help="climb the class log-probability (default) or its raw score (course recipe)")
+    p.add_argument("classes", nargs="+", metavar="CLASS",
+                   help="class(es): index, wnid or name (see `gradscope classes`)")
+    add_settings(p, SETTINGS, CLASSVIS_OPTIONS, recipes=_model_recipes("visualize_class"))
     _common(p)
     p.set_defaults(func=_run_classvis)
 
 
 def _run_classvis(args) -> int:
     from gradscope.methods import visualize_class
+    from gradscope.methods.class_visualization import SETTINGS
 
-    with _output(args), Progress("classvis", unit="steps") as bar:
-        model = _load_model(args)
-        r = visualize_class(model, args.classes, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                            jitter=args.jitter, scale_jitter=args.scale_jitter, smooth_gradient=args.smooth_gradient,
-                            blur_every=args.blur_every, blur_sigma=args.blur_sigma, tv_weight=args.tv_weight,
-                            octaves=args.octaves, objective=args.objective, seed=args.seed,
+    with _output(args, "classvis") as out, Progress("classvis", unit="steps") as bar:
+        model, info = load_model(args)
+        targets = [resolve_class_arg(model, info["spec"], c) for c in args.classes]
+        r = visualize_class(model, targets, **settings_values(args, SETTINGS, CLASSVIS_OPTIONS), seed=args.seed,
                             callback=bar.callback("target_prob"))
-        written = r.save(args.output)
-    lines = [f"class {_class_label(model, t)}: probability {p:.4f} (score {s:.2f})"
-             for t, p, s in zip(r.targets, r.final_prob, r.final_score)]
-    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+        names = unique_slugs([short_class(model.class_names[t]) for t in r.targets])
+        records = [{**class_fields(model, t), "probability": float(p), "score": float(s),
+                    "written": [_save(out, file_name(name, "classvis"), r.images[i])]}
+                   for i, (t, p, s, name) in enumerate(zip(r.targets, r.final_prob, r.final_score, names))]
+    lines = [f"class {_class_label(model, rec['class'])}: probability {rec['probability']:.4f} "
+             f"(score {rec['score']:.2f})" for rec in records]
+    written = [p for rec in records for p in rec["written"]]
+    emit(args, envelope("classvis", info, records, params=r.params, written=written), lines + _written(written))
     return 0
 
 
 # ---------------------------------------------------------------- inversion and dreams
 
-def _add_invert(sub):
-    from gradscope.methods.feature_inversion import DEFAULTS
+INVERT_OPTIONS = ["iterations", "lr", "l2_reg", "tv_weight"]
 
-    p = sub.add_parser("invert", help="reconstruct an image from its activations at a layer")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--layer", required=True, help="layer name or index")
-    _ascent_args(p, DEFAULTS, ["iterations", "lr", "l2_reg", "tv_weight"])
+
+def _add_invert(sub):
+    from gradscope.methods.feature_inversion import SETTINGS
+
+    p = sub.add_parser("invert", help="reconstruct images from their activations at a layer")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--layer", required=True, help="layer name or index (see `gradscope cnn layers --model M`)")
+    add_settings(p, SETTINGS, INVERT_OPTIONS)
     _common(p)
     p.set_defaults(func=_run_invert)
 
 
 def _run_invert(args) -> int:
-    from gradscope.imageio import load_image
     from gradscope.methods import invert
+    from gradscope.methods.feature_inversion import SETTINGS
 
-    with _output(args), Progress("invert", unit="steps") as bar:
-        model = _load_model(args)
-        x = _model_input(model, load_image(args.image))
-        r = invert(model, x, args.layer, iterations=args.iterations, lr=args.lr, l2_reg=args.l2_reg,
-                   tv_weight=args.tv_weight, seed=args.seed, callback=bar.callback("distance"))
-        written = r.save(args.output)
-    lines = [f"layer {r.layer}: relative feature distance {r.final_distance[0]:.4f}"]
-    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+    images = load_images(args.images)
+    stems = image_stems(args.images)
+    with _output(args, "invert") as out, Progress("invert", unit="steps") as bar:
+        model, info = load_model(args)
+        x = np.concatenate([_model_input(model, im) for im in images])
+        r = invert(model, x, args.layer, **settings_values(args, SETTINGS, INVERT_OPTIONS), seed=args.seed,
+                   callback=bar.callback("distance"))
+        records = [{"image": path, "layer": r.layer, "relative_feature_distance": float(r.final_distance[i]),
+                    "written": [_save(out, file_name(stem, r.layer, "inverted"), r.images[i]),
+                                _save(out, file_name(stem, "target"), r.target_images[i])]}
+                   for i, (path, stem) in enumerate(zip(args.images, stems))]
+    lines = [f"{rec['image']}: layer {r.layer}: relative feature distance {rec['relative_feature_distance']:.4f}"
+             for rec in records]
+    written = [p for rec in records for p in rec["written"]]
+    emit(args, envelope("invert", info, records, params=r.params, written=written), lines + _written(written))
     return 0
 
 
 def _add_dream(sub):
-    from gradscope.methods.deepdream import DEFAULTS
+    from gradscope.methods.deepdream import SETTINGS
 
-    p = sub.add_parser("dream", help="DeepDream an image at a layer (at the image's own size where the model "
+    p = sub.add_parser("dream", help="DeepDream images at a layer (at each image's own size where the model "
                                      "accepts any size)")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--layer", required=True, help="layer name or index")
-    _ascent_args(p, DEFAULTS, ["iterations", "lr", "jitter", "octaves", "octave_scale"])
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--layer", required=True, help="layer name or index (see `gradscope cnn layers --model M`)")
+    add_settings(p, SETTINGS)
     _common(p)
     p.set_defaults(func=_run_dream)
 
 
 def _run_dream(args) -> int:
-    from gradscope.imageio import load_image
     from gradscope.methods import deepdream
     from gradscope.methods.ascent import accepts_shape
+    from gradscope.methods.deepdream import SETTINGS
 
-    with _output(args), Progress("dream", unit="steps") as bar:
-        model = _load_model(args)
-        image = load_image(args.image)
-        x = _model_input(model, image, keep_size=accepts_shape(model, image.shape[:2]))
-        r = deepdream(model, x, args.layer, iterations=args.iterations, lr=args.lr, jitter=args.jitter,
-                      octaves=args.octaves, octave_scale=args.octave_scale, seed=args.seed,
-                      callback=bar.callback("activation_norm"))
-        written = r.save(args.output)
-    norm = r.activation_norm
-    lines = [f"layer {r.layer}: activation RMS {norm[0, 0]:.3f} -> {norm[-1, 0]:.3f} over "
-             f"{len(norm)} steps at sizes {', '.join(f'{h}x{w}' for h, w in r.sizes)}"] if len(norm) else []
-    emit(args, dict(r.to_dict(), written=written), lines + _written(written))
+    images = load_images(args.images)
+    stems = image_stems(args.images)
+    records = []
+    with _output(args, "dream") as out:
+        model, info = load_model(args)
+        for path, stem, image in zip(args.images, stems, images):  # one at a time: each keeps its own size
+            x = _model_input(model, image, keep_size=accepts_shape(model, image.shape[:2]))
+            with Progress(f"dream {stem}", unit="steps") as bar:
+                r = deepdream(model, x, args.layer, **settings_values(args, SETTINGS), seed=args.seed,
+                              callback=bar.callback("activation_norm"))
+            norm = r.activation_norm
+            records.append({"image": path, "layer": r.layer, "sizes": [list(s) for s in r.sizes],
+                            "activation_rms_before": float(norm[0, 0]) if len(norm) else None,
+                            "activation_rms_after": float(norm[-1, 0]) if len(norm) else None,
+                            "written": [_save(out, file_name(stem, r.layer, "dream"), r.images[0])]})
+    lines = [f"{rec['image']}: layer {rec['layer']}: activation RMS {rec['activation_rms_before']:.3f} -> "
+             f"{rec['activation_rms_after']:.3f} at sizes {', '.join(f'{h}x{w}' for h, w in rec['sizes'])}"
+             for rec in records if rec["activation_rms_before"] is not None]
+    written = [p for rec in records for p in rec["written"]]
+    emit(args, envelope("dream", info, records, params=SETTINGS.params(settings_values(args, SETTINGS)),
+                        written=written), lines + _written(written))
     return 0

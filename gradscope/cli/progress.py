@@ -8,21 +8,44 @@ import os
 import sys
 import time
 
-INTERVAL = float(os.environ.get("GRADSCOPE_PROGRESS_INTERVAL", "10"))
+INTERVAL_ENV, DEFAULT_INTERVAL = "GRADSCOPE_PROGRESS_INTERVAL", 10.0
+QUIET = 3.0  # seconds: a run that ends sooner prints no progress lines
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines: $GRADSCOPE_PROGRESS_INTERVAL (read when a progress is
+    drawn, never at import), else DEFAULT_INTERVAL. GradscopeError for a value that is not a
+    finite number >= 0."""
+    import math
+
+    from gradscope.errors import GradscopeError
+
+    text = os.environ.get(INTERVAL_ENV)
+    if text is None:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise GradscopeError(f"{INTERVAL_ENV} must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 class Progress:
     """progress.update(done, total=None, **info); progress.write(line); progress.close().
 
     enabled=False draws nothing; on a terminal a tqdm bar, otherwise a line
-    `gradscope: DESC: done/total UNIT (P%), S s elapsed[, key value ...]` every INTERVAL seconds."""
+    `gradscope: DESC: done/total UNIT (P%), S s elapsed[, key value ...]` after QUIET seconds and then
+    every progress_interval() seconds, and a last line at the end of a run that printed any."""
 
     def __init__(self, desc: str, total=None, unit: str = "it", enabled: bool = True, stream=None):
         self.desc, self.total, self.unit = desc, total, unit
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.start = self.last = time.monotonic()
-        self.done, self.info, self.bar = 0, {}, None
+        self.done, self.info, self.bar, self.lines = 0, {}, None, 0
+        self.interval = progress_interval() if enabled and not _is_terminal(self.stream) else DEFAULT_INTERVAL
         if enabled and _is_terminal(self.stream):
             from tqdm import tqdm
 
@@ -41,8 +64,11 @@ class Progress:
             if info:
                 self.bar.set_postfix({k: _fmt(v) for k, v in info.items()}, refresh=False)
             self.bar.refresh()
-        elif time.monotonic() - self.last >= INTERVAL or (self.done == 1 and self.last == self.start):
-            self._line()
+        else:
+            now = time.monotonic()
+            wait = min(QUIET, self.interval) if self.lines == 0 else self.interval
+            if now - (self.start if self.lines == 0 else self.last) >= wait:
+                self._line()
 
     def callback(self, key: str | None = None):
         """A method callback (done, info) (gradscope.methods' convention: info['total'] is the
@@ -66,12 +92,13 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.enabled and self.done:
+        elif self.enabled and self.done and (self.lines or time.monotonic() - self.start >= QUIET):
             self._line(final=True)
         self.enabled = False
 
     def _line(self, final: bool = False) -> None:
         self.last = time.monotonic()
+        self.lines += 1
         elapsed = self.last - self.start
         of = f"/{self.total}" if self.total else ""
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""

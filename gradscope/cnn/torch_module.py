@@ -53,9 +53,7 @@ def build_torch_module(config: dict):
 
 def _weights(config):
     """(step, short, torch key, kind) for every param ('param') and buffer ('buffer')."""
-    for step in flatten(config["layers"]):
-        if step.kind is None:
-            continue
+    for step in flatten(config["layers"]):  # a join has no params or buffers
         for kind, shapes in (("param", step.kind.params(step.layer)), ("buffer", step.kind.buffers(step.layer))):
             for short in shapes:
                 yield step, short, step.kind.torch_keys[short], kind
@@ -72,11 +70,14 @@ def torch_to_params(config: dict, module) -> tuple[dict, dict]:
 
 
 def params_to_torch(config: dict, params: dict, buffers: dict, module=None):
-    """Copy NumPy params and buffers into a torch module (built from config if not given)."""
-    module = module if module is not None else build_torch_module(config)
+    """Copy NumPy params and buffers into a torch module (built from config if not given; float64
+    when the params are float64, else float32)."""
+    dtype = np.float64 if any(np.asarray(v).dtype == np.float64 for v in params.values()) else np.float32
+    if module is None:
+        module = build_torch_module(config).to(torch.float64 if dtype == np.float64 else torch.float32)
     with torch.no_grad():
         for step, short, tkey, kind in _weights(config):
-            a = np.asarray((params if kind == "param" else buffers)[f"{step.name}.{short}"], dtype=np.float32)
+            a = np.asarray((params if kind == "param" else buffers)[f"{step.name}.{short}"], dtype=dtype)
             a = a.T if short in step.kind.torch_transposed else a
             getattr(module.get_submodule(step.name), tkey).copy_(torch.from_numpy(np.ascontiguousarray(a)))
     return module

@@ -65,7 +65,8 @@ def captions_section(images, caps, input_names) -> Section:
     rows = [[it["image"], f"{it['greedy'] or '(empty)'}  ({it['greedy_log_prob']:.2f})",
              f"{it['beam'] or '(empty)'}  ({it['beam_log_prob']:.2f})"] for it in items]
     table = Table(["photo", "greedy (log-prob)", f"beam search, k={caps.beam_size} (log-prob)"], rows, input_names)
-    summary = [f"{it['image']}: \"{it['beam']}\" (beam) / \"{it['greedy']}\" (greedy)" for it in items]
+    summary = [f"{it['image']}: \"{it['beam']}\" (beam, log p {it['beam_log_prob']:.2f}) / \"{it['greedy']}\" "
+               f"(greedy, log p {it['greedy_log_prob']:.2f})" for it in items]
     return _section("captions", "Captions", summary=summary, tables=[table],
                     numbers={"beam_size": caps.beam_size, "images": items})
 

@@ -158,16 +158,19 @@ def _training(ctx, callback) -> Section:
 
 
 # key, title, function, needs the CNN, iterations reported by the function's callback
+# EfficientNet-Lite0 (the image commands' default model) leads; the TinyImageNet CNN (the course's
+# model) follows
+COURSE = " (TinyImageNet CNN, 64 px)"
 SECTIONS = [
-    ("classification", "Top-5 classification", _classification, True, lambda s: 0),
+    ("efficientnet", "EfficientNet-Lite0 (ImageNet, 224 px)", _efficientnet, False, lambda s: 0),
     ("captions", "Captions", _captions, True, lambda s: 0),
     ("explain", "Why each word: caption saliency", explain_words, False, lambda s: 0),
-    ("saliency", "Saliency maps", _saliency, True, lambda s: 0),
-    ("fooling", "Fooling image", _fooling, True, lambda s: s.fool_max_iter),
-    ("classvis", "Class visualisations", _classvis, True, lambda s: s.classvis_iterations),
-    ("inversion", "Feature inversion", _inversion, True, lambda s: 2 * s.inversion_iterations),
-    ("deepdream", "DeepDream", _deepdream, True, lambda s: s.dream_iterations),
-    ("efficientnet", "EfficientNet-Lite0 (ImageNet, 224 px)", _efficientnet, False, lambda s: 0),
+    ("classification", "Top-5 classification" + COURSE, _classification, True, lambda s: 0),
+    ("saliency", "Saliency maps" + COURSE, _saliency, True, lambda s: 0),
+    ("fooling", "Fooling image" + COURSE, _fooling, True, lambda s: s.fool_max_iter),
+    ("classvis", "Class visualisations" + COURSE, _classvis, True, lambda s: s.classvis_iterations),
+    ("inversion", "Feature inversion" + COURSE, _inversion, True, lambda s: 2 * s.inversion_iterations),
+    ("deepdream", "DeepDream" + COURSE, _deepdream, True, lambda s: s.dream_iterations),
     ("training", "Training curves", _training, False, lambda s: 0),
 ]
 
@@ -190,6 +193,7 @@ def _run_section(ctx, index, spec) -> Section:
         if needs_cnn and ctx.models.cnn is None:
             raise GradscopeError("skipped: the shipped CNN could not be loaded (see Models)")
         section = fn(ctx, callback)
+        section.title = title  # which model it shows
     except GradscopeError as e:
         section = Section(key, title, pr.DESCRIPTIONS.get(key, ""), error=str(e))
     section.seconds = time.perf_counter() - t0

@@ -35,4 +35,4 @@ class DemoSettings:
 FULL = DemoSettings()
 QUICK = DemoSettings(smoothgrad_samples=2, fool_max_iter=5, classvis_classes=2, classvis_iterations=4,
                      inversion_iterations=4, dream_iterations=4, dream_octaves=2, dream_size=64,
-                     max_caption_length=8, display_size=96)
+                     display_size=96)  # whole captions: the same max_caption_length as FULL

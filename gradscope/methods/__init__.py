@@ -15,8 +15,10 @@ the same objectives and steps.
 Vocabulary: `iterations` is the total number of steps of a run (over all octaves);
 `max_iter` the most steps per image of `fool`; `points` the path points of integrated
 gradients; `stages` the deletion/insertion stages; `seed` seeds every random choice of a
-method that has any (deterministic methods take none). Each method module has a
-DEFAULTS dict, which the command line reads.
+method that has any (deterministic methods take none). Each method module has one
+settings record, SETTINGS (gradscope.methods.settings): the single source of its defaults
+(DEFAULTS = SETTINGS.defaults), of the default values its docstrings state and of the
+command line's options, help texts and stated defaults.
 
 Progress: every iterative method takes `callback(done, info)`, called after each unit
 of work: `done` counts the units completed so far (steps; model inputs scored for

@@ -18,17 +18,32 @@ from gradscope.methods import regularizers as rg
 from gradscope.methods._inputs import check_positive, class_indices, model_recipe, quantize
 from gradscope.methods.ascent import ascend, octave_shapes
 from gradscope.methods.objectives import class_objective
+from gradscope.methods.settings import MethodSettings, Setting
 from gradscope.methods.steps import normalized_step
 
-__all__ = ["ClassVisResult", "visualize_class", "DEFAULTS"]
+__all__ = ["ClassVisResult", "visualize_class", "DEFAULTS", "SETTINGS"]
 
 # easy to change in one place; chosen on the shipped TinyImageNet model
 # (the raw score stalls below 0.99 for classes with close rivals, e.g. Egyptian cat vs tabby:
 # log_prob pushes the rivals down as well)
 # (a model may bring its own: model.method_defaults["visualize_class"], see _inputs.model_recipe)
-DEFAULTS = {"iterations": 100, "lr": 0.1, "l2_reg": 1e-2, "tv_weight": 0.0, "jitter": 4, "scale_jitter": 0.0,
-            "smooth_gradient": 0.0, "blur_every": 10, "blur_sigma": 0.5, "octaves": None, "octave_scale": 1.4,
-            "init_std": 0.05, "objective": "log_prob"}
+SETTINGS = MethodSettings(
+    "visualize_class",
+    Setting("iterations", 100, "positive_int", "total steps"),
+    Setting("lr", 0.1, "positive_float", "step size (the gradient has unit RMS)"),
+    Setting("l2_reg", 1e-2, "nonneg_float", "L2 prior weight"),
+    Setting("tv_weight", 0.0, "nonneg_float", "total-variation prior weight"),
+    Setting("jitter", 4, "nonneg_int", "largest random shift in pixels per step"),
+    Setting("scale_jitter", 0.0, "share", "largest random rescaling per step (fraction)"),
+    Setting("smooth_gradient", 0.0, "blur", "blur width in pixels applied to the gradient"),
+    Setting("blur_every", 10, "nonneg_int", "blur the image every N steps (0: never)"),
+    Setting("blur_sigma", 0.5, "blur", "blur width in pixels"),
+    Setting("octaves", None, "optional_int", "number of scales, coarse to fine (none: one)"),
+    Setting("octave_scale", 1.4, "factor", "size ratio between octaves (> 1)"),
+    Setting("init_std", 0.05, "nonneg_float", "std of the initial noise (fraction of the pixel range)"),
+    Setting("objective", "log_prob", "choice", "climb the class log-probability or its raw score "
+            "(score: the course recipe)", choices=("log_prob", "score")))
+DEFAULTS = SETTINGS.defaults
 
 
 @dataclass

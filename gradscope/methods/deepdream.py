@@ -15,11 +15,19 @@ from gradscope.methods._inputs import check_images, check_positive, layer_name
 from gradscope.methods.ascent import ascend, octave_shapes
 from gradscope.methods.objectives import activation_energy
 from gradscope.methods.steps import normalized_step, unit_mean_abs
+from gradscope.methods.settings import MethodSettings, Setting
 
-__all__ = ["DreamResult", "deepdream", "DEFAULTS"]
+__all__ = ["DreamResult", "deepdream", "DEFAULTS", "SETTINGS"]
 
 # iterations: total steps, split evenly over the octaves (30 per octave by default)
-DEFAULTS = {"iterations": 90, "lr": 0.02, "jitter": 4, "octaves": 3, "octave_scale": 1.4}
+SETTINGS = MethodSettings(
+    "deepdream",
+    Setting("iterations", 90, "positive_int", "total steps, spread over the octaves"),
+    Setting("lr", 0.02, "positive_float", "step size (gradient divided by its mean |value|)"),
+    Setting("jitter", 4, "nonneg_int", "largest random shift in pixels per step"),
+    Setting("octaves", 3, "positive_int", "number of scales, coarse to fine"),
+    Setting("octave_scale", 1.4, "factor", "size ratio between octaves (> 1)"))
+DEFAULTS = SETTINGS.defaults
 
 
 @dataclass
@@ -45,6 +53,7 @@ class DreamResult:
         return save_images(dest, {f"{i}_dream": img for i, img in enumerate(self.images)})
 
 
+@SETTINGS.document
 def deepdream(model, x, layer, *, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
               jitter: int = DEFAULTS["jitter"], octaves=DEFAULTS["octaves"],
               octave_scale: float = DEFAULTS["octave_scale"], priors=(), transforms=(), seed: int = 0,
@@ -55,10 +64,11 @@ def deepdream(model, x, layer, *, iterations: int = DEFAULTS["iterations"], lr: 
         model: an ImageModel whose conv part accepts the image size(s).
         x: (N, 3, H, W) model input (any H, W the model accepts).
         layer: layer name or index.
-        iterations: total steps, spread over the octaves.
+        iterations: total steps, spread over the octaves (default {iterations}).
         lr: step size; the gradient is divided by its mean |value| per image (model-input units).
-        jitter: largest random shift in pixels before each step (undone after).
-        octaves, octave_scale: number of scales (None = one) and their ratio.
+        jitter: largest random shift in pixels before each step, undone after (default {jitter}).
+        octaves, octave_scale: number of scales (None = one) and their ratio (default {octaves} and
+            {octave_scale}).
         priors, transforms: Priors / Transforms (gradscope.methods.regularizers) to add,
             e.g. priors=[tv_prior(1e-3)].
         seed: seeds the jitter.

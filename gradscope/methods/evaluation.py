@@ -16,10 +16,15 @@ from gradscope.errors import ShapeError
 from gradscope.layers.core import softmax
 from gradscope.methods._inputs import check_images, check_positive, class_indices, report
 from gradscope.methods.regularizers import gaussian_blur
+from gradscope.methods.settings import MethodSettings, Setting
 
-__all__ = ["PointingGameResult", "pointing_game", "DeletionInsertionResult", "deletion_insertion_auc", "DEFAULTS"]
+__all__ = ["PointingGameResult", "pointing_game", "DeletionInsertionResult", "deletion_insertion_auc", "DEFAULTS",
+           "SETTINGS"]
 
-DEFAULTS = {"stages": 32}
+SETTINGS = MethodSettings(
+    "deletion_insertion",
+    Setting("stages", 32, "positive_int", "deletion/insertion: steps from the full image to none of it"))
+DEFAULTS = SETTINGS.defaults
 
 
 def _check_maps(maps, n=None, hw=None) -> np.ndarray:

@@ -15,10 +15,19 @@ from gradscope.methods._inputs import check_images, check_positive, layer_name, 
 from gradscope.methods.ascent import ascend
 from gradscope.methods.objectives import feature_match
 from gradscope.methods.steps import adam_step
+from gradscope.methods.settings import MethodSettings, Setting
 
-__all__ = ["InversionResult", "invert", "DEFAULTS"]
+__all__ = ["InversionResult", "invert", "DEFAULTS", "SETTINGS"]
 
-DEFAULTS = {"iterations": 400, "lr": 0.05, "l2_reg": 1e-3, "tv_weight": 1e-2, "blur_every": 0, "blur_sigma": 0.5}
+SETTINGS = MethodSettings(
+    "invert",
+    Setting("iterations", 400, "positive_int", "Adam steps"),
+    Setting("lr", 0.05, "positive_float", "Adam learning rate (model-input units)"),
+    Setting("l2_reg", 1e-3, "nonneg_float", "L2 prior weight"),
+    Setting("tv_weight", 1e-2, "nonneg_float", "total-variation prior weight"),
+    Setting("blur_every", 0, "nonneg_int", "blur every N steps (0: never)"),
+    Setting("blur_sigma", 0.5, "blur", "blur width in pixels"))
+DEFAULTS = SETTINGS.defaults
 
 
 @dataclass
@@ -49,6 +58,7 @@ class InversionResult:
         return save_images(dest, named)
 
 
+@SETTINGS.document
 def invert(model, x_target, layer, *, iterations: int = DEFAULTS["iterations"], lr: float = DEFAULTS["lr"],
            l2_reg: float = DEFAULTS["l2_reg"], tv_weight: float = DEFAULTS["tv_weight"],
            blur_every: int = DEFAULTS["blur_every"], blur_sigma: float = DEFAULTS["blur_sigma"],
@@ -59,8 +69,8 @@ def invert(model, x_target, layer, *, iterations: int = DEFAULTS["iterations"], 
         model: an ImageModel.
         x_target: (N, 3, H, W) model input whose features are matched.
         layer: layer name or index (see model.layer_names).
-        iterations, lr: Adam steps and learning rate (model-input units).
-        l2_reg, tv_weight: prior weights (per value of the image).
+        iterations, lr: Adam steps and learning rate in model-input units (default {iterations}, {lr}).
+        l2_reg, tv_weight: prior weights per value of the image (default {l2_reg}, {tv_weight}).
         blur_every, blur_sigma: Gaussian blur every this many steps (0 = never).
         init_std: std of the initial noise as a fraction of the pixel range.
         priors, transforms: more Priors / Transforms (gradscope.methods.regularizers) to add.

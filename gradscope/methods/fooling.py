@@ -16,12 +16,19 @@ from gradscope.layers.core import softmax
 from gradscope.methods._inputs import check_images, check_positive, class_indices, quantize, report
 from gradscope.methods.objectives import class_objective
 from gradscope.methods.regularizers import clip_to_bounds
+from gradscope.methods.settings import MethodSettings, Setting
 from gradscope.methods.steps import normalized_step, unit_l2
 
-__all__ = ["FoolingResult", "fool", "DEFAULTS"]
+__all__ = ["FoolingResult", "fool", "DEFAULTS", "SETTINGS"]
 
 # log_prob fools every image of the TinyImageNet benchmark; the raw score (the course recipe) ~97%
-DEFAULTS = {"step_size": 1.0, "max_iter": 100, "objective": "log_prob"}
+SETTINGS = MethodSettings(
+    "fool",
+    Setting("step_size", 1.0, "positive_float", "L2 length of each step (model-input units)"),
+    Setting("max_iter", 100, "positive_int", "most steps per image"),
+    Setting("objective", "log_prob", "choice", "climb the target's log-probability or its raw score "
+            "(score: the course recipe)", choices=("log_prob", "score")))
+DEFAULTS = SETTINGS.defaults
 
 
 @dataclass
@@ -71,6 +78,7 @@ class FoolingResult:
         return save_images(dest, named)
 
 
+@SETTINGS.document
 def fool(model, x, target, *, step_size: float = DEFAULTS["step_size"], max_iter: int = DEFAULTS["max_iter"],
          objective: str = DEFAULTS["objective"], callback=None) -> FoolingResult:
     """Make each image of x classified as `target` by normalised gradient steps on the
@@ -81,10 +89,10 @@ def fool(model, x, target, *, step_size: float = DEFAULTS["step_size"], max_iter
         model: an ImageModel.
         x: (N, 3, H, W) model input (or one (3, H, W) image).
         target: one class or N classes (index, wnid or name).
-        step_size: L2 length of each step in model-input units.
-        max_iter: most gradient steps per image.
+        step_size: L2 length of each step in model-input units (default {step_size}).
+        max_iter: most gradient steps per image (default {max_iter}).
         objective: 'log_prob' (the target's log-softmax) or 'score' (its raw score, the
-            course recipe).
+            course recipe; default {objective}).
         callback: callback(iteration, info) after each check (iteration 0: before any step),
             info keys 'total' (= max_iter), 'active' (images still stepping), 'target_prob' (N,), 'fooled' (N,), 'images' (uint8 (N, H, W, 3)).
     """

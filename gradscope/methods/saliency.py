@@ -16,11 +16,17 @@ import numpy as np
 
 from gradscope.errors import ShapeError
 from gradscope.interface import score_gradient
-from gradscope.methods._inputs import check_images, check_positive, class_indices
+from gradscope.methods._inputs import check_images, check_positive, class_indices, report
+from gradscope.methods.settings import MethodSettings, Setting
 
-__all__ = ["SaliencyResult", "saliency", "smoothgrad", "integrated_gradients", "DEFAULTS"]
+__all__ = ["SaliencyResult", "saliency", "smoothgrad", "integrated_gradients", "DEFAULTS", "SETTINGS"]
 
-DEFAULTS = {"n_samples": 25, "sigma": 0.15, "points": 32}
+SETTINGS = MethodSettings(
+    "saliency",
+    Setting("n_samples", 25, "positive_int", "SmoothGrad: noisy copies averaged", flag="--samples"),
+    Setting("sigma", 0.15, "noise", "SmoothGrad: noise std as a fraction of the pixel range"),
+    Setting("points", 32, "positive_int", "integrated gradients: path points from the baseline"))
+DEFAULTS = SETTINGS.defaults
 
 
 @dataclass
@@ -87,10 +93,11 @@ def saliency(model, x, classes=None) -> SaliencyResult:
                           class_names=_names(model, classes))
 
 
-def _sample_gradients(model, n_images, n_samples, chunk, make_inputs, classes, dtype, shape):
+def _sample_gradients(model, n_images, n_samples, chunk, make_inputs, classes, dtype, shape, callback=None):
     """Sum over samples of the class-score gradients, chunk inputs per model call.
 
     make_inputs(rows) -> inputs for flat sample indices rows (image = row // n_samples).
+    callback(done, {'total': n_images * n_samples}) after each chunk (done: inputs so far).
     Returns (N, 3, H, W) sums."""
     total = n_images * n_samples
     sums = np.zeros(shape, dtype=dtype)
@@ -99,12 +106,14 @@ def _sample_gradients(model, n_images, n_samples, chunk, make_inputs, classes, d
         owners = rows // n_samples
         _, g = score_gradient(model, make_inputs(rows), classes[owners])
         np.add.at(sums, owners, g)
+        report(callback, int(rows[-1]) + 1, total=total)
     return sums
 
 
+@SETTINGS.document
 def smoothgrad(model, x, classes=None, n_samples: int = DEFAULTS["n_samples"],
                sigma: float = DEFAULTS["sigma"],
-               chunk: int = 64, seed: int = 0) -> SaliencyResult:
+               chunk: int = 64, seed: int = 0, callback=None) -> SaliencyResult:
     """SmoothGrad (Smilkov 2017): average the gradient over n_samples copies of x with
     Gaussian noise of std sigma * (input range), then |.| max over channels.
 
@@ -112,6 +121,8 @@ def smoothgrad(model, x, classes=None, n_samples: int = DEFAULTS["n_samples"],
         sigma: noise level as a fraction of the model-input range of a pixel (hi - lo).
         chunk: noisy images per model call (bounds memory).
         seed: seeds the noise; the result does not depend on chunk.
+        callback: callback(done, {'total'}) after each chunk (done: noisy inputs so far).
+    Defaults: n_samples {n_samples}, sigma {sigma}.
     """
     x = check_images("x", x)
     check_positive("n_samples", n_samples, integer=True)
@@ -126,7 +137,8 @@ def smoothgrad(model, x, classes=None, n_samples: int = DEFAULTS["n_samples"],
         noise = rng.standard_normal((len(rows),) + x.shape[1:])  # drawn in row order: chunk-independent
         return x[rows // n_samples] + std * noise.astype(x.dtype)
 
-    grad = _sample_gradients(model, len(x), n_samples, chunk, noisy, classes, x.dtype, x.shape) / n_samples
+    grad = _sample_gradients(model, len(x), n_samples, chunk, noisy, classes, x.dtype, x.shape,
+                             callback) / n_samples
     scores = model.scores(x)[np.arange(len(x)), classes]
     return SaliencyResult(method="smoothgrad", maps=np.abs(grad).max(axis=1), attributions=grad, classes=classes,
                           scores=scores, images=model.deprocess(x), class_names=_names(model, classes),
@@ -150,13 +162,16 @@ def _baseline_array(model, x, baseline):
         raise ShapeError(f"baseline of shape {b.shape} does not broadcast to the input shape {x.shape}") from None
 
 
+@SETTINGS.document
 def integrated_gradients(model, x, classes=None, points: int = DEFAULTS["points"], baseline=None,
-                         chunk: int = 64) -> SaliencyResult:
+                         chunk: int = 64, callback=None) -> SaliencyResult:
     """Integrated gradients (Sundararajan 2017), midpoint rule with `points` path points.
 
     Args:
         baseline: None/'black' (pixel value 0), 'gray', or an array broadcastable to x.
         chunk: path images per model call.
+        callback: callback(done, {'total'}) after each chunk (done: path images so far).
+    Default: points {points}.
     Returns:
         SaliencyResult with attributions (N, 3, H, W) summing approximately to
         score(x) - score(baseline) (completeness) and maps = sum over channels of |attribution|.
@@ -173,7 +188,7 @@ def integrated_gradients(model, x, classes=None, points: int = DEFAULTS["points"
         a = alphas[rows % points][:, None, None, None]
         return base[rows // points] + a * delta[rows // points]
 
-    grad = _sample_gradients(model, len(x), points, chunk, path, classes, x.dtype, x.shape) / points
+    grad = _sample_gradients(model, len(x), points, chunk, path, classes, x.dtype, x.shape, callback) / points
     attr = delta * grad
     idx = np.arange(len(x))
     return SaliencyResult(method="integrated_gradients", maps=np.abs(attr).sum(axis=1), attributions=attr,
