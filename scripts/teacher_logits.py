@@ -119,7 +119,8 @@ def main(argv=None):
                     "__meta__": json_array(meta)})
     if count == len(rel):
         os.remove(partial)
-    print(f"top-1 of the teacher on {count} {args.split} images: {np.mean(logits[:count].argmax(1) == y[order[:count]]):.4f}")
+    top1 = np.mean(logits[:count].argmax(1) == y[order[:count]])
+    print(f"top-1 of the teacher on {count} {args.split} images: {top1:.4f}")
     print(path)
 
 
