@@ -103,6 +103,17 @@ def _add_train(sub) -> None:
                         "(default none)")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="EPOCHS",
                    help="torch: stop after this many epochs of the schedule (default: run it all)")
+    from gradscope.cnn.distill import DistillSettings
+
+    p.add_argument("--teacher", metavar="LOGITS.npz", default=None,
+                   help="torch: distil a teacher's cached logits (written by scripts/teacher_logits.py) (default none)")
+    p.add_argument("--distill-weight", type=positive_float, default=None,
+                   help=f"torch: weight of the distillation loss (default {DistillSettings.weight}; the label loss "
+                        "takes the rest)")
+    p.add_argument("--temperature", type=positive_float, default=None,
+                   help=f"torch: distillation temperature (default {DistillSettings.temperature})")
+    p.add_argument("--teacher-images-only", action="store_true",
+                   help="torch: train only on the images the --teacher file covers (a subset of train)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (error if none)")
     p.set_defaults(func=run_train)
@@ -120,7 +131,8 @@ def run_train(args) -> int:
                         "first epoch); run without --resume to start")
     if args.engine == "numpy":
         torch_only = [flag for flag, v in (("--epochs-schedule", args.epochs_schedule), ("--threads", args.threads),
-                                           ("--init-from", args.init_from), ("--stop-after", args.stop_after)) if v]
+                                           ("--init-from", args.init_from), ("--stop-after", args.stop_after),
+                                           ("--teacher", args.teacher)) if v]
         if torch_only:
             raise GradscopeError(f"{', '.join(torch_only)}: only for --engine torch (numpy takes --epochs)")
     elif args.epochs is not None:
@@ -136,6 +148,7 @@ def run_train(args) -> int:
 
 
 def _train_torch(args, bar):
+    from gradscope.cnn.distill import DistillSettings
     from gradscope.cnn.train_torch import train_tinyimagenet_torch
 
     def progress(info):
@@ -146,8 +159,12 @@ def _train_torch(args, bar):
 
     kwargs = _given(args, schedule="epochs_schedule", widths="widths", batch_size="batch_size", lr="lr",
                     init_from="init_from", stop_after="stop_after", threads="threads", limit="limit")
+    if args.teacher_images_only and not args.teacher:
+        raise GradscopeError("--teacher-images-only needs --teacher")
+    distill = DistillSettings(args.teacher, teacher_images_only=args.teacher_images_only,
+                              **_given(args, weight="distill_weight", temperature="temperature"))
     return train_tinyimagenet_torch(args.data, args.out, seed=args.seed, resume=args.resume, progress=progress,
-                                    **kwargs)
+                                    distill=distill, **kwargs)
 
 
 def _train_numpy(args, bar):
@@ -167,7 +184,9 @@ def _train_numpy(args, bar):
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="top-1, top-5 and per-class accuracy on a TinyImageNet split")
     p.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory")
-    p.add_argument("--split", choices=("val", "train"), default="val", help="which split (default %(default)s)")
+    p.add_argument("--split", choices=("val", "val-select", "val-report", "train"), default="val",
+                   help="which split; val-select / val-report: the fixed halves of val (alternate images of "
+                        "each class) (default %(default)s)")
     add_model_args(p, default=COURSE_MODEL)
     p.add_argument("--limit", type=positive_int, default=None, help="evaluate only the first N images (default all)")
     from gradscope.cnn.evaluate import evaluate_accuracy

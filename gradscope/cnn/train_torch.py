@@ -9,6 +9,8 @@ without a crop makes the batch-norm statistics match test time. Horizontal flips
 with Nesterov momentum and a one-cycle learning rate, label smoothing, weight decay;
 channels-last memory layout (several times faster convolutions on a CPU). Checkpoints
 are written atomically after every epoch; `resume=True` continues from the last one.
+Optionally distils a teacher (gradscope.cnn.distill: cached teacher logits, KL at a
+temperature plus the label loss). Each epoch is scored on the 'val-select' half of val.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gradscope.cnn.config import tiny_vgg
+from gradscope.cnn.distill import DistillSettings
 from gradscope.cnn.io import save_weights
 from gradscope.data.tinyimagenet import TinyImageNet
 from gradscope.errors import DataError
@@ -109,6 +112,32 @@ def evaluate_torch(module, X, y, mean, std, batch=250):
     return top1 / X.shape[0], top5 / X.shape[0]
 
 
+def distill_loss(scores, labels, teacher, has_teacher, settings: DistillSettings, label_smoothing=0.0):
+    """Mean over the batch of (1 - w) * cross-entropy(labels) + w * T^2 * KL(softmax(teacher / T)
+    || softmax(scores / T)) for rows with a teacher, cross-entropy alone for the others.
+    scores, teacher: (B, C); labels: (B,); has_teacher: (B,) bool."""
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(scores, labels, label_smoothing=label_smoothing, reduction="none")  # (B,)
+    T, w = settings.temperature, settings.weight
+    p_t = F.softmax(teacher / T, dim=1)
+    kl = (p_t * (F.log_softmax(teacher / T, dim=1) - F.log_softmax(scores / T, dim=1))).sum(1) * T * T  # (B,)
+    mask = has_teacher.to(scores.dtype)
+    return (ce * (1 - w * mask) + w * mask * kl).mean()
+
+
+def _teacher_batches(settings: DistillSettings, train, data_root, num_classes):
+    """(logits, has) torch tensors for the training images, or None without a teacher."""
+    if settings.teacher is None:
+        return None
+    import torch
+
+    from gradscope.cnn.distill import load_teacher_logits, relative_files
+
+    logits, has = load_teacher_logits(settings.teacher, relative_files(train.files, data_root), num_classes)
+    return torch.from_numpy(logits), torch.from_numpy(has)
+
+
 def _check_same_settings(path, saved: dict, now: dict) -> None:
     """GradscopeError naming the first recorded setting this run changes (a resumed run cannot
     honour it: the optimizer and schedule come from the checkpoint)."""
@@ -175,7 +204,8 @@ def _warm_start(module, config, path):
 def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widths=(32, 64, 128, 256, 256),
                              batch_size=128, lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
                              seed=0, threads=None, limit=None, resume=True, init_from=None,
-                             stop_after=None, progress=None):
+                             stop_after=None, progress=None, distill: DistillSettings = DistillSettings(),
+                             val_split="val-select"):
     """Train tiny_vgg on a TinyImageNet directory; returns TorchTrainResult.
 
     Writes `<out_dir>/checkpoint.pt` (each epoch), `<out_dir>/history.json`, and the
@@ -186,6 +216,8 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     stop_after: stop after this many epochs of the schedule (the checkpoint can be
         used with init_from by a shorter follow-up schedule).
     progress: optional callable(dict) called after every epoch and every 50 steps.
+    distill: teacher file, weight and temperature of the distillation loss (default: none).
+    val_split: the split scored after every epoch (default the selection half of val).
     """
     import torch
     import torch.nn.functional as F
@@ -195,7 +227,9 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     resume_from = _load_checkpoint(ckpt_path) if resume and os.path.exists(ckpt_path) else None  # fail before loading data
     settings = {"schedule": [list(p) for p in schedule], "widths": list(widths), "batch_size": batch_size, "lr": lr,
-                "weight_decay": weight_decay, "label_smoothing": label_smoothing, "seed": seed, "limit": limit}
+                "weight_decay": weight_decay, "label_smoothing": label_smoothing, "seed": seed, "limit": limit,
+                "distill": [os.path.basename(distill.teacher or ""), distill.weight, distill.temperature,
+                            distill.teacher_images_only], "val_split": val_split}
     if resume_from is not None:
         _check_same_settings(ckpt_path, json.loads(resume_from.get("settings", "{}")), settings)
     if threads:
@@ -203,8 +237,13 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     torch.manual_seed(seed)
     t_start = time.time()
     ds = TinyImageNet(data_root)
-    train = ds.load("train", limit=limit)
-    val = ds.load("val")
+    only = None
+    if distill.teacher_images_only:
+        from gradscope.cnn.distill import teacher_files
+
+        only = set(teacher_files(distill.teacher))
+    train = ds.load("train", limit=limit, only=only)
+    val = ds.load(val_split)
     config = tiny_vgg(num_classes=ds.num_classes, widths=widths, input_size=train.X.shape[1])
     config["classes"] = {"wnids": ds.wnids, "names": ds.names}
     mean_px, std_px = _pixel_stats(train.X)
@@ -212,6 +251,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                             "std": [round(float(v), 5) for v in std_px]}
     mean = torch.tensor(config["preprocess"]["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(config["preprocess"]["std"]).view(1, 3, 1, 1)
+    teacher = _teacher_batches(distill, train, ds.root, ds.num_classes)
     module = build_torch_module(config).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     n = train.X.shape[0]
@@ -252,7 +292,10 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                 xb = _normalize(_augment(X[idx], res, gen, crop), mean, std)
                 yb = torch.from_numpy(train.y[idx.numpy()])
                 scores = module(xb)
-                loss = F.cross_entropy(scores, yb, label_smoothing=label_smoothing)
+                if teacher is None:
+                    loss = F.cross_entropy(scores, yb, label_smoothing=label_smoothing)
+                else:
+                    loss = distill_loss(scores, yb, teacher[0][idx], teacher[1][idx], distill, label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -263,7 +306,7 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                     progress({"epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": loss.item()})
             v1, v5 = evaluate_torch(module, val_full, val.y, mean, std)
             rec = {"epoch": epoch, "resolution": res, "crop": crop, "train_loss": loss_sum / n, "train_acc": correct / n,
-                   "val_top1": v1, "val_top5": v5, "lr": sched.get_last_lr()[0],
+                   "val_split": val_split, "val_top1": v1, "val_top5": v5, "lr": sched.get_last_lr()[0],
                    "epoch_seconds": time.time() - t0}
             history.append(rec)
             buffer = io.BytesIO()  # torch serializes into memory, Python writes: a full disk is one OSError
@@ -278,6 +321,11 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     params, buffers = torch_to_params(config, module)
     config["training"] = {"recipe": "torch one-cycle SGD, random crops, full-size last phase", "schedule": [list(s) for s in schedule],
                           "history": prior + history, "seconds": time.time() - t_start}
+    if distill.teacher is not None:
+        config["training"]["distill"] = {"teacher": os.path.basename(distill.teacher), "weight": distill.weight,
+                                         "temperature": distill.temperature,
+                                         "teacher_images_only": distill.teacher_images_only,
+                                         "images_with_teacher": int(teacher[1].sum())}
     weights = os.path.join(out_dir, "model")
     save_weights(weights, config, params, buffers)
     v1, v5 = (history[-1]["val_top1"], history[-1]["val_top5"]) if history else (float("nan"),) * 2

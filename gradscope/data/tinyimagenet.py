@@ -9,6 +9,10 @@
 
 Images are decoded straight into one preallocated uint8 array (never held twice);
 grayscale and palette images are converted to RGB.
+
+The val split has two fixed halves (VAL_HALVES): within each class, in the order of
+val_annotations.txt, the 1st, 3rd, 5th ... image is in 'val-select' (for choosing models
+and settings) and the 2nd, 4th, 6th ... in 'val-report' (for reporting only).
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from PIL import Image
 from gradscope.errors import DataError
 from gradscope.fileio import TEXT_ENCODING
 from gradscope.imageio import load_image
+
+SPLITS = ("train", "val", "val-select", "val-report")
+VAL_HALVES = {"val-select": 0, "val-report": 1}  # position within its class (in file order) % 2
 
 
 @dataclass
@@ -82,12 +89,14 @@ class TinyImageNet:
         return len(self.wnids)
 
     def items(self, split: str):
-        """List of (path, class index, box) for 'train' or 'val'; box is a 4-tuple or None."""
+        """List of (path, class index, box) for a split of SPLITS; box is a 4-tuple or None."""
         if split == "train":
             return self._train_items()
         if split == "val":
             return self._val_items()
-        raise DataError(f"unknown split {split!r}: expected 'train' or 'val'")
+        if split in VAL_HALVES:
+            return val_half(self._val_items(), VAL_HALVES[split])
+        raise DataError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
 
     def _train_items(self):
         out = []
@@ -116,17 +125,20 @@ class TinyImageNet:
         return out
 
     def load(self, split: str, limit: int | None = None, per_class: int | None = None,
-             size: int | None = None, progress=None) -> TinyImageNetSplit:
+             size: int | None = None, progress=None, only=None) -> TinyImageNetSplit:
         """Decode a split into memory.
 
         Args:
-            split: 'train' or 'val'.
+            split: 'train', 'val', 'val-select' or 'val-report'.
             limit: keep at most this many images (first ones, in file order).
             per_class: keep at most this many images per class.
             size: resize every image to size x size (default: keep the first image's size).
             progress: optional callable(done, total).
+            only: keep only these images (a set of paths relative to the root, '/'-separated).
         """
         items = self.items(split)
+        if only is not None:
+            items = [it for it in items if os.path.relpath(it[0], self.root).replace(os.sep, "/") in only]
         if per_class is not None:
             counts: dict = {}
             kept = []
@@ -154,6 +166,18 @@ class TinyImageNet:
             if progress is not None:
                 progress(i + 1, len(items))
         return TinyImageNetSplit(X, y, boxes, [p for p, _, _ in items])
+
+
+def val_half(items, half: int) -> list:
+    """The items whose position among the items of their class is even (half 0) or odd (half 1)."""
+    seen: dict = {}
+    out = []
+    for it in items:
+        k = seen.get(it[1], 0)
+        seen[it[1]] = k + 1
+        if k % 2 == half:
+            out.append(it)
+    return out
 
 
 def _read_boxes(path, has_wnid):
