@@ -27,13 +27,15 @@ import numpy as np
 from gradscope.errors import ShapeError
 from gradscope.layers._validate import check_dim, check_ndim
 from gradscope.layers.core import softmax
-from gradscope.layers.recurrent import lstm_step_backward, lstm_step_forward, sigmoid
+from gradscope.layers.recurrent import (_batch_major, _halve_sigmoid_gates, _input_gate_planes, _lstm_cell,
+                                        _lstm_cell_backward, _planes, _time_major, _transposed,
+                                        lstm_step_backward, lstm_step_forward, sigmoid)
 
 __all__ = [
     "attention_forward", "attention_backward",
     "att_lstm_step_forward", "att_lstm_step_backward",
     "att_lstm_forward_reference", "att_lstm_backward_reference", "att_lstm_forward", "att_lstm_backward",
-    "AttentionCache", "AttLSTMStepCache", "AttLSTMReferenceCache",
+    "AttentionCache", "AttLSTMStepCache", "AttLSTMReferenceCache", "AttLSTMCache",
 ]
 
 
@@ -56,9 +58,17 @@ def _check_attention(h_prev, proj, feats, W_att, w_att):
     check_dim("h_prev", h_prev.shape[0], "proj", proj.shape[0], "batch size N")
     check_dim("feats", feats.shape[0], "proj", proj.shape[0], "batch size N")
     check_dim("feats", feats.shape[1], "proj", proj.shape[1], "region count L")
-    check_dim("W_att", W_att.shape[0], "h_prev", h_prev.shape[1], "hidden size H")
-    check_dim("W_att", W_att.shape[1], "proj", proj.shape[2], "attention size A")
-    check_dim("w_att", w_att.shape[0], "proj", proj.shape[2], "attention size A")
+    _check_attention_weights(W_att, w_att, "h_prev", h_prev.shape[1], "proj", proj.shape[2])
+
+
+def _check_attention_weights(W_att, w_att, h_name, H, a_name, A):
+    """W_att (H, A) and w_att (A,) against the hidden size H of array h_name and the
+    attention size A of array a_name."""
+    check_ndim("W_att", W_att, 2, "(H, A)")
+    check_ndim("w_att", w_att, 1, "(A,)")
+    check_dim("W_att", W_att.shape[0], h_name, H, "hidden size H")
+    check_dim("W_att", W_att.shape[1], a_name, A, "attention size A")
+    check_dim("w_att", w_att.shape[0], a_name, A, "attention size A")
 
 
 def _check_lstm_weights(x, prev_h, D, Wx, Wz, Wh, b, w_beta, b_beta):
@@ -208,12 +218,17 @@ def _check_sequence(x, h0, c0, feats):
     check_dim("c0", c0.shape[1], "h0", h0.shape[1], "hidden size H")
 
 
-def _project(feats, W_proj_att, b_proj_att):
-    """proj = feats @ W_proj_att + b_proj_att: (N, L, D) -> (N, L, A)."""
+def _check_projection(feats, W_proj_att, b_proj_att):
+    """W_proj_att (D, A) and b_proj_att (A,) for feats (N, L, D)."""
     check_ndim("W_proj_att", W_proj_att, 2, "(D, A)")
     check_ndim("b_proj_att", b_proj_att, 1, "(A,)")
     check_dim("W_proj_att", W_proj_att.shape[0], "feats", feats.shape[2], "feature size D")
     check_dim("b_proj_att", b_proj_att.shape[0], "W_proj_att", W_proj_att.shape[1], "attention size A")
+
+
+def _project(feats, W_proj_att, b_proj_att):
+    """proj = feats @ W_proj_att + b_proj_att: (N, L, D) -> (N, L, A)."""
+    _check_projection(feats, W_proj_att, b_proj_att)
     return feats @ W_proj_att + b_proj_att
 
 
@@ -268,6 +283,52 @@ def att_lstm_backward_reference(dh, dz, dalpha, cache):
 
 
 # ---------------------------------------------------- 3. FAST PATH: the tuned sequence
+# Same numbers as the reference sequence above, with the tricks of lstm_forward
+# (recurrent.py: time-major buffers filled in place, gate planes, sigmoid through one
+# tanh with the i, f, o columns of the weights halved, weight gradients formed after the
+# loop with one product over all T*N rows) and these of its own:
+#   - proj = feats @ W_proj_att + b_proj_att and x @ Wx + b are taken once, before the loop;
+#   - each step has two products: prev_h @ [Wh | W_att | w_beta] (the three read prev_h)
+#     and zg @ Wz; z = alpha @ feats is one batched (1, L) @ (L, D) product per row;
+#   - the backward has two per step as well, da @ [Wh; Wz].T and [dhW, dbeta] @ [W_att | w_beta].T;
+#   - through the tanh of the attention, (N, L, A) per step, the backward makes one
+#     elementwise pass, tanh**2: sum_l de (1 - tanh**2) w_att is w_att (sum_l de - de @ tanh**2),
+#     one batched product; dproj (the sum of that over the steps, before the sum over l)
+#     and dw_att are formed after the loop by products over all steps;
+#   - dfeats through the contexts is alpha.T @ (beta dzg), one batched product after the loop.
+
+class AttLSTMCache(NamedTuple):
+    x_tm: np.ndarray        # (T*N, W) time-major input
+    feats: np.ndarray       # (N, L, D)
+    tanhs: np.ndarray       # (T, N, L, A) tanh(proj + h W_att) of each step
+    alphas: np.ndarray      # (T, N, L)
+    zs: np.ndarray          # (T, N, D) contexts before the gate
+    zgs: np.ndarray         # (T, N, D) gated contexts beta * z
+    betas: np.ndarray       # (T, N)
+    hs: np.ndarray          # (T+1, N, H): h0, then the hidden state of each step
+    cs: np.ndarray          # (T+1, N, H): c0, then the cell state of each step
+    tanh_cs: np.ndarray     # (T, N, H)
+    gates: np.ndarray       # (4, T, N, H) planes i, f, o, g
+    Wx: np.ndarray
+    Wz: np.ndarray
+    Wh: np.ndarray
+    W_att: np.ndarray
+    w_att: np.ndarray
+    w_beta: np.ndarray
+    W_proj_att: np.ndarray
+
+
+def _prepare_sequence(x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b, W_att, w_att, w_beta, b_beta):
+    """Check every shape and bring all inputs to one floating dtype; returns them in order."""
+    b_beta = np.asarray(b_beta)
+    _check_sequence(x, h0, c0, feats)
+    _check_projection(feats, W_proj_att, b_proj_att)
+    _check_attention_weights(W_att, w_att, "h0", h0.shape[1], "W_proj_att", W_proj_att.shape[1])
+    _check_lstm_weights(x[:, 0], h0, feats.shape[2], Wx, Wz, Wh, b, w_beta, b_beta)
+    arrays = (x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b, W_att, w_att, w_beta, b_beta)
+    dtype = _common_dtype(*arrays)
+    return [a.astype(dtype, copy=False) for a in arrays]
+
 
 def att_lstm_forward(x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b, W_att, w_att, w_beta, b_beta):
     """Run the attention-LSTM over a whole sequence.
@@ -277,12 +338,114 @@ def att_lstm_forward(x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b, W_
     w_beta (H,), b_beta ().
     Returns: ((h (N, T, H), zg (N, T, D) gated contexts, alpha (N, T, L)), cache).
     """
-    return att_lstm_forward_reference(x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b,
-                                      W_att, w_att, w_beta, b_beta)
+    (x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b, W_att, w_att, w_beta,
+     b_beta) = _prepare_sequence(x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b, W_att, w_att, w_beta, b_beta)
+    N, T, _ = x.shape
+    _, L, D = feats.shape
+    H, A, dt = Wh.shape[0], W_att.shape[1], x.dtype
+    proj = feats @ W_proj_att  # (N, L, A)
+    proj += b_proj_att
+    x_tm = _time_major(x)  # (T*N, W)
+    gates = _input_gate_planes(x_tm, Wx, b).reshape(4, T, N, H)
+    W_hidden = np.concatenate([_halve_sigmoid_gates(Wh), W_att, w_beta[:, None]], axis=1)  # (H, 4H + A + 1)
+    Wz_half = _halve_sigmoid_gates(Wz)
+    tanhs = np.empty((T, N, L, A), dtype=dt)
+    alphas, betas = np.empty((T, N, L), dtype=dt), np.empty((T, N), dtype=dt)
+    zs, zgs = np.empty((T, N, D), dtype=dt), np.empty((T, N, D), dtype=dt)
+    hs, cs = np.empty((T + 1, N, H), dtype=dt), np.empty((T + 1, N, H), dtype=dt)
+    tanh_cs = np.empty((T, N, H), dtype=dt)
+    hs[0], cs[0] = h0, c0
+    hw = np.empty((N, 4 * H + A + 1), dtype=dt)  # prev_h @ W_hidden
+    zw = np.empty((N, 4 * H), dtype=dt)
+    e = np.empty((N, L), dtype=dt)
+    for t in range(T):
+        np.matmul(hs[t], W_hidden, out=hw)
+        np.add(proj, hw[:, None, 4 * H:4 * H + A], out=tanhs[t])
+        np.tanh(tanhs[t], out=tanhs[t])
+        np.matmul(tanhs[t].reshape(N * L, A), w_att, out=e.reshape(N * L))
+        alphas[t] = softmax(e, axis=1)
+        np.matmul(alphas[t][:, None, :], feats, out=zs[t][:, None, :])
+        betas[t] = sigmoid(hw[:, -1] + b_beta)
+        np.multiply(zs[t], betas[t][:, None], out=zgs[t])
+        np.matmul(zgs[t], Wz_half, out=zw)
+        a = gates[:, t]
+        a += _planes(hw[:, :4 * H])
+        a += _planes(zw)
+        _lstm_cell(a, cs[t], cs[t + 1], tanh_cs[t], hs[t + 1])
+    cache = AttLSTMCache(x_tm, feats, tanhs, alphas, zs, zgs, betas, hs, cs, tanh_cs, gates,
+                         Wx, Wz, Wh, W_att, w_att, w_beta, W_proj_att)
+    return (_batch_major(hs[1:]), _batch_major(zgs), _batch_major(alphas)), cache
 
 
 def att_lstm_backward(dh, dz, dalpha, cache):
     """dh (N, T, H), dz (N, T, D) or None, dalpha (N, T, L) or None ->
     (dx (N, T, W), dh0 (N, H), dc0 (N, H), dfeats (N, L, D), dW_proj_att (D, A),
     db_proj_att (A,), dWx, dWz, dWh, db, dW_att, dw_att, dw_beta, db_beta)."""
-    return att_lstm_backward_reference(dh, dz, dalpha, cache)
+    (x_tm, feats, tanhs, alphas, zs, zgs, betas, hs, cs, tanh_cs, gates,
+     Wx, Wz, Wh, W_att, w_att, w_beta, W_proj_att) = cache
+    T, N, L, A = tanhs.shape
+    H, D, dt = Wh.shape[0], feats.shape[2], tanhs.dtype
+    _check_upstream("dh", dh, (N, T, H))
+    dh_tm = dh.swapaxes(0, 1)  # (T, N, H) views
+    dz_tm = None if dz is None else _upstream_or_zeros("dz", dz, (N, T, D), dt).swapaxes(0, 1)
+    dalpha_tm = _upstream_or_zeros("dalpha", dalpha, (N, T, L), dt).swapaxes(0, 1)
+    W_hz_T = _transposed(np.concatenate([Wh, Wz]))  # (4H, H + D)
+    W_back = np.concatenate([W_att, w_beta[:, None]], axis=1).T.copy()  # (A + 1, H)
+    da = np.empty((T, N, 4 * H), dtype=dt)  # gradients of the gate pre-activations
+    dhs = np.empty((T, N, A + 1), dtype=dt)  # gradients of prev_h @ [W_att | w_beta]
+    dzatt = np.empty((T, N, D), dtype=dt)  # gradients of the contexts z before the gate
+    des = np.empty((T, N, L), dtype=dt)  # gradients of the attention scores e
+    sqs = np.empty((T, N, L, A), dtype=dt)  # tanh**2
+    dprev_h, dc = np.zeros((N, H), dtype=dt), np.zeros((N, H), dtype=dt)
+    dh_t, p, q = np.empty((N, H), dt), np.empty((N, H), dt), np.empty((N, H), dt)
+    work = np.empty((4, N, H), dtype=dt)
+    hz = np.empty((N, H + D), dtype=dt)
+    de_sq = np.empty((N, 1, A), dtype=dt)
+    dal = np.empty((N, L, 1), dtype=dt)
+    for t in range(T - 1, -1, -1):
+        np.add(dh_tm[t], dprev_h, out=dh_t)
+        _lstm_cell_backward(dh_t, dc, gates[:, t], cs[t], tanh_cs[t], da[t], work, p, q)
+        np.matmul(da[t], W_hz_T, out=hz)
+        dzg = hz[:, H:]  # (N, D) gradient of the gated context
+        if dz_tm is not None:
+            dzg += dz_tm[t]
+        beta = betas[t]
+        dhs[t, :, A] = np.einsum("nd,nd->n", dzg, zs[t]) * beta * (1 - beta)  # through the gate's sigmoid
+        np.multiply(dzg, beta[:, None], out=dzatt[t])
+        np.matmul(feats, dzatt[t][:, :, None], out=dal)
+        dal_t = dal[:, :, 0]
+        dal_t += dalpha_tm[t]
+        alpha = alphas[t]
+        np.multiply(alpha, dal_t - np.sum(alpha * dal_t, axis=1, keepdims=True), out=des[t])  # through softmax
+        np.multiply(tanhs[t], tanhs[t], out=sqs[t])
+        np.matmul(des[t][:, None, :], sqs[t], out=de_sq)
+        np.subtract(des[t].sum(axis=1)[:, None], de_sq[:, 0], out=dhs[t, :, :A])
+        dhs[t, :, :A] *= w_att  # sum over l of d(proj + h W_att)
+        np.matmul(dhs[t], W_back, out=dprev_h)
+        dprev_h += hz[:, :H]
+    return _att_lstm_weight_grads(cache, da, dhs, dzatt, des, sqs, dprev_h, dc)
+
+
+def _att_lstm_weight_grads(cache, da, dhs, dzatt, des, sqs, dh0, dc0):
+    """After the loop: every gradient as att_lstm_backward returns it, from the per-step
+    gradients da (T, N, 4H), dhs (T, N, A + 1), dzatt (T, N, D), des (T, N, L) and sqs = tanh**2."""
+    x_tm, feats, tanhs, alphas, zgs, hs, Wx, W_att, w_att, W_proj_att = (
+        cache.x_tm, cache.feats, cache.tanhs, cache.alphas, cache.zgs, cache.hs, cache.Wx, cache.W_att,
+        cache.w_att, cache.W_proj_att)
+    T, N, L, A = tanhs.shape
+    H, D = hs.shape[2], feats.shape[2]
+    da2, dhs2 = da.reshape(T * N, -1), dhs.reshape(T * N, A + 1)
+    h_prev = hs[:-1].reshape(T * N, H)
+    # dproj = w_att * sum_t de (1 - tanh**2): one (1, T) @ (T, A) product per region
+    de_sq = np.matmul(des.reshape(T, N * L).T[:, None, :], sqs.reshape(T, N * L, A).transpose(1, 0, 2))
+    dproj = des.sum(axis=0).reshape(N * L, 1) - de_sq[:, 0]  # (N*L, A)
+    dproj *= w_att
+    dw_att = des.reshape(T * N * L) @ tanhs.reshape(T * N * L, A)
+    dfeats = np.matmul(alphas.transpose(1, 2, 0), dzatt.transpose(1, 0, 2))  # (N, L, D) through z
+    dfeats += (dproj @ W_proj_att.T).reshape(N, L, D)
+    dW_proj_att = feats.reshape(N * L, D).T @ dproj
+    dx = _batch_major((da2 @ Wx.T).reshape(T, N, -1))
+    dW_hidden = h_prev.T @ dhs2  # (H, A + 1): [dW_att | dw_beta]
+    return (dx, dh0, dc0, dfeats, dW_proj_att, dproj.sum(axis=0), x_tm.T @ da2, zgs.reshape(T * N, D).T @ da2,
+            h_prev.T @ da2, da2.sum(axis=0), dW_hidden[:, :A], dw_att, dW_hidden[:, A],
+            np.asarray(dhs2[:, A].sum(), dtype=dhs2.dtype))
