@@ -32,7 +32,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from gradscope.layers import (affine_backward, affine_forward, lstm_backward, lstm_forward, lstm_step_forward,
+from gradscope.layers import (affine_backward, affine_forward, att_lstm_backward, att_lstm_forward,
+                              att_lstm_step_forward, lstm_backward, lstm_forward, lstm_step_forward,
                               rnn_backward, rnn_forward, rnn_step_forward)
 
 __all__ = ["CellType", "CELL_TYPES", "Sizes"]
@@ -167,8 +168,6 @@ _ATT_NAMES = ("Wx", "Wz", "Wh", "b", "W_att", "w_att", "w_beta", "b_beta")
 
 
 def _attention_forward(p, x, state):
-    from gradscope.layers import att_lstm_forward
-
     h0, c0, feats = state
     (h, z, alpha), cache = att_lstm_forward(x, h0, c0, feats, p["W_proj_att"], p["b_proj_att"],
                                             *(p[k] for k in _ATT_NAMES))
@@ -176,8 +175,6 @@ def _attention_forward(p, x, state):
 
 
 def _attention_backward(p, dh, dextras, cache):
-    from gradscope.layers import att_lstm_backward
-
     (dx, dh0, dc0, dfeats, dWp, dbp, *rest) = att_lstm_backward(dh, dextras.get("z"), dextras.get("alpha"), cache)
     grads = {"W_proj_att": dWp, "b_proj_att": dbp, **dict(zip(_ATT_NAMES, rest))}
     return dx, (dh0, dc0, dfeats), grads
@@ -190,8 +187,6 @@ def _attention_decoding_state(p, features):
 
 
 def _attention_step(p, x, state):
-    from gradscope.layers import att_lstm_step_forward
-
     h, c, proj, feats = state
     (h, c, _, _), _ = att_lstm_step_forward(x, h, c, proj, feats, *(p[k] for k in _ATT_NAMES))
     return h, (h, c, proj, feats)

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from gradscope.captioning.beam_search import beam_search
+from gradscope.captioning.cells import CELL_TYPES
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.captioning.train import train_captioner
 from gradscope.cli.args import (beam_size, caption_length, default_of, nonneg_float, nonneg_int, positive_float,
@@ -70,10 +71,21 @@ def _register_train(sub) -> None:
                        description="Train a captioner. --resume continues an interrupted run from DIR's "
                                    "checkpoint exactly; it is an error when DIR has no checkpoint.")
     p.add_argument("--data", default="synthetic", metavar="SOURCE", help="synthetic[:N], coco:DIR or flickr8k:DIR")
-    p.add_argument("--cell", choices=("lstm", "rnn"), default=d("cell_type"))
+    p.add_argument("--cell", choices=tuple(CELL_TYPES), default=d("cell_type"),
+                   help="recurrent cell: " + "; ".join(f"{k}: {c.description}" for k, c in CELL_TYPES.items())
+                        + " (default %(default)s; attention trains on flickr8k:DIR region features)")
     p.add_argument("--hidden", type=positive_int, default=d("hidden_dim"), help="hidden size H (default %(default)s)")
     p.add_argument("--wordvec", type=positive_int, default=d("wordvec_dim"),
                    help="word vector size (default %(default)s)")
+    p.add_argument("--attention-dim", type=positive_int, default=d("attention_dim"), metavar="A",
+                   help="attention size A of --cell attention (default %(default)s)")
+    p.add_argument("--dropout", type=_probability, default=d("dropout"), metavar="P",
+                   help="dropout probability on h before the vocabulary layer (default %(default)s)")
+    p.add_argument("--attention-reg", type=nonneg_float, default=d("attention_reg"), metavar="LAMBDA",
+                   help="weight of the doubly stochastic attention penalty LAMBDA * sum_l (1 - sum_t alpha_tl)^2 "
+                        "(--cell attention; default %(default)s)")
+    p.add_argument("--one-caption-per-image", action="store_true",
+                   help="an epoch visits each training image once with one of its captions drawn at random")
     p.add_argument("--optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam"), default=d("update_rule"))
     p.add_argument("--lr", type=positive_float, default=d("learning_rate"), help="learning rate (default %(default)s)")
     p.add_argument("--lr-decay", type=positive_float, default=d("lr_decay"),
@@ -116,6 +128,16 @@ def _register_sample(sub) -> None:
     p.set_defaults(func=run_sample)
 
 
+def _probability(text) -> float:
+    """A dropout probability in [0, 1)."""
+    import argparse
+
+    value = nonneg_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
+    return value
+
+
 # --- handlers -------------------------------------------------------------------------
 
 def run_train(args) -> int:
@@ -128,6 +150,8 @@ def run_train(args) -> int:
     with output_folder(args.out, "--out", keep=keep), steps:
         run = train_captioner(
             args.data, args.out, cell_type=args.cell, hidden_dim=args.hidden, wordvec_dim=args.wordvec,
+            attention_dim=args.attention_dim, dropout=args.dropout, attention_reg=args.attention_reg,
+            one_caption_per_image=args.one_caption_per_image,
             update_rule=args.optimizer, learning_rate=args.lr, lr_decay=args.lr_decay, batch_size=args.batch_size,
             num_epochs=args.epochs, clip_norm=args.clip, seed=args.seed, max_train=args.max_train,
             val_images=args.val_images, resume=args.resume, callback=lambda r: _print_epoch(r, steps),

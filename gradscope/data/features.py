@@ -23,7 +23,7 @@ __all__ = ["extract_features", "read_feature_cache", "pixel_features"]
 
 
 def extract_features(image_paths, feature_fn, batch_size: int = 64, cache_path=None,
-                     image_size: int | None = None, progress=None) -> np.ndarray:
+                     image_size: int | None = None, progress=None, dtype=np.float32) -> np.ndarray:
     """Features of image files, computed in batches.
 
     Args:
@@ -35,8 +35,9 @@ def extract_features(image_paths, feature_fn, batch_size: int = 64, cache_path=N
             (H, W, 3) uint8 -> (S, S, 3) uint8 prepares each image (e.g. resize and centre-crop);
             one of them is needed when sizes differ.
         progress: optional callable(done, total) over the images still to compute.
+        dtype: of the features returned and of a new cache (float16 halves a spatial map's memory).
     Returns:
-        (N, D) float32 features in the order of image_paths.
+        (N, D) features in the order of image_paths.
     """
     paths = [os.fspath(p) for p in image_paths]
     if batch_size < 1:
@@ -45,28 +46,28 @@ def extract_features(image_paths, feature_fn, batch_size: int = 64, cache_path=N
     cached, resumed = ({}, False) if cache_path is None else _read_caches(cache_path)
     todo = [i for i, n in enumerate(names) if n not in cached]
     dim = next(iter(cached.values())).shape[0] if cached else None
-    new = _compute(paths, todo, feature_fn, batch_size, image_size, progress, cache_path, dim)
+    new = _compute(paths, todo, feature_fn, batch_size, image_size, progress, cache_path, dim, dtype)
     cached.update(new)
     if cache_path is not None and (new or resumed):
-        _write_cache(cache_path, cached)
+        _write_cache(cache_path, cached, dtype)
     if not paths:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([cached[n] for n in names]).astype(np.float32, copy=False)  # (N, D)
+        return np.zeros((0, 0), dtype=dtype)
+    return np.stack([cached[n] for n in names]).astype(dtype, copy=False)  # (N, D)
 
 
-def _compute(paths, todo, feature_fn, batch_size, image_size, progress, cache_path, dim):
+def _compute(paths, todo, feature_fn, batch_size, image_size, progress, cache_path, dim, dtype=np.float32):
     """Run feature_fn over paths[todo]; returns {name: (D,) features}, appending to the .part file."""
     out = {}
     part = None
     try:
         for start in range(0, len(todo), batch_size):
             chunk = [paths[i] for i in todo[start:start + batch_size]]
-            feats = _run_batch(feature_fn, _load_batch(chunk, image_size), len(chunk))
+            feats = _run_batch(feature_fn, _load_batch(chunk, image_size), len(chunk)).astype(dtype, copy=False)
             if dim is not None and feats.shape[1] != dim:
                 raise DataError(_dim_message(feats.shape[1], dim, cache_path, cached=start == 0))
             dim = feats.shape[1]
             if cache_path is not None and part is None:
-                part = _open_part(os.fspath(cache_path) + ".part", dim)
+                part = _open_part(os.fspath(cache_path) + ".part", dim, dtype)
             if part is not None:
                 _append(part, [os.path.basename(p) for p in chunk], feats)
             out.update(zip((os.path.basename(p) for p in chunk), feats))
@@ -137,12 +138,12 @@ def _read_caches(cache_path):
     return cached, bool(partial)
 
 
-def _open_part(path, dim):
+def _open_part(path, dim, dtype=np.float32):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     f = h5py.File(path, "a")
     if "features" not in f:
         f.create_dataset("names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype())
-        f.create_dataset("features", shape=(0, dim), maxshape=(None, dim), dtype=np.float32, chunks=True)
+        f.create_dataset("features", shape=(0, dim), maxshape=(None, dim), dtype=dtype, chunks=True)
     elif f["features"].shape[1] != dim:
         held = f["features"].shape[1]
         f.close()
@@ -159,11 +160,11 @@ def _append(f, names, feats):
     f.flush()
 
 
-def _write_cache(cache_path, cached):
+def _write_cache(cache_path, cached, dtype=np.float32):
     with atomic_path(cache_path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("names", data=list(cached), dtype=h5py.string_dtype())
-            f.create_dataset("features", data=np.stack(list(cached.values())).astype(np.float32))
+            f.create_dataset("features", data=np.stack(list(cached.values())).astype(dtype))
     part = os.fspath(cache_path) + ".part"
     if os.path.exists(part):
         os.remove(part)
