@@ -235,7 +235,8 @@ def _load_split(args, model):
     from gradscope.captioning.sources import load_caption_source, parse_source
 
     vocab = (model.word_to_idx, model.idx_to_word) if parse_source(args.data)[0] == "flickr8k" else None
-    source = load_caption_source(args.data, splits=[args.split], progress=_feature_progress(args), vocab=vocab)
+    source = load_caption_source(args.data, splits=[args.split], progress=_feature_progress(args), vocab=vocab,
+                                 spatial=model.cell.spatial)
     return source, source.split(args.split)
 
 
