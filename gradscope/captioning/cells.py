@@ -19,7 +19,7 @@ A record's functions, `p` being the captioner's params dict and `sizes` a `Sizes
     decoding_state(p, features) -> state: a tuple of arrays with batch as first axis
         (beam search selects rows of every one of them).
     step(p, x, state) -> (h (N, H), state): one decoding step, x (N, W).
-    torch_state / torch_sequence: the torch twin's initial state and sequence (see torch_twin.py).
+    torch_twin(model) -> nn.Module: the same captioner in torch (gradscope/captioning/torch_twin.py).
 
 How to add a cell: write its pure forward/backward layers in gradscope/layers/, write
 the record's functions below, add one entry to CELL_TYPES, and add it to the tables of
@@ -60,6 +60,7 @@ class CellType:
     backward: Callable
     decoding_state: Callable
     step: Callable
+    torch_twin: Callable
     description: str = ""
 
 
@@ -192,17 +193,25 @@ def _attention_step(p, x, state):
     return h, (h, c, proj, feats)
 
 
+def _twin(builder):
+    def build(model):
+        from gradscope.captioning import torch_twin  # torch is optional
+
+        return getattr(torch_twin, builder)(model)
+    return build
+
+
 CELL_TYPES = {
     "rnn": CellType("rnn", 1, False, _proj_params, _recurrence_params(1), _proj_state(False),
                     _proj_state_backward, _plain_forward(rnn_forward), _plain_backward(rnn_backward, False),
-                    _proj_decoding(False), _rnn_step,
+                    _proj_decoding(False), _rnn_step, _twin("plain_twin"),
                     "vanilla RNN, h0 from the image feature"),
     "lstm": CellType("lstm", 4, False, _proj_params, _recurrence_params(4), _proj_state(True),
                      _proj_state_backward, _plain_forward(lstm_forward), _plain_backward(lstm_backward, True),
-                     _proj_decoding(True), _lstm_step,
+                     _proj_decoding(True), _lstm_step, _twin("plain_twin"),
                      "LSTM, h0 from the image feature, c0 = 0"),
     "attention": CellType("attention", 4, True, _attention_params, _attention_recurrence,
                           _attention_init_state, _attention_init_state_backward, _attention_forward,
-                          _attention_backward, _attention_decoding_state, _attention_step,
+                          _attention_backward, _attention_decoding_state, _attention_step, _twin("attention_twin"),
                           "LSTM with soft attention over image regions (Show, Attend and Tell)"),
 }

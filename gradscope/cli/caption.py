@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from gradscope.captioning.beam_search import beam_search
+from gradscope.captioning.beam_search import beam_search, sequence_log_prob
 from gradscope.captioning.cells import CELL_TYPES
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.captioning.train import train_captioner
@@ -197,11 +197,12 @@ def run_sample(args) -> int:
     check_feature_dim(model, split.feature_dim, args.data)
     all_ids = split.image_indices()
     ids = np.random.default_rng(args.seed).choice(all_ids, min(args.n, len(all_ids)), replace=False)
-    generated = decode_captions(decode(model, split.image_features(ids), args.beam, args.max_length,
-                                       args.length_norm), model.idx_to_word)
+    features = split.image_features(ids)
+    captions = decode(model, features, args.beam, args.max_length, args.length_norm)
+    logps = sequence_log_prob(model, features, captions)
     names = split.image_names or [f"image {i}" for i in range(split.n_images)]
-    rows = [{"image": names[i], "caption": g, "reference": " ".join(r[0]) if r else ""}
-            for i, g, r in zip(ids, generated, split.references(ids))]
+    rows = [{"image": names[i], "caption": g, "logprob": float(lp), "reference": " ".join(r[0]) if r else ""}
+            for i, g, lp, r in zip(ids, decode_captions(captions, model.idx_to_word), logps, split.references(ids))]
     _print_captions(rows, args)
     return 0
 
@@ -215,9 +216,10 @@ def run_image(args) -> int:
     model = _load_model(args.model)
     images = [load_image(p) for p in args.images]
     features = feature_fn_for(model)(images)
-    generated = decode_captions(decode(model, features, args.beam, args.max_length, args.length_norm),
-                                model.idx_to_word)
-    _print_captions([{"image": p, "caption": g} for p, g in zip(args.images, generated)], args)
+    captions = decode(model, features, args.beam, args.max_length, args.length_norm)
+    logps = sequence_log_prob(model, features, captions)
+    _print_captions([{"image": p, "caption": g, "logprob": float(lp)}
+                     for p, g, lp in zip(args.images, decode_captions(captions, model.idx_to_word), logps)], args)
     return 0
 
 
@@ -269,7 +271,7 @@ def _feature_progress(args):
 def _print_captions(rows, args) -> None:
     lines = []
     for row in rows:
-        lines.append(f"{row['image']}: {row['caption']}")
+        lines.append(f"{row['image']}: {row['caption']}  (log p {row['logprob']:.2f})")
         if row.get("reference"):
             lines.append(f"    reference: {row['reference']}")
     emit(args, rows, lines)
