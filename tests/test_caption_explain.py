@@ -164,3 +164,63 @@ def test_demo_section_explains_the_first_photo(monkeypatch):
     assert section.numbers["caption"] == " ".join(w["word"] for w in words) and words
     assert 0 <= section.numbers["faithful_fraction"] <= 1 and len(section.tables[0].rows) == len(words)
     assert section.visuals[0].image is not None and "of %d words" % len(words) in section.summary[0]
+
+
+def _tiny_attention(dtype=np.float64):
+    cnn = CNN(tiny_vgg(num_classes=5, widths=(4, 6), input_size=12, hidden=10), seed=1, dtype=dtype)
+    extractor = CNNFeatures(cnn, layer="bn3", dim=6, regions=36, name="tiny:bn3")  # a 6x6 grid of 6 values
+    captioner = CaptioningRNN(WORDS, input_dim=6, wordvec_dim=5, hidden_dim=6, attention_dim=4,
+                              cell_type="attention", dtype=dtype, seed=3)
+    for k, v in captioner.params.items():
+        captioner.params[k] = np.asarray(v * 3 + 0.3).astype(dtype)
+    return captioner, extractor
+
+
+def test_attention_captioner_image_gradients_match_numeric_differences():
+    captioner, extractor = _tiny_attention()
+    x = extractor.model.preprocess([_image(5)])
+    words = np.array([4, 7, 6])
+    upstream = np.random.default_rng(6).standard_normal(len(words))
+
+    def logp_of(x_):
+        act, _ = extractor.model.forward_to(x_, extractor.layer)
+        return word_log_probs(captioner, extractor.arrange(act)[0], words)
+
+    logp, dx = word_image_gradients(captioner, extractor, x, words)
+    np.testing.assert_allclose(logp, logp_of(x), rtol=1e-12)
+    num = eval_numerical_gradient_array(logp_of, x, upstream, h=1e-5)
+    assert rel_error(np.tensordot(upstream, dx, axes=1)[None], num) < 1e-5
+
+
+def test_explain_an_attention_captioner_gives_both_maps(tmp_path):
+    from gradscope.captioning.explain import word_attention
+
+    captioner, extractor = _tiny_attention(np.float32)
+    captioner.params["b_vocab"][2] = -5.0
+    result = explain_caption(captioner, extractor, _image(2, 20), name="photo.jpg", beam=2, max_length=4)
+    T = len(result.words)
+    assert T >= 1 and result.map_name == "attention" and set(result.other_maps) == {"gradient"}
+    assert result.attention.shape == (T, 36) and np.allclose(result.attention.sum(axis=1), 1, atol=1e-5)
+    feats = extractor(extractor.model.deprocess(extractor.model.preprocess([_image(2, 20)])))[0]
+    np.testing.assert_allclose(word_attention(captioner, feats, result.word_ids), result.attention, rtol=1e-4)
+    assert result.maps.shape == (T, 12, 12)
+    np.testing.assert_allclose(result.other_maps["gradient"], np.abs(result.gradients).max(axis=1))
+    np.testing.assert_allclose(result.maps.mean(axis=(1, 2)), 1 / 36, rtol=0.2)  # upsampled alpha
+    saved = result.save(tmp_path)
+    assert saved["map"] == "attention"
+    for w in saved["words"]:
+        assert {"word", "deletion_drop_top", "deletion_drop_random", "gradient_deletion_drop_top",
+                "gradient_deletion_drop_random"} <= set(w)
+        assert w["deletion_drop_random"] is not None
+    again = explain_caption(captioner, extractor, _image(2, 20), beam=2, max_length=4, default_map="gradient")
+    np.testing.assert_allclose(again.drop_top, result.other_drops["gradient"][0], rtol=1e-6)
+    np.testing.assert_allclose(again.drop_random, result.drop_random, rtol=1e-6)  # one random baseline
+    with pytest.raises(Exception, match="no 'attention' map"):
+        explain_caption(*_tiny(dtype=np.float32), _image(2, 20), default_map="attention")
+
+
+def test_content_words():
+    from gradscope.captioning.explain import is_content_word
+
+    assert [w for w in "a man in a red shirt is riding his bike on the street".split() if is_content_word(w)] == \
+        ["man", "red", "shirt", "riding", "bike", "street"]

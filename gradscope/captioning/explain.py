@@ -24,11 +24,33 @@ import numpy as np
 from gradscope.errors import GradscopeError
 
 __all__ = ["CaptionExplanation", "explain_caption", "word_log_probs", "word_feature_gradients",
-           "word_image_gradients", "word_attention", "attention_maps", "deletion_drops", "DEFAULT_MAP"]
+           "word_image_gradients", "word_attention", "attention_maps", "deletion_drops", "DEFAULT_MAP",
+           "is_content_word", "FUNCTION_WORDS"]
 
 # the map `caption explain` shows first and scores as deletion_drop_top/random, when the captioner
 # has attention (else "gradient"): the one whose deletion check came out better on Flickr8k dev
 DEFAULT_MAP = "attention"
+
+
+# words the faithfulness numbers leave out when counting content words: articles, prepositions,
+# pronouns, auxiliaries and conjunctions (of the Flickr8k vocabulary), and <UNK>
+FUNCTION_WORDS = frozenset("""
+a an the
+about above across after against along among around at behind below beneath beside besides between beyond
+by down during for from in inside into near of off on onto out outside over past through throughout to
+toward towards under underneath up upon with within without
+i me my mine myself you your yours he him his himself she her hers herself it its itself we us our ours
+they them their theirs themselves this that these those who whom whose which what someone something
+is are was were be been being am do does did doing has have had having will would can could shall should
+may might must
+and or but nor so yet as while if than because although though whether
+<unk>
+""".split())
+
+
+def is_content_word(word: str) -> bool:
+    """False for an article, preposition, pronoun, auxiliary or conjunction (FUNCTION_WORDS)."""
+    return str(word).lower() not in FUNCTION_WORDS
 
 
 # --- the captioner: teacher-forced log-probs and their gradient w.r.t. the features -----------
