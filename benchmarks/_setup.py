@@ -124,7 +124,7 @@ def cnn_forward_flops(model):
     multiply-add): dense, depthwise and 1x1 convolutions and affine layers."""
     total = 0
     for step, out in zip(model.steps, model._shapes):  # _shapes: each step's output shape
-        layer, kind = step.layer, step.layer["type"] if step.kind is not None else None
+        layer, kind = step.layer, step.layer["type"]
         pixels = out[1] * out[2] if len(out) == 3 else 0
         if kind == "conv":
             total += 2 * pixels * out[0] * layer["in_channels"] * layer["kernel"] ** 2
@@ -144,35 +144,32 @@ def profile_path(model, x, repeats=3, counter=None):
     times, backward to the input only. counter: optional factory of an object with
     .seconds and .close(), made around each repeat (e.g. the time spent copying)."""
     import numpy as np
-    from gradscope.cnn.graph import skip_applies
+    from gradscope.cnn.fold import FOLDED_BN
+    from gradscope.cnn.graph import JOIN, walk
 
-    rows, h, block_in = [], x, {}
-    for i, step in enumerate(model.steps):
-        block_in.update({b: h for b in step.opens})
-        if step.kind is None:  # a block's join
-            skip_in = block_in.pop(step.name)
-            h = h + skip_in if skip_applies(step, skip_in.shape, h.shape) else h
-            continue
-        if i - 1 in model._folds:  # runs inside the previous layer
-            continue
-        folded = i in model._folds
+    rows = []
+
+    def layer(step, arrays, h):
         times = []
         for _ in range(repeats):
             c = counter() if counter else None
             t0 = time.process_time()
-            if folded:
-                out, cache = model._run_folded(step, model.steps[i + 1], h)
-            else:
-                out, cache, _ = step.kind.forward(step.layer, model._step_arrays(step), h, "test", None)
+            out, cache = model._run_layer(step, arrays, h if step.kind is not FOLDED_BN else h.copy(), "test", None)
             t1 = time.process_time()
             step.kind.backward(step.layer, np.ones_like(out), cache, False)
             t2 = time.process_time()
             if c:
                 c.close()
             times.append((t1 - t0, t2 - t1, c.seconds if c else 0.0))
-        name = step.name + ("+" + model.steps[i + 1].name if folded else "")
-        rows.append((name, step.layer["type"], folded, *np.median(np.array(times), axis=0)))
-        h = out
+        t = np.median(np.array(times), axis=0)
+        if step.kind is FOLDED_BN:  # runs as part of the layer before
+            name, kind, _, *t0 = rows.pop()
+            rows.append((f"{name}+{step.name}", kind, True, *(np.array(t0) + t)))
+        else:
+            rows.append((step.name, step.layer["type"], False, *t))
+        return out, None
+
+    walk(model._fold.items(model._step_arrays, model.dtype, 0, len(model.steps) - 1), x, layer, JOIN.forward)
     return rows
 
 

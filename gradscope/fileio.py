@@ -14,6 +14,10 @@ import numpy as np
 
 
 TEMP_PREFIX = ".tmp-"
+# how data text files (caption lists, split files, class lists, annotation JSON) are read:
+# UTF-8, with the byte-order mark some editors write at the start removed
+TEXT_ENCODING = "utf-8-sig"
+_MAX_TEMP_NAME, _MAX_TEMP_EXT = 80, 16  # bytes of the target's name and extension kept in a temporary name
 _LEGACY_AGE = 3600.0  # seconds: a temporary file without a writer's pid older than this is stale
 
 
@@ -21,15 +25,16 @@ _LEGACY_AGE = 3600.0  # seconds: a temporary file without a writer's pid older t
 def atomic_path(path):
     """Yield a temporary path in the target's directory; rename it to `path` on success.
 
-    The temporary file is `.tmp-<pid>-<name>-<random><ext>`; temporary files for the same
+    The temporary file is `.tmp-<pid>-<name>-<random><ext>` (name and ext shortened so that
+    a target name of up to 255 bytes still gives a legal temporary name); temporary files for the same
     target left by a killed writer (whose process is gone) are deleted first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     name = os.path.basename(path)
     clean_stale_temp_files(folder, name)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{name}-", suffix=os.path.splitext(path)[1],
-                               dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-{temp_stem(name)}-",
+                               suffix=os.path.splitext(path)[1][:_MAX_TEMP_EXT], dir=folder)
     os.close(fd)
     try:
         yield tmp
@@ -38,9 +43,28 @@ def atomic_path(path):
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as e:  # full disk, file-size limit, ...: name the file the user asked for
+        from gradscope.errors import DataError
+
+        if e.errno is None or isinstance(e, FileNotFoundError):
+            raise
+        raise DataError(f"cannot write {path!r}: {e.strerror or e} (check free disk space, quotas and "
+                        "`ulimit -f`)") from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def temp_stem(name: str) -> str:
+    """The part of a target's file name that its temporary files carry: the name itself when
+    short, else its first bytes and a hash of the whole (so that the pid, random part and
+    extension still fit in the file system's 255-byte limit)."""
+    if len(name.encode("utf-8")) <= _MAX_TEMP_NAME:
+        return name
+    import hashlib
+
+    head = name.encode("utf-8")[:_MAX_TEMP_NAME - 13].decode("utf-8", "ignore")
+    return f"{head}~{hashlib.sha1(name.encode('utf-8')).hexdigest()[:12]}"
 
 
 def _fsync(path) -> None:
@@ -75,7 +99,7 @@ def _is_stale(folder, entry: str, name) -> bool:
     if not pid.isdigit():  # written before temporary names carried a pid
         age = _age(os.path.join(folder, entry))
         return name is None and age is not None and age > _LEGACY_AGE
-    if name is not None and not rest.startswith(name + "-"):
+    if name is not None and not rest.startswith(temp_stem(name) + "-"):
         return False
     return not _process_alive(int(pid))
 
@@ -154,3 +178,32 @@ def cache_dir(*parts) -> str:
     """gradscope's user cache folder ($GRADSCOPE_CACHE, else ~/.cache/gradscope), joined with parts."""
     root = os.environ.get("GRADSCOPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gradscope")
     return os.path.join(root, *parts)
+
+
+@contextlib.contextmanager
+def file_lock(path, timeout: float = 60.0):
+    """Hold an exclusive lock on the file `path` (created if need be) while the block runs,
+    waiting up to `timeout` seconds for another process to release it. Yields True when
+    held, False when it gave up waiting or the lock file cannot be created (a read-only
+    folder); the caller then leaves the locked resource alone."""
+    import fcntl
+
+    try:
+        fd = os.open(os.fspath(path), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield False
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock

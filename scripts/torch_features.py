@@ -70,11 +70,12 @@ def main(specs, head=False):
     for spec in specs:
         prefix, paths = image_paths(spec)
         sample = np.stack([_resize_crop(load_image(p)) for p in paths[:8 if head else 32]])
-        diff = float(np.abs(twin(sample) - numpy_fn.flat(sample)).max())
+        diff = float(np.abs(twin(sample) - numpy_fn.flat(sample)).max())  # (on 8 photos for the head map)
         print(f"{spec}: torch twin vs NumPy features on {len(sample)} images: max abs difference {diff:.2e}")
         if diff > TOLERANCE:
             raise SystemExit(f"the torch twin differs from the NumPy engine by {diff:.2e} > {TOLERANCE}")
         cache = os.path.join(feature_cache_dir(), f"{prefix}-{numpy_fn.layer}-{numpy_fn.fingerprint()}.h5")
+        twin.cache_key = (numpy_fn.flat if head else numpy_fn).cache_key  # rows the NumPy extractor then reads
         extract_features(paths, twin, batch_size=32, cache_path=cache, image_size=_resize_crop,
                          dtype=np.float16 if head else np.float32)
         print(f"{spec}: {len(paths)} images in {cache}")

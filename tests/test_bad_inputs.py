@@ -350,3 +350,42 @@ def test_fixed_input_size_models_under_octaves(f, tmp_path, capsys):
     assert main(["dream", str(tmp_path / "wide.png"), "--layer", "conv", "--octaves", "1", "--iterations", "2",
                  "-o", str(tmp_path / "d.png"), *model]) == 0
     assert load_image(tmp_path / "d.png").shape == (16, 16, 3)
+
+
+# ---- numbers and names: ranges from gradscope/cli/args.py's RANGES, checked before any work
+
+@pytest.mark.parametrize("argv, flag", [
+    (["saliency", "maps", "x.png", "--method", "smoothgrad", "--sigma", "1e300", "-o", "o"], "--sigma"),
+    (["classvis", "0", "--blur-sigma", "1e300", "-o", "o"], "--blur-sigma"),
+    (["classvis", "0", "--lr", "nan", "-o", "o"], "--lr"),
+    (["caption", "train", "--lr", "inf", "--out", "o"], "--lr"),
+    (["caption", "explain", "x.png", "--fraction", "1.5", "-o", "o"], "--fraction"),
+    (["caption", "x.png", "--length-norm", "1e9"], "--length-norm"),
+])
+def test_numbers_out_of_range_are_one_line(argv, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {flag}" in err[0] and ("must be in" in err[0] or "finite" in err[0]), err
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_output_name_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["caption", "train", "--data", "synthetic:20", "--out", ""]) == 2
+    assert "--out needs a folder name" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_malformed_progress_interval_only_matters_when_used(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, GRADSCOPE_PROGRESS_INTERVAL="soon", PYTHONPATH=root)
+    helped = subprocess.run([sys.executable, "-m", "gradscope", "--help"], env=env, capture_output=True, text=True)
+    assert helped.returncode == 0 and "usage" in helped.stdout
+    used = subprocess.run([sys.executable, "-m", "gradscope", "caption", "train", "--data", "synthetic:20",
+                           "--epochs", "1", "--out", str(tmp_path / "o")], env=env, capture_output=True, text=True)
+    assert used.returncode == 2 and used.stderr.strip() == (
+        "gradscope: error: GRADSCOPE_PROGRESS_INTERVAL must be a number of seconds >= 0, got 'soon'")

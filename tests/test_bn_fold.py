@@ -6,6 +6,7 @@ import pytest
 
 from gradscope.cnn import CNN
 from gradscope.cnn.efficientnet import lite0_config
+from gradscope.cnn.fold import FOLDED_BN
 from gradscope.errors import GradscopeError
 from gradscope.interface import score_gradient
 
@@ -37,9 +38,14 @@ def _x(net, n=3):
     return np.random.default_rng(0).standard_normal((n, 3, net.input_size, net.input_size))
 
 
+def _folded(cache):
+    """Whether a forward cache ran any batch norm folded."""
+    return any(step.kind is FOLDED_BN for step, _ in cache.steps)
+
+
 def test_every_batch_norm_after_a_linear_layer_folds(net):
     bns = [i for i, s in enumerate(net.steps) if s.layer["type"] == "spatial_batchnorm"]
-    assert bns and {i - 1 for i in bns} == net._folds
+    assert bns and {i - 1 for i in bns} == net._fold.pairs
 
 
 def test_folded_forward_and_gradients_equal_layer_by_layer(net):
@@ -56,7 +62,7 @@ def test_folded_forward_and_gradients_equal_layer_by_layer(net):
 
 def test_a_range_ending_at_a_linear_layer_returns_its_own_output(net):
     x = _x(net)
-    for i in sorted(net._folds):
+    for i in sorted(net._fold.pairs):
         lin = net.layer_names[i]
         np.testing.assert_allclose(net.forward(x, end=lin, fold=True)[0], net.forward(x, end=lin)[0],
                                    rtol=1e-11, atol=1e-12)  # earlier pairs fold; this one does not
@@ -66,7 +72,7 @@ def test_a_range_starting_at_a_batch_norm_runs_it():
     net = random_buffers(CNN(residual_config(), seed=0, dtype=np.float64))
     act = net.forward(_x(net), end="stem")[0]
     out, cache = net.forward(act, start="bn0", end="relu0", fold=True)
-    assert not cache.folded
+    assert not _folded(cache)
     np.testing.assert_array_equal(out, net.forward(act, start="bn0", end="relu0")[0])
 
 
@@ -76,7 +82,7 @@ def test_image_gradient_path_folds_and_matches_numeric(net):
     x = _x(net, 2)
     classes = np.array([1, 2])
     scores, dx = score_gradient(net, x, classes)
-    assert net.forward(x, fold=True)[1].folded
+    assert _folded(net.forward(x, fold=True)[1])
     pick = np.zeros_like(scores)
     pick[np.arange(2), classes] = 1
     numeric = eval_numerical_gradient_array(lambda z: net.forward(z)[0], x.copy(), pick)
@@ -102,3 +108,28 @@ def test_folded_cache_refuses_weight_gradients_and_train_mode(net):
     # without fold, weight gradients in test mode still come back for every parameter
     out, cache = net.forward(x)
     assert set(net.backward(np.ones_like(out), cache)[1]) == set(net.params)
+
+
+def test_folded_weights_follow_every_change_of_params_and_buffers(net):
+    """The fold is cached, yet never stale: after changing a param in place, by
+    assignment, a buffer, or the whole dict, the folded forward equals the plain one."""
+    x = _x(net)
+    lin = net.steps[min(net._fold.pairs)].name
+    bn = net.steps[min(net._fold.pairs) + 1].name
+
+    def same():
+        np.testing.assert_allclose(net.forward(x, fold=True)[0], net.forward(x)[0], rtol=1e-10, atol=1e-12)
+
+    same()
+    net.params[f"{lin}.W"] *= 1.5               # in place, through the dict
+    same()
+    net.params[f"{bn}.gamma"][0] = -2.0         # in place, one entry
+    same()
+    net.params[f"{lin}.W"] = net.params[f"{lin}.W"] * -1.0  # assignment
+    same()
+    net.buffers[f"{bn}.running_var"] = net.buffers[f"{bn}.running_var"] + 1.0
+    same()
+    net.params = {k: v * 0.5 for k, v in net.params.items()}  # a new dict
+    same()
+    net.forward(x, mode="train")                # training updates the running statistics
+    same()

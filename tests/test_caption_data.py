@@ -160,7 +160,7 @@ def test_load_coco_mismatched_urls(tmp_path):
 
 def test_load_coco_annotations(tmp_path):
     path = tmp_path / "captions_val2014.json"
-    path.write_text(json.dumps({
+    path.write_text("\ufeff" + json.dumps({  # with a byte-order mark
         "images": [{"id": 42, "file_name": "COCO_val2014_000000000042.jpg"}, {"id": 7, "file_name": "b.jpg"}],
         "annotations": [{"image_id": 42, "id": 1, "caption": "A Dog runs."},
                         {"image_id": 7, "id": 2, "caption": "Two cats"},
@@ -218,9 +218,16 @@ def test_load_flickr8k(tmp_path):
     assert train.captions.shape[1] == 7  # max_length + 2, long captions truncated
     assert ("train", 4, 4) in calls and ("val", 2, 2) in calls
     # second load: everything comes from the cache, feature_fn is not called
-    again = load_flickr8k(tmp_path / "f8k", feature_fn=None, feature_cache=tmp_path / "cache.h5",
-                          min_count=2, max_length=5, image_size=8, splits=["val"])
+    calls.clear()
+    again = load_flickr8k(tmp_path / "f8k", feature_fn=mean_colour, feature_cache=tmp_path / "cache.h5",
+                          min_count=2, max_length=5, image_size=8, splits=["val"],
+                          progress=lambda s, d, t: calls.append((s, d, t)))
     np.testing.assert_array_equal(again["val"].features, val.features)
+    assert calls == []
+    # another extractor never gets these rows (the cache is keyed by extractor and image bytes)
+    other = load_flickr8k(tmp_path / "f8k", feature_fn=None, feature_cache=tmp_path / "cache.h5",
+                          min_count=2, max_length=5, image_size=8, splits=["val"])
+    assert other["val"].feature_dim == 192
 
 
 def test_flickr8k_missing_split_and_files(tmp_path):
@@ -245,3 +252,23 @@ def test_flickr8k_bad_token_line(tmp_path):
     (tmp_path / "b" / "Flickr8k.token.txt").write_text("no tab here\n")
     with pytest.raises(DataError, match="Flickr8k.token.txt:1"):
         load_flickr8k(tmp_path / "b")
+
+
+def test_flickr8k_text_files_with_a_bom_hash_names_and_empty_captions(tmp_path):
+    root = tmp_path / "f8k"
+    names = make_flickr(root)
+    os.rename(root / "images" / names[4], root / "images" / "photo#4.jpg")  # a '#' in a file name
+    token = root / "Flickr8k.token.txt"
+    lines = token.read_text().replace(names[4], "photo#4.jpg").splitlines()
+    lines = [f"{n}#{k}\t" if n == names[5] else line for line, (n, k) in
+             zip(lines, [(n, k) for n in names for k in range(5)])]  # the last image: five empty captions
+    token.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")  # a byte-order mark, as Notepad writes
+    dev = root / "Flickr_8k.devImages.txt"
+    dev.write_text("\ufeff" + f"photo#4.jpg\n{names[5]}\n", encoding="utf-8")
+    data = load_flickr8k(root, feature_fn=mean_colour, min_count=1, image_size=8)
+    train, val = data["train"], data["val"]
+    assert train.references()[0][0] == ["a", "dog", "runs"]  # the first caption survives the BOM
+    assert len(train) == 20
+    assert val.image_names == ["photo#4.jpg", names[5]]
+    assert val.references()[0][0] == ["a", "zebra", "runs"]
+    assert list(val.image_indices()) == [0] and val.no_references == 1  # not scored against empty references

@@ -39,6 +39,22 @@ def test_train_resume_continues(trained, capsys):
     assert len(json.loads((trained / "train_result.json").read_text())["epochs"]) == 2
 
 
+@pytest.mark.parametrize("flag, value, name", [("--lr", "0.5", "learning_rate"), ("--lr-decay", "0.5", "lr_decay"),
+                                               ("--clip", "3", "clip_norm"), ("--optimizer", "sgd", "update_rule"),
+                                               ("--hidden", "12", "params")])
+def test_resume_refuses_changed_hyperparameters(trained, capsys, flag, value, name):
+    argv = [*SMALL, "--epochs", "3", "--out", str(trained), "--resume"]
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    before = (trained / "checkpoint.npz").read_bytes()
+    assert main(["caption", "train", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"it was written with {name}=" in err[0], err
+    assert (trained / "checkpoint.npz").read_bytes() == before
+
+
 def test_evaluate_json_names_the_decoding(trained, capsys):
     model = str(trained / "model.npz")
     assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "dev", "--model", model,

@@ -47,16 +47,30 @@ def _prepare(image):
     return np.asarray(image[:16, :16])  # photos of different sizes -> one batchable size
 
 
+class PixelFeatures:
+    """pixel_features under a fingerprint (how a cache knows the extractor); fail: must not be called."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+
+    def fingerprint(self):
+        return "pixel-8x8"
+
+    def __call__(self, images):
+        assert not self.fail, "recomputed features the cache holds"
+        return pixel_features(images)
+
+
 def test_official_layout_skips_and_counts_missing_photos(coco_dir, tmp_path):
     assert coco_layout(coco_dir) == "images"
-    data = load_coco_images(coco_dir, pixel_features, tmp_path / "cache.h5", image_size=_prepare, min_count=1)
+    data = load_coco_images(coco_dir, PixelFeatures(), tmp_path / "cache.h5", image_size=_prepare, min_count=1)
     assert data.missing == {"train": 1, "val": 3}
     train, val = data.splits["train"], data.splits["val"]
     assert train.n_images == 3 and val.n_images == 2 and len(train) == 6
     assert val.image_names == ["COCO_val2014_000000000008.jpg", "COCO_val2014_000000000011.jpg"]
     assert val.references()[0] == [["two", "cats", "sit", "on", "a", "sofa"], ["a", "cat", "on", "a", "couch"]]
     assert "dog" in train.word_to_idx and train.word_to_idx is val.word_to_idx  # vocabulary from train
-    again = load_coco_images(coco_dir, lambda im: 1 / 0, tmp_path / "cache.h5", image_size=_prepare, min_count=1)
+    again = load_coco_images(coco_dir, PixelFeatures(fail=True), tmp_path / "cache.h5", image_size=_prepare, min_count=1)
     np.testing.assert_array_equal(again.splits["val"].features, val.features)  # cached: not recomputed
 
 

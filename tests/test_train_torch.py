@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gradscope.cnn import CNN  # noqa: E402
+from gradscope.errors import GradscopeError  # noqa: E402
 from gradscope.cnn.train_torch import _augment, train_tinyimagenet_torch  # noqa: E402
 from tests.tiny_tinyimagenet import make_tiny_tinyimagenet  # noqa: E402
 
@@ -54,6 +55,9 @@ def test_crop_schedule_trains_exports_and_resumes_exactly(tmp_path):
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
     assert [r["val_top1"] for r in resumed.history] == [r["val_top1"] for r in full.history]
+    # a setting the checkpoint was written with cannot change on resume (the optimizer and schedule come from it)
+    with pytest.raises(GradscopeError, match=r"written with lr=0\.2 but this run has lr=0\.5"):
+        _train(data, tmp_path / "split", resume=True, lr=0.5)
 
     # the exported NumPy model computes what the trained torch module computes
     from gradscope.cnn.torch_module import params_to_torch

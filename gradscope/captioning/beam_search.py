@@ -14,6 +14,7 @@ import numpy as np
 
 from gradscope.captioning.model import _positive_int, take_rows
 from gradscope.errors import GradscopeError
+from gradscope.validate import check_finite_output
 
 __all__ = ["beam_search", "sequence_log_prob"]
 
@@ -85,8 +86,8 @@ class _Beams:
 
 def _next_log_probs(model, scores, done):
     """log softmax of scores (M, V) in float64, with never-generated words at -inf and
-    the rows of finished beams allowing only <NULL> at cost 0."""
-    scores = scores.astype(np.float64)
+    the rows of finished beams allowing only <NULL> at cost 0 (DataError if scores are not finite)."""
+    scores = check_finite_output(scores, "the captioner", "word scores").astype(np.float64)
     shifted = scores - scores.max(axis=1, keepdims=True)
     logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     logp[:, model.never_generated] = -np.inf

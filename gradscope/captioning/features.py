@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import DataError, GradscopeError
+from gradscope.validate import check_finite_output
 
 __all__ = ["CNNFeatures", "cnn_feature_fn", "efficientnet_feature_fn", "efficientnet_head_fn", "default_feature_fn",
            "penultimate_layer", "feature_fn_for", "is_known_extractor", "SHIPPED_FEATURES"]
@@ -63,9 +64,10 @@ class CNNFeatures:
         """Per-image feature shape: (dim,) or (regions, dim)."""
         return (self.dim,) if self.regions is None else (self.regions, self.dim)
 
-    def flat(self, images) -> np.ndarray:
-        """(N, prod(shape)) features: a spatial map flattened, for 2-D feature caches."""
-        return self(images).reshape(len(images), -1)
+    @property
+    def flat(self) -> "FlatFeatures":
+        """This extractor giving (N, prod(shape)) features (a spatial map flattened), for 2-D feature caches."""
+        return FlatFeatures(self)
 
     def fingerprint(self) -> str:
         """Short hash of the extractor's weights: a feature cache is valid for these weights only."""
@@ -78,6 +80,15 @@ class CNNFeatures:
             self._fingerprint = h.hexdigest()[:12]
         return self._fingerprint
 
+    def cache_key(self) -> str:
+        """What a feature cache keys this extractor's rows by: weights, layer and preprocessing."""
+        import json
+
+        config = getattr(self.model, "config", None) or {}
+        prep = {"preprocess": config.get("preprocess"), "input_size": config.get("input_size"),
+                "prepare": None if self.prepare is None else f"{self.prepare.__module__}.{self.prepare.__qualname__}"}
+        return f"{self.name}:{self.layer}:{self.fingerprint()}:{json.dumps(prep, sort_keys=True, default=str)}"
+
     def __call__(self, images) -> np.ndarray:
         if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3):
             raise GradscopeError(f"images must be (N, H, W, 3) uint8, got shape {images.shape}")
@@ -86,7 +97,7 @@ class CNNFeatures:
             x = self.model.preprocess(images[i:i + self.batch_size])
             act, _ = self.model.forward_to(x, self.layer)
             out[i:i + len(x)] = self.arrange(act)
-        return out
+        return check_finite_output(out, f"feature extractor {self.name}", "features")
 
     def arrange(self, act) -> np.ndarray:
         """The layer's output (N, ...) as features: (N, dim), or (N, L, dim) for a spatial map."""
@@ -99,6 +110,20 @@ class CNNFeatures:
         if self.regions is None:
             return dfeatures.reshape(act_shape)
         return np.ascontiguousarray(dfeatures.transpose(0, 2, 1)).reshape(act_shape)
+
+
+class FlatFeatures:
+    """A CNNFeatures whose features are flattened to (N, prod(shape)), keyed in caches by its
+    extractor's cache_key (so that a torch twin given the same key fills the same rows)."""
+
+    def __init__(self, features: CNNFeatures):
+        self.features = features
+
+    def cache_key(self) -> str:
+        return f"{self.features.cache_key()}:flat{list(self.features.shape)}"
+
+    def __call__(self, images) -> np.ndarray:
+        return self.features(images).reshape(len(images), -1)
 
 
 def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:

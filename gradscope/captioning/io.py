@@ -12,10 +12,17 @@ import numpy as np
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.errors import DataError, GradscopeError
 from gradscope.fileio import json_array, load_npz, read_json_array, save_npz
+from gradscope.validate import check_fields, check_finite_arrays, list_of, of_type, one_of, positive_int
 
 __all__ = ["save_captioner", "load_captioner", "FORMAT"]
 
 FORMAT = "gradscope-captioner/1"
+
+# the metadata fields a captioner file must hold (gradscope.validate rules; "key?": optional)
+META_FIELDS = {"cell_type": of_type(str, "a string"), "input_dim": positive_int, "wordvec_dim": positive_int,
+               "hidden_dim": positive_int, "dtype?": one_of("float32", "float64"),
+               "idx_to_word": list_of(str, "strings"), "word_to_idx?": of_type(dict, "an object"),
+               "info?": of_type(dict, "an object")}
 
 
 def save_captioner(path, model: CaptioningRNN, extra_meta: dict | None = None, float16: bool = False) -> None:
@@ -40,6 +47,8 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
     path = os.fspath(path)
     arrays = load_npz(path)
     meta = read_json_array(arrays, "meta", path, FORMAT, "gradscope captioner file")
+    check_fields(meta, META_FIELDS, repr(path))
+    check_finite_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("param/")}, f"captioner {path!r}")
     try:
         word_to_idx = meta.get("word_to_idx") or {w: i for i, w in enumerate(meta["idx_to_word"])}
         model = CaptioningRNN(word_to_idx, input_dim=meta["input_dim"], wordvec_dim=meta["wordvec_dim"],

@@ -60,6 +60,8 @@ class CaptioningRNN:
         attention_reg: weight of the doubly stochastic attention penalty in loss().
     """
 
+    softmax_loss = staticmethod(temporal_softmax_loss)  # (scores, targets, mask) -> (loss, dscores)
+
     def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128, cell_type="rnn",
                  dtype=np.float32, seed=0, attention_dim=None, dropout=0.0, attention_reg=0.0):
         if cell_type not in CELL_TYPES:
@@ -119,7 +121,7 @@ class CaptioningRNN:
         targets = captions[:, 1:]  # (N, T-1)
         mask = targets != self.null_idx
         scores, cache = self._forward(features, captions[:, :-1], "train", seed)
-        loss, dscores = temporal_softmax_loss(scores, targets, mask)
+        loss, dscores = self.softmax_loss(scores, targets, mask)
         dextras = {}
         if self.attention_reg > 0 and "alpha" in cache.extras:
             penalty, dextras["alpha"] = attention_penalty(cache.extras["alpha"], mask, self.attention_reg)

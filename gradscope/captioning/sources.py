@@ -94,7 +94,8 @@ def _load_flickr8k(spec, root, splits, progress, vocab=None, spatial=False) -> C
     from gradscope.data.flickr8k import load_flickr8k
 
     feature_fn = default_feature_fn(spatial)
-    data = load_flickr8k(root, feature_fn=feature_fn.flat, feature_cache=flickr8k_cache_path(feature_fn),
+    data = load_flickr8k(root, feature_fn=feature_fn.flat if spatial else feature_fn,
+                         feature_cache=flickr8k_cache_path(feature_fn),
                          splits=splits, progress=progress, vocab=vocab, image_size=feature_fn.prepare or 224,
                          feature_dtype="float16" if spatial else "float32")
     for split in data.values():  # a flat (N, L*D) map back to its regions (a view)

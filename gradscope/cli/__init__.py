@@ -5,7 +5,10 @@ prints the result (text, or JSON with --json). Library code never prints.
 Failures: bad input the user can fix (a GradscopeError, a bad argument, a file that
 cannot be read or written) ends with one line `gradscope: error: ...` and exit status 2;
 anything else is a bug in gradscope: one line saying so and exit status 1, with the
-traceback under --debug or GRADSCOPE_DEBUG=1.
+traceback under --debug or GRADSCOPE_DEBUG=1. Ctrl-C ends with `gradscope: interrupted` and
+exit status 130, SIGTERM the same way with `gradscope: terminated` and 143; both remove
+what the command wrote into its output folder. A write that fails (full disk, file-size
+limit: SIGXFSZ is ignored) is one line naming the file, and leaves no partial file.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from gradscope import __version__
 from gradscope.errors import GradscopeError
@@ -24,7 +28,31 @@ COMMAND_MODULES = ["cnn", "methods", "caption", "data", "demo"]
 # `gradscope GROUP DEFAULT WORD ...` (e.g. `gradscope caption a.jpg` = `gradscope caption image a.jpg`)
 DEFAULT_SUBCOMMANDS = {"caption": "image", "saliency": "maps"}
 
-EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_USER_ERROR, EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (as Ctrl-C raises KeyboardInterrupt), so that
+    every command cleans up the same way for both."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _install_signal_handlers() -> dict:
+    """SIGTERM -> Terminated; SIGXFSZ ignored (a file-size limit then fails the write with EFBIG,
+    reported in one line, instead of killing the process). Returns the previous handlers."""
+    import signal
+
+    wanted = {signal.SIGTERM: _raise_terminated, signal.SIGXFSZ: signal.SIG_IGN}
+    previous = {}
+    for sig, handler in wanted.items():
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+    return previous
 
 
 class Parser(argparse.ArgumentParser):
@@ -88,6 +116,8 @@ def _subcommands(parser, group: str) -> set:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("GRADSCOPE_DEBUG", "") not in ("", "0") or "--debug" in argv
+    warnings.showwarning = _show_warning
+    previous_handlers = _install_signal_handlers()
     try:
         parser = build_parser()
         args = parser.parse_args(expand_default_subcommand(argv, parser))
@@ -97,11 +127,22 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except SystemExit as e:  # argparse: --help, --version, usage errors
         return e.code if isinstance(e.code, int) else EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("gradscope: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:  # Ctrl-C (130) or SIGTERM (143); output folders were cleaned up on the way
+        terminated = isinstance(e, Terminated)
+        print(f"gradscope: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BaseException as e:  # noqa: BLE001 - every failure ends in one line
         return _report(e, debug)
+    finally:
+        import signal
+
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A library warning (a cache that could not be used, ...) as one line on stderr."""
+    print(f"gradscope: warning: {_first_line(message)}", file=sys.stderr if file is None else file)
 
 
 def _report(e: BaseException, debug: bool) -> int:

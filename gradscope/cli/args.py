@@ -2,6 +2,10 @@
 
 A type raises argparse.ArgumentTypeError, which the parser reports as one line
 `gradscope: error: <command>: argument --flag: <why>` with exit status 2.
+
+Every number of the command line is finite and range-checked here, and the ranges live in
+one table, RANGES (a kind of quantity -> its bounds); each float type below is made from
+one entry, so a flag's range is the range of what it means.
 """
 from __future__ import annotations
 
@@ -19,6 +23,34 @@ def _integer(text) -> int:
         return int(text)
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+# kind -> (low, high, low excluded, high excluded, what it is)
+RANGES = {
+    "positive": (0.0, 1e6, True, False, ""),                       # rates, step sizes, norms, weights
+    "nonneg": (0.0, 1e6, False, False, ""),
+    "blur": (0.0, 50.0, False, False, " pixels (a Gaussian width)"),  # the kernel spans 6 sigma
+    "noise": (0.0, 10.0, False, False, " (a fraction of the pixel range)"),
+    "fraction": (0.0, 1.0, True, True, " (a fraction)"),
+    "share": (0.0, 1.0, False, False, " (a fraction)"),
+    "scale": (1.0, 10.0, True, False, " (a size ratio)"),
+    "exponent": (0.0, 10.0, False, False, ""),
+}
+
+
+def real_range(kind: str):
+    """An argparse type: a finite number within RANGES[kind]."""
+    lo, hi, lo_open, hi_open, what = RANGES[kind]
+
+    def parse(text) -> float:
+        value = _real(text)
+        if (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi):
+            span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            raise argparse.ArgumentTypeError(f"must be in {span}{what}, got {text}")
+        return value
+
+    parse.__name__ = f"real_{kind}"
+    return parse
 
 
 def _real(text) -> float:
@@ -52,26 +84,13 @@ beam_size = int_range(1, MAX_BEAM, " (1 = greedy decoding)")
 caption_length = int_range(1, MAX_CAPTION_LENGTH)
 
 
-def positive_float(text) -> float:
-    value = _real(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-def nonneg_float(text) -> float:
-    value = _real(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def scale_factor(text) -> float:
-    """A factor greater than 1 (e.g. the size ratio between octaves)."""
-    value = _real(text)
-    if not value > 1:
-        raise argparse.ArgumentTypeError(f"must be greater than 1, got {text}")
-    return value
+positive_float = real_range("positive")
+nonneg_float = real_range("nonneg")
+blur_sigma = real_range("blur")
+noise_level = real_range("noise")
+fraction = real_range("fraction")
+scale_factor = real_range("scale")   # e.g. the size ratio between octaves
+exponent = real_range("exponent")
 
 
 def int_list(text) -> tuple:

@@ -18,7 +18,7 @@ from gradscope.captioning.beam_search import beam_search, sequence_log_prob
 from gradscope.captioning.cells import CELL_TYPES
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.captioning.train import train_captioner
-from gradscope.cli.args import (beam_size, caption_length, default_of, nonneg_float, nonneg_int, positive_float,
+from gradscope.cli.args import (beam_size, caption_length, default_of, exponent, nonneg_float, nonneg_int, positive_float,
                                 positive_int, seed_int)
 from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
@@ -57,7 +57,7 @@ def _add_decoding_args(p, beam_default) -> None:
                    help="captioner .npz (default: the shipped Flickr8k LSTM)")
     p.add_argument("--beam", type=beam_size, default=beam_default, metavar="K",
                    help=f"beam size, 1 = greedy (default {beam_default})")
-    p.add_argument("--length-norm", type=nonneg_float, default=LENGTH_NORM, metavar="ALPHA",
+    p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
                    help="beam score = log-prob / length**ALPHA (default %(default)s, chosen on Flickr8k dev; "
                         "0 = raw log-prob)")
     p.add_argument("--max-length", type=caption_length, default=default_of(CaptioningRNN.sample, "max_length"),
@@ -175,7 +175,11 @@ def run_evaluate(args) -> int:
     report = {"data": args.data, "split": args.split, **report, "model": args.model or "shipped"}
     if split.name in source.skipped:  # listed in the annotations but not on disk
         report["images_missing"] = int(source.skipped[split.name])
+    if split.no_references:  # every caption of these images is empty: not scored
+        report["images_without_references"] = int(split.no_references)
     missing = f" ({report['images_missing']} listed images not on disk)" if "images_missing" in report else ""
+    if split.no_references:
+        missing += f" ({split.no_references} images skipped: all their captions are empty)"
     lines = [f"{args.data} {args.split}: {report['images']} images{missing}, {report['decoding']} decoding"]
     lines += [f"  {name:8s} {value:.4f}" for name, value in report["scores"].items()]
     emit(args, report, lines)

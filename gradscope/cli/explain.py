@@ -13,7 +13,7 @@ import os
 import re
 
 from gradscope.captioning.evaluate import BEAM_SIZE, LENGTH_NORM
-from gradscope.cli.args import beam_size, caption_length, nonneg_float, seed_int
+from gradscope.cli.args import beam_size, caption_length, exponent, fraction, seed_int
 from gradscope.cli.output import output_folder
 from gradscope.errors import GradscopeError
 
@@ -25,14 +25,14 @@ def register_explain(sub) -> None:
                                    "the gradient of its log-probability with respect to the pixels.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder for the PNGs and explain.json")
-    p.add_argument("--fraction", type=float, default=0.1,
+    p.add_argument("--fraction", type=fraction, default=0.1,
                    help="deletion check: fraction of pixels replaced by the mean pixel (default 0.1)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline")
     p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
     p.add_argument("--model", default=None, metavar="PATH", help="captioner .npz (default: the shipped one)")
     p.add_argument("--beam", type=beam_size, default=BEAM_SIZE, metavar="K",
                    help="beam size (1 = greedy; default %(default)s)")
-    p.add_argument("--length-norm", type=nonneg_float, default=LENGTH_NORM, metavar="ALPHA",
+    p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
                    help="beam length normalisation (default %(default)s)")
     p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
     p.add_argument("--map", choices=("attention", "gradient"), default=None,

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-from gradscope.cli.args import default_of, nonneg_float, nonneg_int, positive_float, positive_int, scale_factor, seed_int
+from gradscope.cli.args import (blur_sigma, default_of, noise_level, nonneg_float, nonneg_int, positive_float,
+                                positive_int, real_range, scale_factor, seed_int)
 from gradscope.cli.cnn import MODEL_HELP
 from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
@@ -94,7 +95,7 @@ def _method_args(p):
 
     p.add_argument("--method", choices=sorted(METHOD_NAMES), default="vanilla")
     p.add_argument("--samples", type=positive_int, default=DEFAULTS["n_samples"], help="SmoothGrad noisy samples")
-    p.add_argument("--sigma", type=nonneg_float, default=DEFAULTS["sigma"],
+    p.add_argument("--sigma", type=noise_level, default=DEFAULTS["sigma"],
                    help="SmoothGrad noise (fraction of the pixel range)")
     p.add_argument("--points", type=positive_int, default=DEFAULTS["points"], help="integrated-gradients path points")
 
@@ -232,11 +233,11 @@ def _ascent_args(p, defaults, names, model_recipe=False):
     specs = {"iterations": (positive_int, "total steps"), "lr": (positive_float, "step size"),
              "l2_reg": (nonneg_float, "L2 prior weight"), "tv_weight": (nonneg_float, "total-variation prior weight"),
              "jitter": (nonneg_int, "random shift in pixels per step"),
-             "blur_every": (nonneg_int, "blur every N steps (0: never)"), "blur_sigma": (nonneg_float, "blur width"),
+             "blur_every": (nonneg_int, "blur every N steps (0: never)"), "blur_sigma": (blur_sigma, "blur width"),
              "octaves": (positive_int, "number of scales, coarse to fine"),
              "octave_scale": (scale_factor, "size ratio between octaves (> 1)"),
-             "scale_jitter": (nonneg_float, "random rescaling per step (fraction)"),
-             "smooth_gradient": (nonneg_float, "blur width applied to the gradient")}
+             "scale_jitter": (real_range("share"), "random rescaling per step (fraction)"),
+             "smooth_gradient": (blur_sigma, "blur width applied to the gradient")}
     for name in names:
         kind, what = specs[name]
         default = None if model_recipe else defaults[name]

@@ -16,6 +16,8 @@ def check_output(path, flag: str = "-o", file_ext: str | None = None) -> str:
     Raises GradscopeError naming the flag for an existing file where a folder is needed,
     a parent that is a file, or a folder that cannot be written."""
     path = os.fspath(path)
+    if not path.strip():
+        raise GradscopeError(f"{flag} needs a folder name, got an empty one")
     is_file = file_ext is not None and path.lower().endswith(file_ext)
     folder = (os.path.dirname(os.path.abspath(path)) if is_file else os.path.abspath(path))
     if is_file and os.path.isdir(path):
@@ -56,17 +58,39 @@ def _writable(folder: str) -> bool:
 
 @contextlib.contextmanager
 def output_folder(path, flag: str = "-o", file_ext: str | None = None, keep=None):
-    """Check the output (check_output), then run the command's body; if the body fails,
-    remove what it created of the output folder. keep(folder) -> True keeps it anyway
-    (a training run's checkpoint, for --resume)."""
+    """Check the output (check_output), then run the command's body; if the body fails
+    (an error, Ctrl-C, SIGTERM), remove what it created: the output folder when the command
+    made it, else the entries it added to the existing folder. keep(folder) -> True keeps
+    them anyway (a training run's checkpoint, for --resume)."""
     folder = check_output(path, flag, file_ext)
     created = _first_missing(folder)
+    names_a_file = file_ext is not None and os.fspath(path).lower().endswith(file_ext)  # written atomically
+    before = set(os.listdir(folder)) if created is None and not names_a_file else None
     try:
         yield folder
     except BaseException:
-        if created is not None and os.path.isdir(created) and not (keep is not None and keep(folder)):
+        kept = keep is not None and os.path.isdir(folder) and keep(folder)
+        if created is not None and os.path.isdir(created) and not kept:
             shutil.rmtree(created, ignore_errors=True)
+        elif before is not None and not kept:
+            _remove_new_entries(folder, before)
         raise
+
+
+def _remove_new_entries(folder: str, before: set) -> None:
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for name in set(entries) - before:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
 
 def _first_missing(folder: str):

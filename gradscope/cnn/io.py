@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from gradscope.errors import DataError
-from gradscope.fileio import load_npz, save_json, save_npz
+from gradscope.fileio import TEXT_ENCODING, load_npz, save_json, save_npz
 
 
 def _stem(path):
@@ -33,13 +33,18 @@ def load_weights(path, dtype=np.float32) -> tuple[dict, dict, dict]:
     """(config, params, buffers) from files written by save_weights."""
     stem = _stem(path)
     try:
-        with open(stem + ".json", encoding="utf-8") as f:
+        with open(stem + ".json", encoding=TEXT_ENCODING) as f:
             config = json.load(f)
     except FileNotFoundError:
         raise DataError(f"model config not found: {stem + '.json'!r}") from None
     except json.JSONDecodeError as e:
         raise DataError(f"corrupt model config {stem + '.json'!r}: {e}") from None
+    from gradscope.cnn.config import validate_config
+    from gradscope.validate import check_finite_arrays
+
+    validate_config(config, stem + ".json")
     arrays = load_npz(stem + ".npz")
+    check_finite_arrays(arrays, f"model {stem + '.npz'!r}")
     params = {k[6:]: v.astype(dtype) for k, v in arrays.items() if k.startswith("param/")}
     buffers = {k[7:]: v.astype(dtype) for k, v in arrays.items() if k.startswith("buffer/")}
     return config, params, buffers

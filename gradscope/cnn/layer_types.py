@@ -15,14 +15,19 @@ A record's functions, `layer` being the config dict of one layer:
         updated buffers (empty unless batch norm runs in mode 'train').
     backward(layer, dout, cache, param_grads) -> (dx, grads keyed by short name;
         empty when param_grads is False, which may skip the weight gradients)
-    init(layer, short, shape, rng, dtype) -> initial array (default: He-normal "W",
-        ones for "gamma" and "running_var", zeros otherwise)
+    init(layer, short, shape, rng, dtype) -> initial array (a method: He-normal "W"
+        with fan_in(shape of W), ones for "gamma" and "running_var", zeros otherwise)
     torch(layer)         -> an equivalent torch.nn.Module (torch imported inside)
     torch_keys           {short name: the torch module's state_dict key}
     torch_transposed     short names stored transposed in torch (affine "W")
     foldable             True for a linear map per output channel (W's first axis indexes
         output channels, "b" optional): a test-mode batch norm right after it folds into
-        its weights (the engine's FAST PATH, gradscope/cnn/model.py)
+        its weights (the engine's FAST PATH, gradscope/cnn/fold.py)
+    is_batchnorm         True for the batch norms (what a fold absorbs)
+    fan_in(shape of W)   the fan-in of He init (default: all but the first axis)
+
+Most records come from three helpers: `_stateless` (no params: relu, pooling, padding,
+...), `_weighted` (W and optional b: conv, affine, ...) and `_batchnorm`.
 
 How to add a layer type: write its pure forward/backward pair in gradscope/layers/,
 write the record's functions below (the backward beside its forward), add one entry
@@ -30,8 +35,9 @@ to LAYER_TYPES, list its config keys in gradscope/cnn/config.py's docstring, and
 to the gradient-check and torch-parity tables in tests/test_layer_types.py. Nothing
 else in the engine or the torch twin changes.
 
-The one structural type, `BLOCK` ("residual"), is not a record: it holds a list of
-sub-layers and is handled by the engine itself (see gradscope/cnn/model.py).
+The one structural type, `BLOCK` ("residual"), is not a record here: it holds a list
+of sub-layers; its end, the join that adds the skip, has its own record (`JOIN` in
+gradscope/cnn/graph.py).
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ from gradscope.layers import (depthwise_conv_backward, depthwise_conv_backward_i
                               pad_backward, pad_forward, pointwise_conv_backward, pointwise_conv_backward_input,
                               pointwise_conv_forward, relu6_backward, relu6_forward, same_pads)
 
-__all__ = ["LayerType", "LAYER_TYPES", "BLOCK", "key", "need_ndim", "he_init"]
+__all__ = ["LayerType", "LAYER_TYPES", "BLOCK", "key", "need_ndim", "bn_eps"]
 
 BLOCK = "residual"
 
@@ -76,21 +82,16 @@ def need_dim(layer, got, want, what):
         raise ShapeError(f"layer {layer['name']!r} expects {want} {what}, gets {got}")
 
 
-def he_init(layer, short, shape, rng, dtype):
-    """He-normal "W" (fan-in: all but the first axis for conv, the first for affine),
-    ones for "gamma" and "running_var", zeros for everything else."""
-    if short == "W":
-        fan_in = shape[0] if layer["type"] == "affine" else int(np.prod(shape[1:]))
-        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
-    return (np.ones if short in ("gamma", "running_var") else np.zeros)(shape, dtype=dtype)
-
-
 def _none(layer):
     return {}
 
 
 def _same_shape(layer, shape):
     return tuple(shape)
+
+
+def _fan_in_conv(shape):
+    return int(np.prod(shape[1:]))
 
 
 def _nn():
@@ -108,10 +109,48 @@ class LayerType:
     torch: Callable
     params: Callable = _none
     buffers: Callable = _none
-    init: Callable = he_init
     torch_keys: dict = field(default_factory=dict)
     torch_transposed: tuple = ()
     foldable: bool = False
+    is_batchnorm: bool = False
+    fan_in: Callable = _fan_in_conv
+
+    def init(self, layer, short, shape, rng, dtype):
+        """He-normal "W", ones for "gamma" and "running_var", zeros for everything else."""
+        if short == "W":
+            return (rng.standard_normal(shape) * np.sqrt(2.0 / self.fan_in(shape))).astype(dtype)
+        return (np.ones if short in ("gamma", "running_var") else np.zeros)(shape, dtype=dtype)
+
+
+def _no_args(layer, x, mode, rng):
+    return ()
+
+
+def _stateless(output_shape, forward, backward, torch, args=_no_args):
+    """The record of a layer without params: forward(x, *args(layer, x, mode, rng)) ->
+    (out, cache), backward(dout, cache) -> dx."""
+    return LayerType(output_shape, lambda layer, p, x, mode, rng: (*forward(x, *args(layer, x, mode, rng)), {}),
+                     lambda layer, dout, cache, param_grads: (backward(dout, cache), {}), torch)
+
+
+def _weighted(output_shape, params, forward, backward, backward_input, torch, args=lambda layer: (), **fields):
+    """The record of a layer with params, in the order params(layer) lists them:
+    forward(x, *params, *args(layer)) -> (out, cache); backward(dout, cache) -> (dx,
+    *grads in that order); backward_input(dout, cache) -> dx (None: backward, grads
+    dropped)."""
+    def fwd(layer, p, x, mode, rng):
+        return (*forward(x, *(p[k] for k in params(layer)), *args(layer)), {})
+
+    def bwd(layer, dout, cache, param_grads):
+        if not param_grads and backward_input is not None:
+            return backward_input(dout, cache), {}
+        dx, *grads = backward(dout, cache)
+        return dx, (dict(zip(params(layer), grads)) if param_grads else {})
+
+    return LayerType(output_shape, fwd, bwd, torch, params=params, **fields)
+
+
+_WB_KEYS = {"W": "weight", "b": "bias"}
 
 
 # ---- conv ----------------------------------------------------------------------------------
@@ -130,91 +169,52 @@ def _conv_shape(layer, shape):
         raise ShapeError(f"layer {layer['name']!r}: {e}") from None
 
 
-def _conv_forward(layer, p, x, mode, rng):
-    out, cache = conv_forward(x, p["W"], p["b"], layer.get("stride", 1), layer.get("pad", 0))
-    return out, cache, {}
-
-
-def _conv_backward(layer, dout, cache, param_grads):
-    if not param_grads:
-        return conv_backward_input(dout, cache), {}
-    dx, dW, db = conv_backward(dout, cache)
-    return dx, {"W": dW, "b": db}
-
-
 def _conv_torch(layer):
     return _nn().Conv2d(layer["in_channels"], layer["out_channels"], layer["kernel"],
                         stride=layer.get("stride", 1), padding=layer.get("pad", 0))
 
 
-# ---- batch norm (spatial: (N, C, H, W); plain: (N, D)) ---------------------------------------
-def _bn_width(layer):
-    return key(layer, "channels" if layer["type"] == "spatial_batchnorm" else "features")
-
-
-def _bn_params(layer):
-    return {"gamma": (_bn_width(layer),), "beta": (_bn_width(layer),)}
-
-
-def _bn_buffers(layer):
-    return {"running_mean": (_bn_width(layer),), "running_var": (_bn_width(layer),)}
-
-
-def _spatial_bn_shape(layer, shape):
-    need_ndim(layer, shape, 3, "(C, H, W)")
-    need_dim(layer, shape[0], layer["channels"], "channels")
-    return tuple(shape)
-
-
-def _bn_shape(layer, shape):
-    need_ndim(layer, shape, 1, "(D,)")
-    need_dim(layer, shape[0], layer["features"], "features")
-    return tuple(shape)
-
-
-def _bn_forward(layer, p, x, mode, rng):
-    fn = spatial_batchnorm_forward if layer["type"] == "spatial_batchnorm" else batchnorm_forward
-    bn_param = {"mode": mode, "eps": layer.get("eps", 1e-5), "momentum": layer.get("momentum", 0.9),
-                "running_mean": p["running_mean"], "running_var": p["running_var"]}
-    out, cache = fn(x, p["gamma"], p["beta"], bn_param)
-    new = {"running_mean": cache.running_mean, "running_var": cache.running_var} if mode == "train" else {}
-    return out, cache, new
-
-
-def _bn_backward(layer, dout, cache, param_grads):
-    if not param_grads:
-        return batchnorm_backward_input(dout, cache), {}
-    fn = spatial_batchnorm_backward if layer["type"] == "spatial_batchnorm" else batchnorm_backward
-    dx, dgamma, dbeta = fn(dout, cache)
-    return dx, {"gamma": dgamma, "beta": dbeta}
-
-
-def _bn_torch(layer):
-    cls = _nn().BatchNorm2d if layer["type"] == "spatial_batchnorm" else _nn().BatchNorm1d
-    # torch's momentum weighs the batch; the course's weighs the running value
-    return cls(_bn_width(layer), eps=layer.get("eps", 1e-5), momentum=1.0 - layer.get("momentum", 0.9))
-
-
+# ---- batch norm (spatial: (N, C, H, W) with "channels"; plain: (N, D) with "features") --------
 _BN_KEYS = {"gamma": "weight", "beta": "bias", "running_mean": "running_mean", "running_var": "running_var"}
 
 
-# ---- relu, dropout ---------------------------------------------------------------------------
-def _relu_forward(layer, p, x, mode, rng):
-    out, cache = relu_forward(x)
-    return out, cache, {}
+def bn_eps(layer):
+    """A batch norm's eps (config key "eps", default 1e-5)."""
+    return layer.get("eps", 1e-5)
 
 
-def _relu_backward(layer, dout, cache, param_grads):
-    return relu_backward(dout, cache), {}
+def _batchnorm(width_key, ndim, layout, forward, backward, torch_class):
+    """The record of a batch norm over inputs of per-example layout `layout` whose
+    width (config key width_key) is their first axis."""
+    def width(layer):
+        return key(layer, width_key)
 
+    def output_shape(layer, shape):
+        need_ndim(layer, shape, ndim, layout)
+        need_dim(layer, shape[0], layer[width_key], width_key)
+        return tuple(shape)
 
-def _dropout_forward(layer, p, x, mode, rng):
-    out, cache = dropout_forward(x, layer.get("p", 0.5), mode, rng=rng)
-    return out, cache, {}
+    def fwd(layer, p, x, mode, rng):
+        bn_param = {"mode": mode, "eps": bn_eps(layer), "momentum": layer.get("momentum", 0.9),
+                    "running_mean": p["running_mean"], "running_var": p["running_var"]}
+        out, cache = forward(x, p["gamma"], p["beta"], bn_param)
+        new = {"running_mean": cache.running_mean, "running_var": cache.running_var} if mode == "train" else {}
+        return out, cache, new
 
+    def bwd(layer, dout, cache, param_grads):
+        if not param_grads:
+            return batchnorm_backward_input(dout, cache), {}
+        dx, dgamma, dbeta = backward(dout, cache)
+        return dx, {"gamma": dgamma, "beta": dbeta}
 
-def _dropout_backward(layer, dout, cache, param_grads):
-    return dropout_backward(dout, cache), {}
+    def torch(layer):  # torch's momentum weighs the batch; the course's weighs the running value
+        return getattr(_nn(), torch_class)(width(layer), eps=bn_eps(layer),
+                                           momentum=1.0 - layer.get("momentum", 0.9))
+
+    return LayerType(output_shape, fwd, bwd, torch, params=lambda layer: {"gamma": (width(layer),),
+                                                                           "beta": (width(layer),)},
+                     buffers=lambda layer: {"running_mean": (width(layer),), "running_var": (width(layer),)},
+                     torch_keys=_BN_KEYS, is_batchnorm=True)
 
 
 # ---- pooling, flatten -----------------------------------------------------------------------
@@ -231,27 +231,9 @@ def _maxpool_shape(layer, shape):
     return (shape[0], (shape[1] - size) // stride + 1, (shape[2] - size) // stride + 1)
 
 
-def _maxpool_forward(layer, p, x, mode, rng):
-    out, cache = max_pool_forward(x, *_maxpool_window(layer))
-    return out, cache, {}
-
-
-def _maxpool_backward(layer, dout, cache, param_grads):
-    return max_pool_backward(dout, cache), {}
-
-
 def _gap_shape(layer, shape):
     need_ndim(layer, shape, 3, "(C, H, W)")
     return (shape[0],)
-
-
-def _gap_forward(layer, p, x, mode, rng):
-    out, cache = global_avg_pool_forward(x)
-    return out, cache, {}
-
-
-def _gap_backward(layer, dout, cache, param_grads):
-    return global_avg_pool_backward(dout, cache), {}
 
 
 def _gap_torch(layer):
@@ -259,12 +241,12 @@ def _gap_torch(layer):
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-def _flatten_forward(layer, p, x, mode, rng):
-    return x.reshape(x.shape[0], -1), x.shape, {}
+def _flatten_forward(x):
+    return x.reshape(x.shape[0], -1), x.shape
 
 
-def _flatten_backward(layer, dout, cache, param_grads):
-    return dout.reshape(cache), {}
+def _flatten_backward(dout, cache):
+    return dout.reshape(cache)
 
 
 # ---- affine ---------------------------------------------------------------------------------
@@ -279,30 +261,11 @@ def _affine_shape(layer, shape):
     return (layer["out_features"],)
 
 
-def _affine_forward(layer, p, x, mode, rng):
-    out, cache = affine_forward(x, p["W"], p["b"])
-    return out, cache, {}
-
-
-def _affine_backward(layer, dout, cache, param_grads):
-    dx, dW, db = affine_backward(dout, cache)
-    return dx, ({"W": dW, "b": db} if param_grads else {})
-
-
 # ---- MobileNet/EfficientNet-Lite parts: TF "SAME" pad, depthwise and 1x1 conv, ReLU6 ------------
 def _same_pad_shape(layer, shape):
     need_ndim(layer, shape, 3, "(C, H, W)")
     t, b, l, r = same_pads(shape[1], shape[2], key(layer, "kernel"), layer.get("stride", 1))
     return (shape[0], shape[1] + t + b, shape[2] + l + r)
-
-
-def _same_pad_forward(layer, p, x, mode, rng):
-    out, cache = pad_forward(x, same_pads(x.shape[2], x.shape[3], layer["kernel"], layer.get("stride", 1)))
-    return out, cache, {}
-
-
-def _same_pad_backward(layer, dout, cache, param_grads):
-    return pad_backward(dout, cache), {}
 
 
 def _torch_layers():
@@ -326,18 +289,6 @@ def _depthwise_shape(layer, shape):
         raise ShapeError(f"layer {layer['name']!r}: {e}") from None
 
 
-def _depthwise_forward(layer, p, x, mode, rng):
-    out, cache = depthwise_conv_forward(x, p["W"], layer.get("stride", 1))
-    return out, cache, {}
-
-
-def _depthwise_backward(layer, dout, cache, param_grads):
-    if not param_grads:
-        return depthwise_conv_backward_input(dout, cache), {}
-    dx, dW = depthwise_conv_backward(dout, cache)
-    return dx, {"W": dW}
-
-
 def _depthwise_torch(layer):
     c = layer["channels"]
     return _nn().Conv2d(c, c, layer["kernel"], stride=layer.get("stride", 1), groups=c, bias=False)
@@ -353,53 +304,40 @@ def _pointwise_shape(layer, shape):
     return (layer["out_channels"], shape[1], shape[2])
 
 
-def _pointwise_forward(layer, p, x, mode, rng):
-    out, cache = pointwise_conv_forward(x, p["W"])
-    return out, cache, {}
+def _stride(layer):
+    return (layer.get("stride", 1),)
 
-
-def _pointwise_backward(layer, dout, cache, param_grads):
-    if not param_grads:
-        return pointwise_conv_backward_input(dout, cache), {}
-    dx, dW = pointwise_conv_backward(dout, cache)
-    return dx, {"W": dW}
-
-
-def _relu6_forward(layer, p, x, mode, rng):
-    out, cache = relu6_forward(x)
-    return out, cache, {}
-
-
-def _relu6_backward(layer, dout, cache, param_grads):
-    return relu6_backward(dout, cache), {}
-
-
-_WB_KEYS = {"W": "weight", "b": "bias"}
 
 LAYER_TYPES: dict[str, LayerType] = {
-    "conv": LayerType(_conv_shape, _conv_forward, _conv_backward, _conv_torch, params=_conv_params,
-                      torch_keys=_WB_KEYS, foldable=True),
-    "spatial_batchnorm": LayerType(_spatial_bn_shape, _bn_forward, _bn_backward, _bn_torch, params=_bn_params,
-                                   buffers=_bn_buffers, torch_keys=_BN_KEYS),
-    "batchnorm": LayerType(_bn_shape, _bn_forward, _bn_backward, _bn_torch, params=_bn_params,
-                           buffers=_bn_buffers, torch_keys=_BN_KEYS),
-    "relu": LayerType(_same_shape, _relu_forward, _relu_backward, lambda layer: _nn().ReLU()),
-    "maxpool": LayerType(_maxpool_shape, _maxpool_forward, _maxpool_backward,
-                         lambda layer: _nn().MaxPool2d(*_maxpool_window(layer))),
-    "global_avgpool": LayerType(_gap_shape, _gap_forward, _gap_backward, _gap_torch),
-    "flatten": LayerType(lambda layer, shape: (int(np.prod(shape)),), _flatten_forward, _flatten_backward,
-                         lambda layer: _nn().Flatten()),
-    "dropout": LayerType(_same_shape, _dropout_forward, _dropout_backward,
-                         lambda layer: _nn().Dropout(layer.get("p", 0.5))),
-    "affine": LayerType(_affine_shape, _affine_forward, _affine_backward,
+    "conv": _weighted(_conv_shape, _conv_params, conv_forward, conv_backward, conv_backward_input, _conv_torch,
+                      args=lambda layer: (layer.get("stride", 1), layer.get("pad", 0)), torch_keys=_WB_KEYS,
+                      foldable=True),
+    "spatial_batchnorm": _batchnorm("channels", 3, "(C, H, W)", spatial_batchnorm_forward,
+                                    spatial_batchnorm_backward, "BatchNorm2d"),
+    "batchnorm": _batchnorm("features", 1, "(D,)", batchnorm_forward, batchnorm_backward, "BatchNorm1d"),
+    "relu": _stateless(_same_shape, relu_forward, relu_backward, lambda layer: _nn().ReLU()),
+    "maxpool": _stateless(_maxpool_shape, max_pool_forward, max_pool_backward,
+                          lambda layer: _nn().MaxPool2d(*_maxpool_window(layer)),
+                          args=lambda layer, x, mode, rng: _maxpool_window(layer)),
+    "global_avgpool": _stateless(_gap_shape, global_avg_pool_forward, global_avg_pool_backward, _gap_torch),
+    "flatten": _stateless(lambda layer, shape: (int(np.prod(shape)),), _flatten_forward, _flatten_backward,
+                          lambda layer: _nn().Flatten()),
+    "dropout": _stateless(_same_shape, dropout_forward, dropout_backward,
+                          lambda layer: _nn().Dropout(layer.get("p", 0.5)),
+                          args=lambda layer, x, mode, rng: (layer.get("p", 0.5), mode, rng)),
+    "affine": _weighted(_affine_shape, _affine_params, affine_forward, affine_backward, None,
                         lambda layer: _nn().Linear(layer["in_features"], layer["out_features"]),
-                        params=_affine_params, torch_keys=_WB_KEYS, torch_transposed=("W",)),
-    "same_pad": LayerType(_same_pad_shape, _same_pad_forward, _same_pad_backward,
-                          lambda layer: _torch_layers().SamePad(layer["kernel"], layer.get("stride", 1))),
-    "depthwise_conv": LayerType(_depthwise_shape, _depthwise_forward, _depthwise_backward, _depthwise_torch,
-                                params=_depthwise_params, torch_keys={"W": "weight"}, foldable=True),
-    "pointwise_conv": LayerType(_pointwise_shape, _pointwise_forward, _pointwise_backward,
+                        torch_keys=_WB_KEYS, torch_transposed=("W",), fan_in=lambda shape: shape[0]),
+    "same_pad": _stateless(_same_pad_shape, pad_forward, pad_backward,
+                           lambda layer: _torch_layers().SamePad(layer["kernel"], layer.get("stride", 1)),
+                           args=lambda layer, x, mode, rng: (same_pads(x.shape[2], x.shape[3], layer["kernel"],
+                                                                       layer.get("stride", 1)),)),
+    "depthwise_conv": _weighted(_depthwise_shape, _depthwise_params, depthwise_conv_forward, depthwise_conv_backward,
+                                depthwise_conv_backward_input, _depthwise_torch, args=_stride,
+                                torch_keys={"W": "weight"}, foldable=True),
+    "pointwise_conv": _weighted(_pointwise_shape, _pointwise_params, pointwise_conv_forward, pointwise_conv_backward,
+                                pointwise_conv_backward_input,
                                 lambda layer: _nn().Conv2d(layer["in_channels"], layer["out_channels"], 1, bias=False),
-                                params=_pointwise_params, torch_keys={"W": "weight"}, foldable=True),
-    "relu6": LayerType(_same_shape, _relu6_forward, _relu6_backward, lambda layer: _nn().ReLU6()),
+                                torch_keys={"W": "weight"}, foldable=True),
+    "relu6": _stateless(_same_shape, relu6_forward, relu6_backward, lambda layer: _nn().ReLU6()),
 }

@@ -14,7 +14,9 @@ top-level layers, the layers inside each block by qualified name ("block3.expand
 and the block itself ("block3", its output with the skip added) right after its last
 inner layer. `forward(start=..., end=...)`, `forward_to` and resolve_layer take any of
 them; starting at a block name starts at its first inner layer, and a range may not
-start inside a block (the skip needs the block's input).
+start inside a block (the skip needs the block's input). The walk through the steps,
+blocks included, is gradscope/cnn/graph.py's walk; forward(fold=True) folds test-mode
+batch norms into the layers before them (gradscope/cnn/fold.py).
 
 The model owns its preprocessing (config["preprocess"]: per-channel mean and std of
 pixels scaled to [0, 1]) and implements gradscope.interface.ImageModel.
@@ -27,24 +29,20 @@ from typing import NamedTuple
 import numpy as np
 
 from gradscope.cnn.config import FORMAT
-from gradscope.cnn.graph import flatten, skip_applies
+from gradscope.cnn.fold import BatchNormFold
+from gradscope.cnn.graph import JOIN, flatten, walk, walk_back
 from gradscope.cnn.preprocessing import center_crop_resize, images_to_list
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
 from gradscope.interface import check_input, resolve_layer
 from gradscope.layers import softmax_loss
+from gradscope.layers._validate import check_upstream
 
 
 class ForwardCache(NamedTuple):
-    """What CNN.backward needs: the step range run and each step's cache."""
-    start: int
-    end: int
-    caches: list
+    """What CNN.backward needs: (step, its cache) of every step run, in running order."""
+    steps: list
     in_shape: tuple   # shape of the range's input
     out_shape: tuple  # shape of the range's output
-    folded: bool = False  # batch norms folded into the layers before them: input gradients only
-
-
-FOLDED = "folded into the layer before"  # the cache of a batch norm that a fold absorbed
 
 
 class CNN:
@@ -71,27 +69,21 @@ class CNN:
         self.layers = cfg["layers"]                # the config's top-level layers
         self.steps = flatten(self.layers)           # every addressable step, in running order
         self.layer_names = [step.name for step in self.steps]
-        self._blocks = {step.name: (self._open_index(i), i) for i, step in enumerate(self.steps)
-                        if step.kind is None}       # block name -> (first inner step, join step)
-        self._folds = {i for i, (step, bn) in enumerate(zip(self.steps, self.steps[1:]))
-                       if step.kind is not None and step.kind.foldable and bn.layer["type"] == "spatial_batchnorm"
-                       and not bn.opens}            # linear steps whose next step, a batch norm, can fold in
+        self._blocks = {b: (i, self.layer_names.index(b)) for i, step in enumerate(self.steps)
+                        for b in step.opens}        # block name -> (first inner step, join step)
+        self._fold = BatchNormFold(self.steps)
         self.input_size = int(cfg.get("input_size", 64))
-        self._shapes = self._infer_shapes((3, self.input_size, self.input_size))
+        self._shapes = [s for s, _ in self._walk_shapes((3, self.input_size, self.input_size))]
         self._set_classes(cfg.get("classes") or {})
         pre = cfg.get("preprocess") or {}
         self._mean = np.asarray(pre.get("mean", [0.0, 0.0, 0.0]), dtype=np.float64).reshape(1, 3, 1, 1)
         self._std = np.asarray(pre.get("std", [1.0, 1.0, 1.0]), dtype=np.float64).reshape(1, 3, 1, 1)
+        self.name = str(cfg.get("name") or "CNN")  # named in errors (CNN.load: the file)
         self.rng = np.random.default_rng(seed)  # dropout masks in train mode
         self.params = self._init_arrays(params, "param", np.random.default_rng(seed))
         self.buffers = self._init_arrays(buffers, "buffer", None)
 
     # ---- construction -------------------------------------------------------------
-    def _open_index(self, join):
-        """Index of the first inner step of the block whose join is steps[join]."""
-        name = self.steps[join].name
-        return next(i for i, step in enumerate(self.steps) if name in step.opens)
-
     def _set_classes(self, classes):
         n_out = self._shapes[-1][0]
         self.wnids = list(classes.get("wnids") or [str(i) for i in range(n_out)])
@@ -100,25 +92,22 @@ class CNN:
             raise GradscopeError(f"config lists {len(self.wnids)} class ids and {len(self.class_names)} "
                                  f"names but the network outputs {n_out} scores")
 
-    def _infer_shapes(self, shape):
-        """Per-example output shape of every step for a per-example input shape."""
-        shapes, block_in = [], {}
-        for step in self.steps:
-            block_in.update({b: shape for b in step.opens})
-            if step.kind is None:
-                skip_applies(step, block_in.pop(step.name), shape)  # checks a required skip fits
-            else:
-                shape = step.kind.output_shape(step.layer, tuple(shape))
-            shapes.append(shape)
-        return shapes
+    def _walk_shapes(self, shape):
+        """(per-example output shape, for a join whether its skip applies else None) of
+        every step for a per-example input shape (checks that a required skip fits)."""
+        def layer(step, _, s):
+            s = step.kind.output_shape(step.layer, s)
+            return s, (s, None)
+
+        return walk([(step, None) for step in self.steps], tuple(shape), layer,
+                    lambda step, s, s_in: (s, JOIN.output_shape(step, s, s_in)))[1]
 
     def _expected(self, kind):
         """'<step>.<short>' -> (step, short, shape) of every param (or buffer)."""
         out = {}
         for step in self.steps:
-            if step.kind is not None:
-                shapes = (step.kind.params if kind == "param" else step.kind.buffers)(step.layer)
-                out.update({f"{step.name}.{s}": (step, s, shape) for s, shape in shapes.items()})
+            shapes = (step.kind.params if kind == "param" else step.kind.buffers)(step.layer)
+            out.update({f"{step.name}.{s}": (step, s, shape) for s, shape in shapes.items()})
         return out
 
     def _init_arrays(self, given, kind, rng):
@@ -151,18 +140,11 @@ class CNN:
         a block's row (type 'residual') counts its inner layers' params and says
         whether its skip applies."""
         s = input_size or self.input_size
-        shapes = self._infer_shapes((3, s, s))
-        rows, block_in = [], {}
-        for i, (step, shape) in enumerate(zip(self.steps, shapes)):
-            block_in.update({b: shapes[i - 1] if i else (3, s, s) for b in step.opens})
-            if step.kind is None:
-                n = sum(v.size for k, v in self.params.items() if k.startswith(step.name + "."))
-            else:
-                n = sum(self.params[f"{step.name}.{p}"].size for p in step.kind.params(step.layer))
+        rows = []
+        for step, (shape, skip) in zip(self.steps, self._walk_shapes((3, s, s))):
+            n = sum(v.size for k, v in self.params.items() if k.startswith(step.name + "."))
             row = {"name": step.name, "type": step.layer["type"], "output_shape": shape, "params": int(n)}
-            if step.kind is None:
-                row["skip"] = skip_applies(step, block_in.pop(step.name), shape)
-            rows.append(row)
+            rows.append(row if skip is None else dict(row, skip=skip))
         return rows
 
     def _step_arrays(self, step):
@@ -173,8 +155,7 @@ class CNN:
 
     def _range(self, start, end):
         s = 0 if start is None else resolve_layer(self, start)
-        if self.steps[s].kind is None:   # a block starts at its first inner layer
-            s = self._blocks[self.steps[s].name][0]
+        s = self._blocks.get(self.layer_names[s], (s,))[0]  # a block starts at its first inner layer
         e = len(self.steps) - 1 if end is None else resolve_layer(self, end)
         if s > e:
             raise UnknownLayerError(f"start layer {self.layer_names[s]!r} comes after end layer "
@@ -210,8 +191,8 @@ class CNN:
         mode 'train' uses batch statistics (and stores the updated running statistics in
         self.buffers) and dropout (masks from rng, default self.rng); 'test' is deterministic.
         fold=True (test mode only) runs each batch norm inside the range together with the
-        linear layer before it (FAST PATH, see _run_folded); its cache then serves input
-        gradients only (backward with param_grads=False).
+        linear layer before it (FAST PATH, gradscope/cnn/fold.py); its cache then serves
+        input gradients only (backward with param_grads=False).
         Returns (out, cache) for backward.
         """
         if mode not in ("train", "test"):
@@ -220,78 +201,38 @@ class CNN:
             raise GradscopeError("fold=True needs mode='test': training uses the batch statistics")
         s, e = self._range(start, end)
         self._check_input(X, s)
-        x = X.astype(self.dtype, copy=False)
         rng = self.rng if rng is None else rng
-        folds = {i for i in self._folds if s <= i < e} if fold else set()
-        caches, block_in = [], {}
-        for i in range(s, e + 1):
-            step = self.steps[i]
-            block_in.update({b: x for b in step.opens})
-            if step.kind is None:
-                x, cache = _join(step, x, block_in.pop(step.name))
-            elif i - 1 in folds:
-                cache = FOLDED  # x already went through this batch norm
-            elif i in folds:
-                x, cache = self._run_folded(step, self.steps[i + 1], x)
-            else:
-                x, cache = self._run_layer(step, x, mode, rng)
-            caches.append(cache)
-        return x, ForwardCache(s, e, caches, X.shape, x.shape, bool(folds))
+        items = (self._fold.items(self._step_arrays, self.dtype, s, e) if fold
+                 else [(step, self._step_arrays(step)) for step in self.steps[s:e + 1]])
+        x, caches = walk(items, X.astype(self.dtype, copy=False),
+                         lambda step, arrays, x: self._run_layer(step, arrays, x, mode, rng), JOIN.forward)
+        return x, ForwardCache([(step, c) for (step, _), c in zip(items, caches)], X.shape, x.shape)
 
-    def _run_layer(self, step, x, mode, rng, arrays=None):
-        """One step's forward (with the step's own arrays unless given); stores updated buffers."""
+    def _run_layer(self, step, arrays, x, mode, rng):
+        """One layer's forward with the given params and buffers; stores updated buffers."""
         try:
-            x, cache, new_buffers = step.kind.forward(step.layer, arrays or self._step_arrays(step), x, mode, rng)
+            x, cache, new_buffers = step.kind.forward(step.layer, arrays, x, mode, rng)
         except ShapeError as err:
             raise ShapeError(f"layer {step.name!r} ({step.layer['type']}): {err}") from None
         for short, value in new_buffers.items():
             self.buffers[f"{step.name}.{short}"] = value.astype(self.dtype, copy=False)
         return x, cache
 
-    def _run_folded(self, step, bn_step, x):
-        """FAST PATH of running `step` (a foldable linear layer) and then `bn_step` (batch
-        norm, test mode): bn(lin(x)) = lin'(x) with the weights of output channel k scaled
-        by scale[k] = gamma[k] / sqrt(running_var[k] + eps) and the bias b' = b * scale +
-        beta - running_mean * scale, so the batch norm costs no pass over the activations
-        (tests compare it with the two layers run one by one). Returns (out, cache of
-        the folded linear layer)."""
-        p, bn = self._step_arrays(step), self._step_arrays(bn_step)
-        dt = self.dtype.type
-        scale = bn["gamma"] / np.sqrt(bn["running_var"] + dt(bn_step.layer.get("eps", 1e-5)))  # (C,)
-        shift = bn["beta"] - bn["running_mean"] * scale
-        folded = dict(p, W=p["W"] * scale.reshape((-1,) + (1,) * (p["W"].ndim - 1)))
-        if "b" in p:
-            folded["b"] = p["b"] * scale + shift
-        x, cache = self._run_layer(step, x, "test", None, folded)
-        if "b" not in p:
-            x += shift.reshape(-1, 1, 1)  # in place: the layer's fresh output
-        return x, cache
-
     def backward(self, dout, cache: ForwardCache, param_grads: bool = True):
-        """Backpropagate dout (shaped like forward's out) through the same step range.
+        """Backpropagate dout (shaped like forward's out) through the same steps.
 
         Returns (dX shaped like forward's X, grads keyed like params for the range's
         layers; empty when param_grads is False, which skips the weight gradients).
         """
-        if not isinstance(dout, np.ndarray) or dout.shape != cache.out_shape:
-            raise ShapeError(f"upstream gradient must have shape {cache.out_shape}, "
-                             f"got {getattr(dout, 'shape', type(dout).__name__)}")
-        if param_grads and cache.folded:
-            raise GradscopeError("this forward pass folded batch norms (fold=True): it gives input gradients "
-                                 "only; call backward with param_grads=False, or forward without fold")
-        d = dout.astype(self.dtype, copy=False)
-        grads, skip_grad = {}, {}
-        for i in range(cache.end, cache.start - 1, -1):
-            step, c = self.steps[i], cache.caches[i - cache.start]
-            if step.kind is None:
-                if c:  # the skip carries the gradient straight to the block's input
-                    skip_grad[step.name] = d
-            elif c is not FOLDED:  # a folded batch norm's gradient is in its linear layer's
-                d, g = step.kind.backward(step.layer, d, c, param_grads)
-                grads.update({f"{step.name}.{k}": v for k, v in g.items()})
-            for b in reversed(step.opens):
-                if b in skip_grad:
-                    d = d + skip_grad.pop(b)
+        check_upstream("dout", dout, cache.out_shape)
+        grads = {}
+
+        def layer(step, c, d):
+            d, g = step.kind.backward(step.layer, d, c, param_grads)
+            grads.update({f"{step.name}.{k}": v for k, v in g.items()})
+            return d
+
+        d = walk_back(cache.steps, dout.astype(self.dtype, copy=False), layer)
         return np.ascontiguousarray(d), grads
 
     def loss(self, X, y=None, reg: float = 0.0):
@@ -311,8 +252,10 @@ class CNN:
 
     # ---- ImageModel interface ---------------------------------------------------------
     def scores(self, x):
-        """(N, 3, H, W) -> raw class scores (N, C), test mode."""
-        return self.forward(x, mode="test", fold=True)[0]
+        """(N, 3, H, W) -> raw class scores (N, C), test mode (DataError naming the model if not finite)."""
+        from gradscope.validate import check_finite_output
+
+        return check_finite_output(self.forward(x, mode="test", fold=True)[0], f"model {self.name!r}", "scores")
 
     def scores_backward(self, x, dscores_fn):
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
@@ -371,15 +314,11 @@ class CNN:
         from gradscope.cnn.io import load_weights
 
         config, params, buffers = load_weights(path, dtype=dtype)
-        return cls(config, params, buffers, dtype=dtype)
+        model = cls(config, params, buffers, dtype=dtype)
+        model.name = str(path)
+        return model
 
     def __repr__(self):
         n = sum(v.size for v in self.params.values())
         return f"CNN({len(self.layers)} layers, {n:,} params, {self.num_classes} classes, input {self.input_size})"
 
-
-def _join(step, x, block_in):
-    """A block's end: (its output, with the block's input added when the skip applies; cache:
-    whether it did)."""
-    skip = skip_applies(step, block_in.shape, x.shape)
-    return (x + block_in if skip else x), skip

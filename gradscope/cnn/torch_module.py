@@ -53,9 +53,7 @@ def build_torch_module(config: dict):
 
 def _weights(config):
     """(step, short, torch key, kind) for every param ('param') and buffer ('buffer')."""
-    for step in flatten(config["layers"]):
-        if step.kind is None:
-            continue
+    for step in flatten(config["layers"]):  # a join has no params or buffers
         for kind, shapes in (("param", step.kind.params(step.layer)), ("buffer", step.kind.buffers(step.layer))):
             for short in shapes:
                 yield step, short, step.kind.torch_keys[short], kind

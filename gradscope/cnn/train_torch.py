@@ -12,6 +12,7 @@ are written atomically after every epoch; `resume=True` continues from the last 
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -108,6 +109,18 @@ def evaluate_torch(module, X, y, mean, std, batch=250):
     return top1 / X.shape[0], top5 / X.shape[0]
 
 
+def _check_same_settings(path, saved: dict, now: dict) -> None:
+    """GradscopeError naming the first recorded setting this run changes (a resumed run cannot
+    honour it: the optimizer and schedule come from the checkpoint)."""
+    from gradscope.errors import GradscopeError
+
+    for key, value in now.items():
+        if key in saved and saved[key] != value:
+            raise GradscopeError(f"cannot resume from {os.fspath(path)!r}: it was written with {key}={saved[key]!r} "
+                                 f"but this run has {key}={value!r}; resume with the checkpoint's settings or start "
+                                 "a new run")
+
+
 def _load_checkpoint(path) -> dict:
     """A checkpoint.pt written by this trainer (weights_only: never runs code); DataError
     naming the file when it is missing, truncated or of another kind."""
@@ -181,6 +194,10 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
 
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     resume_from = _load_checkpoint(ckpt_path) if resume and os.path.exists(ckpt_path) else None  # fail before loading data
+    settings = {"schedule": [list(p) for p in schedule], "widths": list(widths), "batch_size": batch_size, "lr": lr,
+                "weight_decay": weight_decay, "label_smoothing": label_smoothing, "seed": seed, "limit": limit}
+    if resume_from is not None:
+        _check_same_settings(ckpt_path, json.loads(resume_from.get("settings", "{}")), settings)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -249,9 +266,12 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
                    "val_top1": v1, "val_top5": v5, "lr": sched.get_last_lr()[0],
                    "epoch_seconds": time.time() - t0}
             history.append(rec)
-            with atomic_path(ckpt_path) as tmp:
-                torch.save({"model": module.state_dict(), "opt": opt.state_dict(),
-                            "sched": sched.state_dict(), "history": json.dumps(history)}, tmp)
+            buffer = io.BytesIO()  # torch serializes into memory, Python writes: a full disk is one OSError
+            torch.save({"model": module.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "history": json.dumps(history),
+                        "settings": json.dumps(settings)}, buffer)
+            with atomic_path(ckpt_path) as tmp, open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
             save_json(os.path.join(out_dir, "history.json"), history)
             if progress is not None:
                 progress(rec)

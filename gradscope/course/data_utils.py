@@ -63,6 +63,6 @@ def _test_labels(dataset, files):
     ann = os.path.join(dataset.root, "test", "test_annotations.txt")
     if not os.path.isfile(ann):
         return None
-    with open(ann) as f:
+    with open(ann, encoding="utf-8-sig") as f:
         wnid_of = dict(line.split("\t")[:2] for line in f if "\t" in line)
     return np.array([dataset.index[wnid_of[f]] for f in files], dtype=np.int64)

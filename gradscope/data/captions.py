@@ -34,6 +34,8 @@ class CaptionDataset:
             before <UNK> mapping); references() prefers these over decoding ids.
         images: optional (n_images, H, W, 3) uint8 pixels (synthetic data).
         name: split name, for messages.
+        no_references: how many images had only empty captions (from_references drops empty
+            captions, so such images are neither trained on nor scored; they are counted here).
     """
     features: object
     captions: np.ndarray
@@ -45,6 +47,7 @@ class CaptionDataset:
     raw_tokens: list | None = None
     images: np.ndarray | None = None
     name: str = ""
+    no_references: int = 0
     _image_ids: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -85,12 +88,15 @@ class CaptionDataset:
     def from_references(cls, features, references, word_to_idx, idx_to_word, max_length: int,
                         **fields) -> "CaptionDataset":
         """Build a split from per-image reference token lists: references[i] are the
-        captions of feature row i (an image may have none). Extra fields (image_names,
-        urls, images, name) pass through; raw_tokens are kept for references()."""
-        tokens = [list(t) for refs in references for t in refs]
-        image_idxs = np.repeat(np.arange(len(references)), [len(r) for r in references])
+        captions of feature row i (an image may have none). An empty caption is no reference:
+        it is dropped, and images left without any are counted in no_references. Extra fields
+        (image_names, urls, images, name) pass through; raw_tokens are kept for references()."""
+        kept = [[list(t) for t in refs if len(t)] for refs in references]
+        empty = sum(1 for refs, k in zip(references, kept) if len(refs) and not k)
+        tokens = [t for refs in kept for t in refs]
+        image_idxs = np.repeat(np.arange(len(kept)), [len(r) for r in kept])
         return cls(features, encode(tokens, word_to_idx, max_length), image_idxs, word_to_idx,
-                   idx_to_word, raw_tokens=tokens, **fields)
+                   idx_to_word, raw_tokens=tokens, no_references=empty, **fields)
 
     def __len__(self) -> int:
         return len(self.captions)

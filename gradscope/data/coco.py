@@ -34,6 +34,7 @@ from gradscope.data.captions import CaptionDataset
 from gradscope.data.features import extract_features
 from gradscope.data.vocab import build_vocab, tokenize
 from gradscope.errors import DataError
+from gradscope.fileio import TEXT_ENCODING
 
 __all__ = ["load_coco", "load_coco_annotations", "CocoAnnotations", "COCO_FILES", "coco_layout",
            "load_coco_images", "CocoImages", "coco_image_lists", "CocoImageList", "KARPATHY_FILE"]
@@ -87,7 +88,7 @@ def _find_base(base_dir):
 
 def _read_vocab(path):
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding=TEXT_ENCODING) as f:
             vocab = json.load(f)
         return list(vocab["idx_to_word"]), {str(w): int(i) for w, i in vocab["word_to_idx"].items()}
     except FileNotFoundError:
@@ -123,7 +124,7 @@ def _open_features(path):
 def _read_urls(path, n_images):
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding=TEXT_ENCODING) as f:
         urls = [line.strip() for line in f if line.strip()]
     if len(urls) != n_images:
         raise DataError(f"{path!r} lists {len(urls)} urls for {n_images} feature rows")
@@ -146,7 +147,7 @@ def load_coco_annotations(json_path) -> CocoAnnotations:
     and tokenize every caption with gradscope.data.vocab.tokenize."""
     json_path = os.fspath(json_path)
     try:
-        with open(json_path, encoding="utf-8") as f:
+        with open(json_path, encoding=TEXT_ENCODING) as f:
             data = json.load(f)
         images = {int(im["id"]): str(im.get("file_name", im["id"])) for im in data.get("images", [])}
         grouped: dict = {}
@@ -223,7 +224,7 @@ def _official_split(base_dir, split):
 
 def _karpathy_entries(path):
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding=TEXT_ENCODING) as f:
             images = json.load(f)["images"]
         return [(str(im["split"]), os.path.join(str(im["filepath"]), str(im["filename"])),
                  [tokenize(s["raw"]) if "raw" in s else [str(t) for t in s["tokens"]] for s in im["sentences"]])

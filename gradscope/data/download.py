@@ -9,7 +9,9 @@ Checksums: a digest given by the caller, or pinned in KNOWN_SHA256 by file name,
 verified. Where none is known (the course archive's publisher gives none, and none
 could be measured for KNOWN_SHA256 yet), the first download computes it, returns it
 (the CLI prints it) and stores it in `<dest>.sha256`; later runs check the file against
-that stored value (trust on first use).
+that stored value (trust on first use). A digest is recorded only for a file that passed
+the caller's `verify` check (download_coco: the zip archive opens and every member's CRC
+matches), so a web page a server sends instead of the archive is deleted, never trusted.
 
 URLs: https, or plain http only to this machine (a local mirror) or with a digest to
 verify; anything else is refused before connecting.
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from gradscope.errors import DataError
 
 __all__ = ["COCO_URL", "KNOWN_SHA256", "DownloadResult", "default_data_dir", "download_file", "check_url",
-           "sha256_of", "extract_zip", "download_coco"]
+           "sha256_of", "check_zip", "extract_zip", "download_coco"]
 
 COCO_URL = "https://cs231n.stanford.edu/coco_captioning.zip"
 KNOWN_SHA256: dict = {}  # file name -> sha256 hex digest, pinned where measured
@@ -64,12 +66,15 @@ def sha256_of(path) -> str:
     return h.hexdigest()
 
 
-def download_file(url: str, dest, sha256: str | None = None, progress=None, timeout: float = 30.0) -> DownloadResult:
+def download_file(url: str, dest, sha256: str | None = None, progress=None, timeout: float = 30.0,
+                  verify=None) -> DownloadResult:
     """Download url to dest, resuming dest.part; check or record the sha256.
 
     Args:
         sha256: expected digest (default: KNOWN_SHA256 by file name, else a stored <dest>.sha256).
         progress: optional callable(done_bytes, total_bytes or None).
+        verify: optional callable(path) raising DataError when the finished file is not what
+            was asked for (not an archive); the file is then deleted and no digest recorded.
     Raises DataError when offline, on an HTTP error, an interrupted transfer (the
     partial file is kept for resuming) or a checksum mismatch (the file is deleted).
     """
@@ -80,11 +85,11 @@ def download_file(url: str, dest, sha256: str | None = None, progress=None, time
     check_url(url, verified=pinned is not None)
     expected = pinned or _stored_sha256(dest)
     if os.path.isfile(dest):
-        return _finish(dest, dest, expected, resumed=False, downloaded=False)
+        return _finish(dest, dest, expected, resumed=False, downloaded=False, verify=verify)
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     part = dest + ".part"
     resumed = _fetch(url, part, progress, timeout)
-    return _finish(part, dest, expected, resumed=resumed, downloaded=True)
+    return _finish(part, dest, expected, resumed=resumed, downloaded=True, verify=verify)
 
 
 def check_url(url: str, verified: bool = False) -> None:
@@ -168,18 +173,37 @@ def _stored_sha256(dest):
         return (f.read().split() or [None])[0]
 
 
-def _finish(path, dest, expected, resumed, downloaded):
+def _finish(path, dest, expected, resumed, downloaded, verify=None):
     digest = sha256_of(path)
     if expected is not None and digest != expected.lower():
         os.remove(path)
         raise DataError(f"checksum mismatch for {dest!r}: expected sha256 {expected}, got {digest}; "
                         f"the file was deleted, run the command again to download it afresh")
+    if verify is not None:
+        try:
+            verify(path)
+        except DataError as e:
+            os.remove(path)
+            raise DataError(f"the download for {dest!r} is not a valid archive ({e}); it was deleted and no "
+                            "checksum was recorded (a server may have sent a web page instead): run the command "
+                            "again, or pass --url of a mirror") from None
     if path != dest:
         os.replace(path, dest)
     if expected is None:
         with open(dest + ".sha256", "w", encoding="ascii") as f:
             f.write(f"{digest}  {os.path.basename(dest)}\n")
     return DownloadResult(dest, digest, resumed, downloaded, "verified" if expected else "recorded")
+
+
+def check_zip(path) -> None:
+    """DataError unless path is a zip archive whose every member reads back with its CRC."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise DataError(f"not a zip archive: {e}") from None
+    if bad is not None:
+        raise DataError(f"member {bad!r} is corrupt")
 
 
 def extract_zip(zip_path, dest_dir) -> list:
@@ -207,7 +231,7 @@ def download_coco(data_dir=None, url: str = COCO_URL, progress=None, keep_archiv
     """
     data_dir = os.fspath(data_dir or default_data_dir())
     archive = os.path.join(data_dir, os.path.basename(url) or "coco_captioning.zip")
-    result = download_file(url, archive, sha256=sha256, progress=progress)
+    result = download_file(url, archive, sha256=sha256, progress=progress, verify=check_zip)
     target = os.path.join(data_dir, "coco_captioning")
     if not os.path.isfile(os.path.join(target, "coco2014_captions.h5")):
         tmp = os.path.join(data_dir, ".extract-coco")

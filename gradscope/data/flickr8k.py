@@ -17,6 +17,7 @@ from gradscope.data.captions import CaptionDataset
 from gradscope.data.features import extract_features, pixel_features
 from gradscope.data.vocab import build_vocab, check_vocab, tokenize
 from gradscope.errors import DataError
+from gradscope.fileio import TEXT_ENCODING
 
 __all__ = ["load_flickr8k", "read_flickr8k_tokens", "read_split_names", "SPLIT_FILES"]
 
@@ -80,7 +81,7 @@ def read_flickr8k_tokens(path) -> dict:
         if not line.strip():
             continue
         key, sep, caption = line.rstrip("\n").partition("\t")
-        name, hash_, num = key.partition("#")
+        name, hash_, num = key.rpartition("#")  # the last '#': a file name may hold one
         if not sep or not hash_ or not num.strip().isdigit():
             raise DataError(f"{path}:{lineno}: expected '<name>.jpg#<n>\\t<caption>', got {line.strip()[:80]!r}")
         numbered.setdefault(name.strip(), []).append((int(num), tokenize(caption)))
@@ -100,7 +101,7 @@ def read_split_names(root, split) -> list:
 
 def _read_lines(path) -> list:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding=TEXT_ENCODING) as f:
             return f.readlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read Flickr8k file {path!r} as UTF-8 text: {e}") from None

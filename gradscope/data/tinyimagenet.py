@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from gradscope.errors import DataError
+from gradscope.fileio import TEXT_ENCODING
 from gradscope.imageio import load_image
 
 
@@ -177,7 +178,7 @@ def _box(values, path, lineno):
 def _read_lines(path) -> list:
     """The lines of a UTF-8 text file of the dataset (DataError naming it if unreadable)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding=TEXT_ENCODING) as f:
             return f.readlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read {path!r} as text: {e}") from None

@@ -25,3 +25,11 @@ def check_finite(name: str, a) -> None:
     """Raise a GradscopeError naming the array when it holds NaN or infinity."""
     if not np.all(np.isfinite(a)):
         raise GradscopeError(f"{name} contains NaN or infinite values")
+
+
+def check_upstream(name: str, dout, shape) -> None:
+    """Raise ShapeError unless the upstream gradient `dout` is an array shaped like the
+    output it belongs to (`shape`). Each layer's public backward calls it once, first."""
+    if not isinstance(dout, np.ndarray) or dout.shape != tuple(shape):
+        got = f"shape {dout.shape}" if isinstance(dout, np.ndarray) else type(dout).__name__
+        raise ShapeError(f"{name} (upstream gradient) must have the layer output's shape {tuple(shape)}, got {got}")

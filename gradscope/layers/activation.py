@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradscope.layers._validate import check_upstream
+
 __all__ = ["relu6_forward", "relu6_backward"]
 
 
@@ -14,4 +16,5 @@ def relu6_forward(x):
 def relu6_backward(dout, cache):
     """The gradient passes where 0 < x < 6 (zero at and beyond the kinks)."""
     x = cache
+    check_upstream("dout", dout, x.shape)
     return dout * ((x > 0) & (x < 6))

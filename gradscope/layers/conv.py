@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from gradscope.errors import ShapeError
-from gradscope.layers._validate import check_dim, check_ndim
+from gradscope.layers._validate import check_dim, check_ndim, check_upstream
 
 __all__ = ["conv_forward", "conv_backward", "conv_backward_input", "conv_output_size",
            "conv_forward_reference", "conv_backward_reference", "ConvCache"]
@@ -89,7 +89,8 @@ def conv_forward_reference(x, w, b, stride: int = 1, pad: int = 0):
 def conv_backward_reference(dout, cache):
     """dout (N, F, Ho, Wo) -> (dx, dw, db) of conv_forward_reference, offset by offset."""
     xp, w, stride, pad = cache
-    Ho, Wo = dout.shape[2:]
+    Ho, Wo = ((n - k) // stride + 1 for n, k in zip(xp.shape[2:], w.shape[2:]))
+    check_upstream("dout", dout, (xp.shape[0], w.shape[0], Ho, Wo))
     dxp, dw = np.zeros_like(xp), np.zeros_like(w)
     for i in range(w.shape[2]):
         for j in range(w.shape[3]):
@@ -223,13 +224,13 @@ def conv_forward(x, w, b, stride: int = 1, pad: int = 0):
     return out.transpose(0, 3, 1, 2), ConvCache(xp, w2, w.shape, x.shape, stride, pad, Ho, Wo)
 
 
+def _out_shape(cache):
+    return cache.xshape[0], cache.wshape[0], cache.Ho, cache.Wo
+
+
 def _dout_channels_last(dout, cache):
     """Upstream gradient (N, F, Ho, Wo) as a contiguous (N, Ho, Wo, F) array (free for
     the layout conv_forward produces)."""
-    expected = (cache.xshape[0], cache.wshape[0], cache.Ho, cache.Wo)
-    if not isinstance(dout, np.ndarray) or dout.shape != expected:
-        got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
-        raise ShapeError(f"conv upstream gradient must have shape {expected}, got {got}")
     return np.ascontiguousarray(dout.transpose(0, 2, 3, 1), dtype=cache.w2.dtype)
 
 
@@ -275,11 +276,13 @@ def _dx(d, cache):
 def conv_backward_input(dout, cache):
     """Gradient w.r.t. x only (what backpropagation to the image needs): dout (N, F, Ho, Wo)
     -> dx (N, C, H, W)."""
+    check_upstream("dout", dout, _out_shape(cache))
     return _dx(_dout_channels_last(dout, cache), cache)
 
 
 def conv_backward(dout, cache):
     """dout (N, F, Ho, Wo) -> (dx (N, C, H, W), dw (F, C, HH, WW), db (F,))."""
+    check_upstream("dout", dout, _out_shape(cache))
     F, C, HH, WW = cache.wshape
     d = _dout_channels_last(dout, cache)  # (N, Ho, Wo, F)
     dw2 = np.zeros_like(cache.w2)  # (HH*WW*C, F)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import GradscopeError
-from gradscope.layers._validate import check_dim, check_ndim
+from gradscope.layers._validate import check_dim, check_ndim, check_upstream
 
 __all__ = ["affine_forward", "affine_backward", "relu_forward", "relu_backward", "softmax_loss", "softmax",
            "log_softmax"]
@@ -28,6 +28,7 @@ def affine_forward(x, w, b):
 def affine_backward(dout, cache):
     """dout (N, M) -> (dx shaped like x, dw (D, M), db (M,))."""
     x, w = cache
+    check_upstream("dout", dout, (x.shape[0], w.shape[1]))
     x2 = x.reshape(x.shape[0], -1)
     dx = (dout @ w.T).reshape(x.shape)
     return dx, x2.T @ dout, dout.sum(axis=0)
@@ -41,6 +42,7 @@ def relu_forward(x):
 
 def relu_backward(dout, cache):
     """Gradient passes where the input was positive."""
+    check_upstream("dout", dout, cache.shape)
     return dout * (cache > 0)
 
 

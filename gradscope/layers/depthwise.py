@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradscope.errors import ShapeError
-from gradscope.layers._validate import check_dim, check_ndim
+from gradscope.layers._validate import check_dim, check_ndim, check_upstream
 from gradscope.layers.conv import conv_output_size
 
 DW_BAND_BYTES = 2 ** 18  # output bytes per band of the fast path (measured: 128-512 KB best)
@@ -135,19 +134,16 @@ def depthwise_conv_forward(x, w, stride: int = 1):
     return out, (x, taps, stride, w.shape)
 
 
-def _check_dout(dout, cache):
+def _out_shape(cache):
     x, taps, stride, _ = cache
     N, C, H, W = x.shape
-    expected = (N, C, (H - taps.shape[1]) // stride + 1, (W - taps.shape[2]) // stride + 1)
-    if not isinstance(dout, np.ndarray) or dout.shape != expected:
-        got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
-        raise ShapeError(f"depthwise conv upstream gradient must have shape {expected}, got {got}")
+    return N, C, (H - taps.shape[1]) // stride + 1, (W - taps.shape[2]) // stride + 1
 
 
 def depthwise_conv_backward_input_plain(dout, cache):
     """dout (N, C, Ho, Wo) -> dx (N, C, H, W) only: each tap's scaled gradient added
     back onto the input positions it read, each pass over the whole batch."""
-    _check_dout(dout, cache)
+    check_upstream("dout", dout, _out_shape(cache))
     x, taps = cache[:2]
     dx = channels_last(x.shape, np.result_type(dout.dtype, taps.dtype), zero=True)
     _spread_taps(dout, taps, cache[2], dx, channels_last(dout.shape, dx.dtype))
@@ -157,7 +153,12 @@ def depthwise_conv_backward_input_plain(dout, cache):
 def depthwise_conv_backward_input(dout, cache):
     """FAST PATH of depthwise_conv_backward_input_plain, band by band of dout (bands
     overlap on k - stride input rows, which add up)."""
-    _check_dout(dout, cache)
+    check_upstream("dout", dout, _out_shape(cache))
+    return _depthwise_dx(dout, cache)
+
+
+def _depthwise_dx(dout, cache):
+    """depthwise_conv_backward_input without the check."""
     x, taps, stride, _ = cache
     N, C, Ho, Wo = dout.shape
     k = taps.shape[1]
@@ -173,6 +174,7 @@ def depthwise_conv_backward_input(dout, cache):
 
 def depthwise_conv_backward(dout, cache):
     """dout (N, C, Ho, Wo) -> (dx (N, C, H, W), dw (C, 1, k, k))."""
+    check_upstream("dout", dout, _out_shape(cache))
     x, taps, stride, w_shape = cache
     Ho, Wo = dout.shape[2:]
     dw = np.empty(taps.shape, dtype=np.result_type(dout.dtype, taps.dtype))  # (C, k, k)
@@ -181,7 +183,7 @@ def depthwise_conv_backward(dout, cache):
         for b in range(taps.shape[2]):
             np.multiply(dout, _tap(x, a, b, stride, Ho, Wo), out=tmp)
             dw[:, a, b] = tmp.sum(axis=(0, 2, 3))
-    return depthwise_conv_backward_input(dout, cache), dw.reshape(w_shape)
+    return _depthwise_dx(dout, cache), dw.reshape(w_shape)
 
 
 def pointwise_conv_forward_plain(x, w):
@@ -198,6 +200,7 @@ def pointwise_conv_forward_plain(x, w):
 
 def pointwise_conv_backward_plain(dout, cache):
     """dout (N, F, H, W) -> (dx (N, C, H, W), dw (F, C, 1, 1))."""
+    check_upstream("dout", dout, _pointwise_out_shape(cache))
     x, w = cache
     dx = np.einsum("fc,nfhw->nchw", w[:, :, 0, 0], dout)
     dw = np.einsum("nfhw,nchw->fc", dout, x)[:, :, None, None]
@@ -220,6 +223,17 @@ def pointwise_conv_forward(x, w):
 def pointwise_conv_backward_input(dout, cache):
     """Fast path, input gradient only: dout (N, F, H, W) -> dx (N, C, H, W),
     one product (N*H*W, F) @ (F, C)."""
+    check_upstream("dout", dout, _pointwise_out_shape(cache))
+    return _pointwise_dx(dout, cache)
+
+
+def _pointwise_out_shape(cache):
+    x, w = cache
+    return (x.shape[0], w.shape[0]) + x.shape[2:]
+
+
+def _pointwise_dx(dout, cache):
+    """pointwise_conv_backward_input without the check."""
     x, w = cache
     N, C, H, W = x.shape
     w2 = w.reshape(w.shape[0], C).astype(np.result_type(dout.dtype, w.dtype), copy=False)
@@ -228,6 +242,7 @@ def pointwise_conv_backward_input(dout, cache):
 
 def pointwise_conv_backward(dout, cache):
     """Fast path of pointwise_conv_backward_plain: dout (N, F, H, W) -> (dx, dw)."""
+    check_upstream("dout", dout, _pointwise_out_shape(cache))
     x, w = cache
     dw = _rows(dout).T @ _rows(x)  # (F, C)
-    return pointwise_conv_backward_input(dout, cache), dw.reshape(w.shape).astype(dw.dtype, copy=False)
+    return _pointwise_dx(dout, cache), dw.reshape(w.shape).astype(dw.dtype, copy=False)

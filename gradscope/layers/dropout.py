@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradscope.errors import GradscopeError, ShapeError
+from gradscope.errors import GradscopeError
+from gradscope.layers._validate import check_upstream
 
 __all__ = ["dropout_forward", "dropout_backward"]
 
@@ -33,6 +34,5 @@ def dropout_backward(dout, cache):
     """dout (shaped like x) -> dx."""
     if cache is None:  # test mode
         return dout
-    if dout.shape != cache.shape:
-        raise ShapeError(f"dropout upstream gradient must have shape {cache.shape}, got {dout.shape}")
+    check_upstream("dout", dout, cache.shape)
     return dout * cache

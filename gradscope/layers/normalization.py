@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradscope.errors import GradscopeError, ShapeError
-from gradscope.layers._validate import check_dim, check_ndim
+from gradscope.errors import GradscopeError
+from gradscope.layers._validate import check_dim, check_ndim, check_upstream
 
 __all__ = ["BatchNormCache", "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_input",
            "spatial_batchnorm_forward", "spatial_batchnorm_backward"]
@@ -74,16 +74,12 @@ def _bn_forward(x, gamma, beta, bn_param, axes, bshape):
     return out, BatchNormCache(mode, x, None, mean, inv_std, g, axes, running_mean, running_var)
 
 
-def _check_dout(dout, cache):
-    shape = (cache.x if cache.xhat is None else cache.xhat).shape
-    if not isinstance(dout, np.ndarray) or dout.shape != shape:
-        raise ShapeError(f"batch norm upstream gradient must have shape {shape}, "
-                         f"got {getattr(dout, 'shape', type(dout).__name__)}")
+def _out_shape(cache):
+    return (cache.x if cache.xhat is None else cache.xhat).shape
 
 
 def _bn_backward(dout, cache):
-    """Shared core: (dx, dgamma, dbeta) for either layout."""
-    _check_dout(dout, cache)
+    """Shared core: (dx, dgamma, dbeta) for either layout (dout checked by the caller)."""
     axes, shape = cache.axes, cache.gamma.shape
     dbeta = dout.sum(axis=axes)
     if cache.mode == "test":  # statistics are constants
@@ -102,8 +98,8 @@ def _bn_backward(dout, cache):
 
 def batchnorm_backward_input(dout, cache):
     """Gradient w.r.t. x only, for either layout (skips dgamma, dbeta in test mode)."""
+    check_upstream("dout", dout, _out_shape(cache))
     if cache.mode == "test":
-        _check_dout(dout, cache)
         return dout * (cache.gamma * cache.inv_std)
     return _bn_backward(dout, cache)[0]
 
@@ -120,6 +116,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 
 def batchnorm_backward(dout, cache):
     """dout (N, D) -> (dx (N, D), dgamma (D,), dbeta (D,))."""
+    check_upstream("dout", dout, _out_shape(cache))
     return _bn_backward(dout, cache)
 
 
@@ -135,4 +132,5 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
 
 def spatial_batchnorm_backward(dout, cache):
     """dout (N, C, H, W) -> (dx (N, C, H, W), dgamma (C,), dbeta (C,))."""
+    check_upstream("dout", dout, _out_shape(cache))
     return _bn_backward(dout, cache)

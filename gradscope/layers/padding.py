@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from gradscope.errors import ShapeError
-from gradscope.layers._validate import check_ndim
+from gradscope.layers._validate import check_ndim, check_upstream
 
 __all__ = ["same_pads", "pad_forward", "pad_backward"]
 
@@ -35,10 +35,11 @@ def pad_forward(x, pads):
     # channels-last in memory, like the depthwise layers that follow a pad (see depthwise.py)
     out = np.zeros((N, H + top + bottom, W + left + right, C), dtype=x.dtype).transpose(0, 3, 1, 2)
     out[:, :, top:top + H, left:left + W] = x
-    return out, (top, left, H, W)
+    return out, (top, left, H, W, out.shape)
 
 
 def pad_backward(dout, cache):
     """dout (N, C, Hp, Wp) -> dx (N, C, H, W): the gradient of the unpadded window."""
-    top, left, H, W = cache
+    top, left, H, W, out_shape = cache
+    check_upstream("dout", dout, out_shape)
     return dout[:, :, top:top + H, left:left + W]

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gradscope.errors import ShapeError
-from gradscope.layers._validate import check_ndim
+from gradscope.layers._validate import check_ndim, check_upstream
 
 __all__ = ["max_pool_forward", "max_pool_backward", "max_pool_forward_reference", "max_pool_backward_reference",
            "MaxPoolCache", "global_avg_pool_forward", "global_avg_pool_backward"]
@@ -43,6 +43,7 @@ def max_pool_forward_reference(x, size: int = 2, stride: int = 2):
 def max_pool_backward_reference(dout, cache):
     """Each window's gradient goes to its first maximum in scan order (np.argmax)."""
     x, size, stride = cache
+    check_upstream("dout", dout, x.shape[:2] + _pool_output_size(x.shape[2], x.shape[3], size, stride))
     dx = np.zeros_like(x, dtype=dout.dtype)
     rows, cols = np.indices(x.shape[:2])
     for i in range(dout.shape[2]):
@@ -118,9 +119,7 @@ def max_pool_backward(dout, cache):
     """dout (N, C, Ho, Wo) -> dx (N, C, H, W): each window's gradient goes to its
     first maximal input."""
     xshape, arg_w, arg_h, size, stride = cache
-    if not isinstance(dout, np.ndarray) or dout.shape != arg_h.shape:
-        raise ShapeError(f"max pool upstream gradient must have shape {arg_h.shape}, "
-                         f"got {getattr(dout, 'shape', type(dout).__name__)}")
+    check_upstream("dout", dout, arg_h.shape)
     Ho, Wo = arg_h.shape[2:]
     overlap = stride < size
     # windows that tile the input exactly write every entry once: no need to zero first
@@ -143,7 +142,5 @@ def global_avg_pool_forward(x):
 def global_avg_pool_backward(dout, cache):
     """dout (N, C) -> dx (N, C, H, W): each position gets 1 / (H W) of its channel's gradient."""
     N, C, H, W = cache
-    if not isinstance(dout, np.ndarray) or dout.shape != (N, C):
-        raise ShapeError(f"global average pool upstream gradient must have shape {(N, C)}, "
-                         f"got {getattr(dout, 'shape', type(dout).__name__)}")
+    check_upstream("dout", dout, (N, C))
     return np.broadcast_to((dout / (H * W))[:, :, None, None], cache).copy()

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gradscope.errors import ShapeError
+from gradscope.layers._validate import check_ndim, check_upstream
 
 __all__ = [
     "sigmoid",
@@ -53,13 +54,6 @@ def _shape_error(name, a, layout):
     return ShapeError(f"{name} must have shape {layout}, got shape {np.shape(a)}")
 
 
-def _check_array(name, a, ndim, layout):
-    if not isinstance(a, np.ndarray):
-        raise ShapeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-    if a.ndim != ndim:
-        raise _shape_error(name, a, layout)
-
-
 def _prepare(x, x_layout, states, Wx, Wh, b, gates):
     """Check shapes and bring every array to one floating dtype.
 
@@ -68,21 +62,21 @@ def _prepare(x, x_layout, states, Wx, Wh, b, gates):
     Returns (x, [states...], Wx, Wh, b) as arrays of the common dtype.
     """
     g = "" if gates == 1 else str(gates)
-    _check_array("x", x, len(x_layout.split(",")), x_layout)
-    _check_array("Wh", Wh, 2, f"(H, {g}H)")
+    check_ndim("x", x, len(x_layout.split(",")), x_layout)
+    check_ndim("Wh", Wh, 2, f"(H, {g}H)")
     H = Wh.shape[0]
     if Wh.shape[1] != gates * H:
         raise _shape_error("Wh", Wh, f"(H, {g}H)")
-    _check_array("Wx", Wx, 2, f"(D, {g}H)")
+    check_ndim("Wx", Wx, 2, f"(D, {g}H)")
     if Wx.shape != (x.shape[-1], gates * H):
         raise ShapeError(f"Wx must have shape (D, {g}H) = {(x.shape[-1], gates * H)} for x of "
                          f"shape {x.shape} and Wh of shape {Wh.shape}, got shape {Wx.shape}")
-    _check_array("b", b, 1, f"({g}H,)")
+    check_ndim("b", b, 1, f"({g}H,)")
     if b.shape[0] != gates * H:
         raise ShapeError(f"b must have shape ({g}H,) = ({gates * H},) for Wh of shape {Wh.shape}, "
                          f"got shape {b.shape}")
     for name, s in states.items():
-        _check_array(name, s, 2, "(N, H)")
+        check_ndim(name, s, 2, "(N, H)")
         if s.shape != (x.shape[0], H):
             raise ShapeError(f"{name} must have shape (N, H) = {(x.shape[0], H)} for x of shape "
                              f"{x.shape} and Wh of shape {Wh.shape}, got shape {s.shape}")
@@ -92,13 +86,6 @@ def _prepare(x, x_layout, states, Wx, Wh, b, gates):
         dtype = np.dtype(np.float64)
     x, *rest = [np.asarray(a, dtype=dtype) for a in arrays]
     return x, rest[:-3], rest[-3], rest[-2], rest[-1]
-
-
-def _check_upstream(name, d, shape):
-    """The upstream gradient must have the shape of the output it belongs to."""
-    if not isinstance(d, np.ndarray) or d.shape != shape:
-        raise ShapeError(f"{name} must have the shape of the layer output {shape}, "
-                         f"got shape {np.shape(d)}")
 
 
 def _time_major(x):
@@ -152,7 +139,7 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
 def rnn_step_backward(dnext_h, cache):
     """dnext_h (N, H) -> (dx (N, D), dprev_h (N, H), dWx (D, H), dWh (H, H), db (H,))."""
     x, prev_h, Wx, Wh, next_h = cache
-    _check_upstream("dnext_h", dnext_h, next_h.shape)
+    check_upstream("dnext_h", dnext_h, next_h.shape)
     da = dnext_h * (1 - next_h ** 2)  # through tanh: the pre-activation gradient
     da = da.astype(next_h.dtype, copy=False)
     return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
@@ -192,8 +179,8 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     """dnext_h, dnext_c (N, H) -> (dx (N, D), dprev_h (N, H), dprev_c (N, H),
     dWx (D, 4H), dWh (H, 4H), db (4H,))."""
     x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache
-    _check_upstream("dnext_h", dnext_h, prev_h.shape)
-    _check_upstream("dnext_c", dnext_c, prev_c.shape)
+    check_upstream("dnext_h", dnext_h, prev_h.shape)
+    check_upstream("dnext_c", dnext_c, prev_c.shape)
     tanh_c = np.tanh(next_c)
     dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)  # total gradient of next_c
     di, df, do, dg = dc * g, dc * prev_c, dnext_h * tanh_c, dc * i
@@ -208,7 +195,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
 def rnn_forward_reference(x, h0, Wx, Wh, b):
     """rnn_forward as a plain loop of rnn_step_forward: x (N, T, D), h0 (N, H) ->
     h (N, T, H), the list of step caches."""
-    _check_array("x", x, 3, "(N, T, D)")
+    check_ndim("x", x, 3, "(N, T, D)")
     h, hs, caches = h0, [], []
     for t in range(x.shape[1]):
         h, cache = rnn_step_forward(x[:, t], h, Wx, Wh, b)
@@ -231,7 +218,7 @@ def rnn_backward_reference(dh, caches):
 def lstm_forward_reference(x, h0, Wx, Wh, b):
     """lstm_forward as a plain loop of lstm_step_forward (initial cell state zero):
     x (N, T, D), h0 (N, H) -> h (N, T, H), the list of step caches."""
-    _check_array("x", x, 3, "(N, T, D)")
+    check_ndim("x", x, 3, "(N, T, D)")
     h, c, hs, caches = h0, np.zeros_like(h0), [], []
     for t in range(x.shape[1]):
         h, c, cache = lstm_step_forward(x[:, t], h, c, Wx, Wh, b)
@@ -309,7 +296,7 @@ def rnn_backward(dh, cache):
     """
     x_tm, hs, Wx, Wh = cache
     T, N, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    _check_upstream("dh", dh, (N, T, H))
+    check_upstream("dh", dh, (N, T, H))
     da = np.array(dh.swapaxes(0, 1), dtype=hs.dtype, order="C")  # (T, N, H), then d(pre-activation)
     dprev_h = np.zeros((N, H), dtype=hs.dtype)
     scratch = np.empty((N, H), dtype=hs.dtype)
@@ -435,7 +422,7 @@ def lstm_backward(dh, cache):
     x_tm, hs, cs, tanh_cs, gates, Wx, Wh = cache
     T, N, H = tanh_cs.shape
     dt = gates.dtype
-    _check_upstream("dh", dh, (N, T, H))
+    check_upstream("dh", dh, (N, T, H))
     dh_tm = dh.swapaxes(0, 1)  # (T, N, H) view
     da = np.empty((T, N, 4 * H), dtype=dt)  # gradients of the pre-activations
     dprev_h = np.zeros((N, H), dtype=dt)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import GradscopeError, ShapeError
-from gradscope.layers._validate import check_dim, check_ndim
+from gradscope.layers._validate import check_dim, check_ndim, check_upstream
 
 __all__ = [
     "word_embedding_forward", "word_embedding_backward",
@@ -27,13 +27,6 @@ def _check_word_ids(name, ids, V):
                          f"got range [{ids.min()}, {ids.max()}]")
 
 
-def _check_upstream(name, d, shape):
-    """The upstream gradient must have the shape of the output it belongs to."""
-    if not isinstance(d, np.ndarray) or d.shape != shape:
-        raise ShapeError(f"{name} must have the shape of the layer output {shape}, "
-                         f"got shape {np.shape(d)}")
-
-
 def word_embedding_forward(x, W):
     """Look up the vectors of words.
 
@@ -48,7 +41,7 @@ def word_embedding_forward(x, W):
 def word_embedding_backward(dout, cache):
     """dout (N, T, D) -> dW (V, D): each word's row collects the gradients of its uses."""
     x, (V, D), dtype = cache
-    _check_upstream("dout", dout, x.shape + (D,))
+    check_upstream("dout", dout, x.shape + (D,))
     dW = np.zeros((V, D), dtype=np.result_type(dtype, dout.dtype))
     np.add.at(dW, x.reshape(-1), dout.reshape(-1, D))  # repeated ids accumulate
     return dW
@@ -75,7 +68,7 @@ def temporal_affine_backward(dout, cache):
     """dout (N, T, M) -> (dx (N, T, D), dw (D, M), db (M,))."""
     x, w = cache
     N, T, D = x.shape
-    _check_upstream("dout", dout, (N, T, w.shape[1]))
+    check_upstream("dout", dout, (N, T, w.shape[1]))
     d2 = dout.reshape(N * T, -1)
     dx = (d2 @ w.T).reshape(N, T, D)
     return dx, x.reshape(N * T, D).T @ d2, d2.sum(axis=0)

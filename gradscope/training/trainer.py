@@ -247,7 +247,8 @@ class Trainer:
         """What must agree between a checkpoint and the trainer that resumes from it."""
         settings = {"seed": self.seed, "batch_size": self.batch_size, "update_rule": self.rule_name,
                     "lr_decay": self.lr_decay, "clip_norm": self.clip_norm, "n_train": len(self.train_data),
-                    "params": {k: list(np.shape(v)) for k, v in self.model.params.items()}}
+                    "params": {k: list(np.shape(v)) for k, v in self.model.params.items()},
+                    "optim_config": {k: _json_scalar(v) for k, v in sorted(self.optim_config.items())}}
         if self.drop_last:  # only when set, so that older checkpoints still resume
             settings["drop_last"] = True
         return settings
@@ -293,12 +294,19 @@ class Trainer:
                       records=[EpochRecord(**r) for r in meta["records"]], epoch=int(meta["epoch"]))
 
     def _check_resumable(self, meta: dict) -> None:
+        """GradscopeError naming the first setting (e.g. learning_rate) the checkpoint was written
+        with that this run changes: a resumed run cannot honour it, and would record it falsely."""
         saved, now = meta["settings"], self._settings()
-        for key in now:
-            if saved.get(key) != now[key]:
+        if "optim_config" not in saved:  # written before checkpoints recorded it
+            now.pop("optim_config")
+        saved, now = _flat_settings(saved), _flat_settings(now)
+        for key in list(now) + [k for k in saved if k.startswith("optim_config.") and k not in now]:
+            if saved.get(key) != now.get(key):
+                name = key.partition(".")[2] or key
                 raise GradscopeError(
-                    f"cannot resume from {self.checkpoint_path!r}: it was written with {key}={saved.get(key)!r} "
-                    f"but this run has {key}={now[key]!r}")
+                    f"cannot resume from {self.checkpoint_path!r}: it was written with {name}={saved.get(key)!r} "
+                    f"but this run has {name}={now.get(key)!r}; resume with the checkpoint's settings or start a "
+                    "new run")
 
 
 
@@ -327,6 +335,13 @@ class _Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+def _flat_settings(settings: dict) -> dict:
+    """settings with the optimizer's hyperparameters as keys of their own ('optim_config.learning_rate')."""
+    out = {k: v for k, v in settings.items() if k != "optim_config"}
+    out.update({f"optim_config.{k}": v for k, v in (settings.get("optim_config") or {}).items()})
+    return out
 
 
 def _json_scalar(value):
