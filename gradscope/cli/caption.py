@@ -54,7 +54,8 @@ def register(subparsers) -> None:
 
 def _add_decoding_args(p, beam_default) -> None:
     p.add_argument("--model", default=None, metavar="PATH",
-                   help="captioner .npz (default: the shipped Flickr8k LSTM)")
+                   help="captioner .npz, or a shipped one: attention (the default) or global (the LSTM over "
+                        "pooled features)")
     p.add_argument("--beam", type=beam_size, default=beam_default, metavar="K",
                    help=f"beam size, 1 = greedy (default {beam_default})")
     p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
@@ -230,9 +231,11 @@ def run_image(args) -> int:
 # --- helpers --------------------------------------------------------------------------
 
 def _load_model(path):
-    from gradscope.captioning import load_captioner, load_pretrained
+    from gradscope.captioning import PRETRAINED, load_captioner, load_pretrained
 
-    return load_pretrained() if path is None else load_captioner(path)
+    if path is None:
+        return load_pretrained()
+    return load_pretrained(name=path) if path in PRETRAINED else load_captioner(path)
 
 
 def _load_split(args, model):
