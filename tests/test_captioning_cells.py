@@ -130,10 +130,11 @@ def test_save_and_load_an_attention_captioner(tmp_path, float16):
         np.testing.assert_array_equal(loaded.sample(f), model.sample(f))
 
 
-def test_the_shipped_global_captioner_still_loads():
-    from gradscope.captioning import load_pretrained
+def test_the_shipped_captioners_load():
+    from gradscope.captioning import DEFAULT_CAPTIONER, load_pretrained
 
-    model = load_pretrained()
+    assert DEFAULT_CAPTIONER == "attention" and load_pretrained().cell_type == "attention"
+    model = load_pretrained(name="global")
     assert model.cell_type == "lstm" and not model.cell.spatial
     ids = model.sample(np.random.default_rng(0).random((1, model.input_dim)).astype(np.float32), max_length=5)
     assert ids.shape == (1, 5)
