@@ -197,7 +197,8 @@ def test_explain_an_attention_captioner_gives_both_maps(tmp_path):
 
     captioner, extractor = _tiny_attention(np.float32)
     captioner.params["b_vocab"][2] = -5.0
-    result = explain_caption(captioner, extractor, _image(2, 20), name="photo.jpg", beam=2, max_length=4)
+    result = explain_caption(captioner, extractor, _image(2, 20), name="photo.jpg", beam=2, max_length=4,
+                             default_map="attention")
     T = len(result.words)
     assert T >= 1 and result.map_name == "attention" and set(result.other_maps) == {"gradient"}
     assert result.attention.shape == (T, 36) and np.allclose(result.attention.sum(axis=1), 1, atol=1e-5)
@@ -215,6 +216,9 @@ def test_explain_an_attention_captioner_gives_both_maps(tmp_path):
     again = explain_caption(captioner, extractor, _image(2, 20), beam=2, max_length=4, default_map="gradient")
     np.testing.assert_allclose(again.drop_top, result.other_drops["gradient"][0], rtol=1e-6)
     np.testing.assert_allclose(again.drop_random, result.drop_random, rtol=1e-6)  # one random baseline
+    from gradscope.captioning.explain import DEFAULT_MAP
+
+    assert explain_caption(captioner, extractor, _image(2, 20), max_length=4, deletion=False).map_name == DEFAULT_MAP
     with pytest.raises(Exception, match="no 'attention' map"):
         explain_caption(*_tiny(dtype=np.float32), _image(2, 20), default_map="attention")
 

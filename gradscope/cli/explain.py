@@ -13,6 +13,7 @@ import os
 import re
 
 from gradscope.captioning.evaluate import BEAM_SIZE, LENGTH_NORM
+from gradscope.captioning.explain import DEFAULT_MAP
 from gradscope.cli.args import beam_size, caption_length, exponent, fraction, seed_int
 from gradscope.cli.output import output_folder
 from gradscope.errors import GradscopeError
@@ -37,8 +38,9 @@ def register_explain(sub) -> None:
                    help="beam length normalisation (default %(default)s)")
     p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
     p.add_argument("--map", choices=("attention", "gradient"), default=None,
-                   help="the map shown first and scored as deletion_drop_top/random (default: attention for an "
-                        "attention captioner, chosen by the deletion check on Flickr8k dev; gradient otherwise)")
+                   help=f"the map shown first and scored as deletion_drop_top/random (default: {DEFAULT_MAP} for an "
+                        "attention captioner, the map whose deletion check came out better on Flickr8k dev; gradient "
+                        "otherwise)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of a summary")
     p.set_defaults(func=run_explain)
 
