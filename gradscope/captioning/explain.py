@@ -29,8 +29,8 @@ __all__ = ["CaptionExplanation", "explain_caption", "word_log_probs", "word_feat
 
 # the map `caption explain` shows first and scores as deletion_drop_top/random for an attention
 # captioner: the one whose deletion check came out better on Flickr8k dev (content words: the
-# gradient map's top 10% beat random deletion for 53% of them, the attention map's for 39%, on
-# the first dev photos; see README); a captioner without attention has only the gradient map
+# gradient map's top 10% beat random deletion for 52.5% of 240, the attention map's for 37.1%, on
+# 50 dev photos; see README); a captioner without attention has only the gradient map
 DEFAULT_MAP = "gradient"
 
 
