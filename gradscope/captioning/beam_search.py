@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from gradscope.captioning.model import _positive_int
+from gradscope.captioning.model import _positive_int, take_rows
 from gradscope.errors import GradscopeError
 from gradscope.validate import check_finite_output
 
@@ -31,20 +31,18 @@ def beam_search(model, features, beam_size=3, max_length=30, length_normalizatio
     k = _positive_int("beam_size", beam_size)
     max_length = _positive_int("max_length", max_length)
     alpha = _alpha(length_normalization)
-    h, c = model.initial_state(features)
-    n = len(h)
-    h = np.repeat(h, k, axis=0)  # (N*k, H): beam j of image i at row i*k + j
-    c = None if c is None else np.repeat(c, k, axis=0)
+    state = model.initial_state(features)
+    n = len(state[0])
+    state = take_rows(state, np.repeat(np.arange(n), k))  # beam j of image i at row i*k + j
     beams = _Beams(n, k, max_length, model.null_idx)
     words = np.full(n * k, model.decoding_start())
     for t in range(max_length):
         if not beams.any_live():
             break
-        scores, h, c = model.step(words, h, c)
+        scores, state = model.step(words, state)
         logp = _next_log_probs(model, scores, beams.done.ravel())  # (N*k, V)
         rows = beams.advance(logp.reshape(n, k, -1), t, model.end_idx)
-        h = h[rows]
-        c = None if c is None else c[rows]
+        state = take_rows(state, rows)
         words = beams.seqs[:, :, t].ravel()
     return beams.best(alpha)
 
@@ -102,21 +100,22 @@ def sequence_log_prob(model, features, captions):
     """Log-probability under the model of generated captions (N, L) (no <START>; the
     words up to and including the first <END>, <NULL> padding after it). Returns (N,) float64."""
     captions = np.asarray(captions)
-    h, c = model.initial_state(features)
-    if captions.ndim != 2 or len(captions) != len(h):
-        raise GradscopeError(f"captions must have shape ({len(h)}, L), got {captions.shape}")
-    total = np.zeros(len(h))
-    alive = np.ones(len(h), dtype=bool)
-    words = np.full(len(h), model.decoding_start())
+    state = model.initial_state(features)
+    n = len(state[0])
+    if captions.ndim != 2 or len(captions) != n:
+        raise GradscopeError(f"captions must have shape ({n}, L), got {captions.shape}")
+    total = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    words = np.full(n, model.decoding_start())
     for t in range(captions.shape[1]):
         if not alive.any():
             break
-        scores, h, c = model.step(words, h, c)
+        scores, state = model.step(words, state)
         scores = scores.astype(np.float64)
         shifted = scores - scores.max(axis=1, keepdims=True)
         logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         words = captions[:, t]
-        total += np.where(alive, logp[np.arange(len(h)), words], 0.0)
+        total += np.where(alive, logp[np.arange(n), words], 0.0)
         alive &= words != model.end_idx
     return total
 

@@ -1,7 +1,9 @@
 """Image features for captioning: the activations of a CNN layer, one vector per image.
 
-Two extractors are known by name (a captioner records the one it was trained on):
-    efficientnet_lite0:pool   EfficientNet-Lite0's pooled 1280-d features (the shipped captioner's)
+Three extractors are known by name (a captioner records the one it was trained on):
+    efficientnet_lite0:pool   EfficientNet-Lite0's pooled 1280-d features (the global captioner's)
+    efficientnet_lite0:head   its 7x7x1280 head map (after ReLU6, before pooling) as 49 regions
+                              of 1280 values, row-major over the grid (the attention captioner's)
     gradscope-cnn:<layer>     the shipped TinyImageNet CNN's penultimate layer (older captioners)
 """
 from __future__ import annotations
@@ -11,10 +13,11 @@ import numpy as np
 from gradscope.errors import DataError, GradscopeError
 from gradscope.validate import check_finite_output
 
-__all__ = ["CNNFeatures", "cnn_feature_fn", "efficientnet_feature_fn", "default_feature_fn",
+__all__ = ["CNNFeatures", "cnn_feature_fn", "efficientnet_feature_fn", "efficientnet_head_fn", "default_feature_fn",
            "penultimate_layer", "feature_fn_for", "is_known_extractor", "SHIPPED_FEATURES"]
 
-SHIPPED_FEATURES = "efficientnet_lite0:pool"  # the extractor of the shipped captioner
+SHIPPED_FEATURES = "efficientnet_lite0:pool"  # the extractor of the global-feature captioner
+SPATIAL_FEATURES = "efficientnet_lite0:head"  # the extractor of the attention captioner
 
 
 def penultimate_layer(model) -> tuple[str, int]:
@@ -29,7 +32,7 @@ def penultimate_layer(model) -> tuple[str, int]:
 
 class CNNFeatures:
     """feature_fn for captioning: images (N, H, W, 3) uint8 (or a list of any sizes) -> (N, dim)
-    float32 features, computed in batches of batch_size.
+    float32 features, or (N, regions, dim) for a spatial map, computed in batches of batch_size.
 
     model: a CNN with preprocess, forward_to and backward_from (default: the shipped TinyImageNet CNN).
     layer, dim: the feature layer and its size (default: the gradscope CNN's penultimate layer).
@@ -37,10 +40,12 @@ class CNNFeatures:
     prepare: optional (H, W, 3) uint8 -> (S, S, 3) uint8 crop the model's preprocessing would
         make, so that feature caches can load photos of any size in batches.
     weights: the arrays the fingerprint hashes (default model.params).
+    regions: None for a feature vector; L for a layer output (N, dim, h, w) with h * w = L,
+        returned as (N, L, dim) (region l = row l // w, column l % w of the map).
     """
 
     def __init__(self, model=None, batch_size: int = 64, layer=None, dim=None, name=None, prepare=None,
-                 weights=None):
+                 weights=None, regions=None):
         if model is None:
             from gradscope.cnn import load_pretrained
 
@@ -52,6 +57,17 @@ class CNNFeatures:
         self.prepare = prepare
         self._weights = model.params if weights is None else weights
         self._fingerprint = None
+        self.regions = None if regions is None else int(regions)
+
+    @property
+    def shape(self) -> tuple:
+        """Per-image feature shape: (dim,) or (regions, dim)."""
+        return (self.dim,) if self.regions is None else (self.regions, self.dim)
+
+    @property
+    def flat(self) -> "FlatFeatures":
+        """This extractor giving (N, prod(shape)) features (a spatial map flattened), for 2-D feature caches."""
+        return FlatFeatures(self)
 
     def fingerprint(self) -> str:
         """Short hash of the extractor's weights: a feature cache is valid for these weights only."""
@@ -76,12 +92,38 @@ class CNNFeatures:
     def __call__(self, images) -> np.ndarray:
         if isinstance(images, np.ndarray) and (images.ndim != 4 or images.shape[-1] != 3):
             raise GradscopeError(f"images must be (N, H, W, 3) uint8, got shape {images.shape}")
-        out = np.empty((len(images), self.dim), dtype=np.float32)  # (N, dim)
+        out = np.empty((len(images),) + self.shape, dtype=np.float32)  # (N, dim) or (N, L, dim)
         for i in range(0, len(images), self.batch_size):
             x = self.model.preprocess(images[i:i + self.batch_size])
             act, _ = self.model.forward_to(x, self.layer)
-            out[i:i + len(x)] = act.reshape(len(x), -1)
+            out[i:i + len(x)] = self.arrange(act)
         return check_finite_output(out, f"feature extractor {self.name}", "features")
+
+    def arrange(self, act) -> np.ndarray:
+        """The layer's output (N, ...) as features: (N, dim), or (N, L, dim) for a spatial map."""
+        if self.regions is None:
+            return act.reshape(len(act), -1)
+        return act.reshape(len(act), self.dim, -1).transpose(0, 2, 1)  # (N, C, h, w) -> (N, L, C)
+
+    def arrange_backward(self, dfeatures, act_shape) -> np.ndarray:
+        """The gradient of the features as the gradient of the layer's output (act_shape)."""
+        if self.regions is None:
+            return dfeatures.reshape(act_shape)
+        return np.ascontiguousarray(dfeatures.transpose(0, 2, 1)).reshape(act_shape)
+
+
+class FlatFeatures:
+    """A CNNFeatures whose features are flattened to (N, prod(shape)), keyed in caches by its
+    extractor's cache_key (so that a torch twin given the same key fills the same rows)."""
+
+    def __init__(self, features: CNNFeatures):
+        self.features = features
+
+    def cache_key(self) -> str:
+        return f"{self.features.cache_key()}:flat{list(self.features.shape)}"
+
+    def __call__(self, images) -> np.ndarray:
+        return self.features(images).reshape(len(images), -1)
 
 
 def cnn_feature_fn(model=None, batch_size: int = 64) -> CNNFeatures:
@@ -99,21 +141,38 @@ def efficientnet_feature_fn(batch_size: int = 16) -> CNNFeatures:
                        name=SHIPPED_FEATURES, prepare=_resize_crop, weights=load_lite0_arrays())
 
 
-_EXTRACTORS = {"efficientnet_lite0": lambda: efficientnet_feature_fn(), "gradscope-cnn": lambda: cnn_feature_fn()}
+def efficientnet_head_fn(batch_size: int = 16) -> CNNFeatures:
+    """EfficientNet-Lite0's head map (7x7x1280 at 224 px, after ReLU6) as (N, 49, 1280) regions:
+    the attention captioner's features (their mean over regions is efficientnet_feature_fn's)."""
+    from gradscope.cnn import load_pretrained
+    from gradscope.cnn.efficientnet import _resize_crop, load_lite0_arrays
+
+    return CNNFeatures(load_pretrained("efficientnet_lite0"), batch_size, layer="head", dim=1280,
+                       name=SPATIAL_FEATURES, prepare=_resize_crop, weights=load_lite0_arrays(), regions=49)
+
+
+_EXTRACTORS = {SHIPPED_FEATURES: lambda: efficientnet_feature_fn(), SPATIAL_FEATURES: lambda: efficientnet_head_fn(),
+               "gradscope-cnn": lambda: cnn_feature_fn()}
+
+
+def _extractor_key(name) -> str:
+    name = str(name)
+    return name if name in _EXTRACTORS else name.split(":")[0]
 
 
 def is_known_extractor(name: str) -> bool:
     """Whether feature_fn_for can rebuild the extractor a captioner names (its info['features'])."""
-    return str(name).split(":")[0] in _EXTRACTORS
+    return _extractor_key(name) in _EXTRACTORS
 
 
-def default_feature_fn() -> CNNFeatures:
-    """The extractor of the shipped captioner (what flickr8k:DIR and coco:DIR photos go through)."""
-    return _EXTRACTORS[SHIPPED_FEATURES.split(":")[0]]()
+def default_feature_fn(spatial: bool = False) -> CNNFeatures:
+    """The extractor flickr8k:DIR and coco:DIR photos go through: the global captioner's pooled
+    features, or with spatial=True the attention captioner's regions."""
+    return _EXTRACTORS[SPATIAL_FEATURES if spatial else SHIPPED_FEATURES]()
 
 
 def feature_fn_for(captioner):
-    """A function list of (H, W, 3) uint8 images -> (N, D) features matching the features
+    """A function list of (H, W, 3) uint8 images -> (N, D) (or (N, L, D)) features matching the features
     the captioner was trained on (its info['features']): a known CNN's or the synthetic
     set's hand-made ones. Raises DataError for features not computable from pixels."""
     name = str(captioner.info.get("features", ""))
@@ -121,7 +180,7 @@ def feature_fn_for(captioner):
         from gradscope.data.synthetic import synthetic_features
 
         return lambda images: np.concatenate([synthetic_features(np.asarray(im)[None]) for im in images])
-    family = name.split(":")[0]
+    family = _extractor_key(name)
     if family not in _EXTRACTORS:
         raise DataError(f"cannot compute this captioner's image features ({name or 'unknown'}) from image files; "
                         "caption images with a captioner trained on flickr8k:DIR, coco:DIR photos or synthetic data")

@@ -1,6 +1,8 @@
 """Save and load a CaptioningRNN as one .npz file: the parameters as 'param/<name>'
-arrays and a JSON metadata string (vocabulary, sizes, cell type, free-form info such as
-training settings) stored as a uint8 array under 'meta'. Loading never unpickles."""
+arrays and a JSON metadata string (vocabulary, sizes, cell type (the entry of
+gradscope.captioning.cells.CELL_TYPES), free-form info such as training settings) stored
+as a uint8 array under 'meta'. Loading never unpickles. Files written before attention
+captioners existed (no attention_dim) load as they were."""
 from __future__ import annotations
 
 import os
@@ -28,7 +30,8 @@ def save_captioner(path, model: CaptioningRNN, extra_meta: dict | None = None, f
     float16=True stores the parameters at half precision (half the size; loading casts back)."""
     info = {**model.info, **(extra_meta or {})}
     meta = {"format": FORMAT, "cell_type": model.cell_type, "input_dim": model.input_dim,
-            "wordvec_dim": model.wordvec_dim, "hidden_dim": model.hidden_dim,
+            "wordvec_dim": model.wordvec_dim, "hidden_dim": model.hidden_dim, "attention_dim": model.attention_dim,
+            "dropout": model.dropout, "attention_reg": model.attention_reg,
             "dtype": model.dtype.name, "idx_to_word": model.idx_to_word,
             "word_to_idx": model.word_to_idx, "info": info}
     arrays = {f"param/{k}": v.astype(np.float16) if float16 else v for k, v in model.params.items()}
@@ -50,7 +53,8 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
         word_to_idx = meta.get("word_to_idx") or {w: i for i, w in enumerate(meta["idx_to_word"])}
         model = CaptioningRNN(word_to_idx, input_dim=meta["input_dim"], wordvec_dim=meta["wordvec_dim"],
                               hidden_dim=meta["hidden_dim"], cell_type=meta["cell_type"],
-                              dtype=dtype or meta["dtype"])
+                              dtype=dtype or meta["dtype"], attention_dim=meta.get("attention_dim"),
+                              dropout=meta.get("dropout", 0.0), attention_reg=meta.get("attention_reg", 0.0))
     except (KeyError, GradscopeError) as e:
         raise DataError(f"{path!r} holds invalid captioner metadata: {e}") from None
     for name, init in model.params.items():
@@ -58,7 +62,7 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
         if saved is None or saved.shape != init.shape:
             got = "missing" if saved is None else f"shape {saved.shape}"
             raise DataError(f"{path!r}: parameter {name} is {got}, expected shape {init.shape}")
-        model.params[name] = saved.astype(model.dtype)
+        model.params[name] = np.asarray(saved.astype(model.dtype))
     model.info = dict(meta.get("info") or {})
     return model
 

@@ -1,55 +1,86 @@
-"""Image captioning with a vanilla RNN or an LSTM, conditioned on an image feature vector.
+"""Image captioning with a recurrent cell conditioned on image features: a vanilla RNN or
+an LSTM over one feature vector, or an LSTM with soft attention over image regions (Show,
+Attend and Tell). The cells are the records of gradscope/captioning/cells.py.
 
-The image feature is projected to the initial hidden state h0; the caption's words are
-embedded and fed through the recurrent cell; every hidden state is mapped to vocabulary
-scores. Training uses teacher forcing (input captions[:, :-1], targets captions[:, 1:],
-`<NULL>` targets masked out); generation decodes one word at a time from `<START>`.
+The image features give the initial state; the caption's words are embedded and fed
+through the cell; every hidden state is mapped to vocabulary scores (through dropout while
+training, when set). Training uses teacher forcing (input captions[:, :-1], targets
+captions[:, 1:], `<NULL>` targets masked out) and, for attention, the doubly stochastic
+penalty attention_reg * sum_l (1 - sum_t alpha_tl)^2 over the non-<NULL> steps;
+generation decodes one word at a time from `<START>`.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from gradscope.captioning.cells import CELL_TYPES, Sizes
 from gradscope.data.vocab import check_vocab, require_tokens
 from gradscope.errors import GradscopeError, ShapeError
-from gradscope.layers import (affine_backward, affine_forward, lstm_backward, lstm_forward,
-                              lstm_step_forward, rnn_backward, rnn_forward, rnn_step_forward,
-                              temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
-                              word_embedding_backward, word_embedding_forward)
+from gradscope.layers import (dropout_backward, dropout_forward, temporal_affine_backward, temporal_affine_forward,
+                              temporal_softmax_loss, word_embedding_backward, word_embedding_forward)
 
-__all__ = ["CaptioningRNN", "NULL", "START", "END"]
+__all__ = ["CaptioningRNN", "CaptionerCache", "attention_penalty", "take_rows", "NULL", "START", "END"]
 
 NULL, START, END = "<NULL>", "<START>", "<END>"
-CELL_TYPES = ("rnn", "lstm")
+
+
+class CaptionerCache(NamedTuple):
+    """What backward needs from forward; extras: the cell's per-step outputs (attention:
+    alpha (N, T, L) and z (N, T, D))."""
+    state: object
+    embed: object
+    seq: object
+    dropout: object
+    vocab: object
+    extras: dict
 
 
 class CaptioningRNN:
     """Captioning model with a dict `params` of named arrays:
 
-        W_proj (D, H), b_proj (H,)          image feature -> h0
+        W_proj (D, H), b_proj (H,)          image feature -> h0 (rnn, lstm)
         W_embed (V, W)                      word embeddings
         Wx (W, G*H), Wh (H, G*H), b (G*H,)  recurrent cell, G = 1 (rnn) or 4 (lstm: i, f, o, g)
         W_vocab (H, V), b_vocab (V,)        hidden state -> vocabulary scores
+    and for cell_type 'attention' (features (N, L, D), L regions), instead of W_proj/b_proj:
+        W_h0, W_c0 (D, H), b_h0, b_c0 (H,)  h0, c0 = tanh(mean over regions @ W + b)
+        Wz (D, 4H)                          the gated context's input to the gates
+        W_proj_att (D, A), b_proj_att (A,), W_att (H, A), w_att (A,)  attention scores
+        w_beta (H,), b_beta ()              the gate on the context
 
     Args:
         word_to_idx: vocabulary, word -> id, V = len(word_to_idx) (gradscope.data.vocab's rule:
             <NULL> required; <START>/<END> only for decoding, checked when decoding).
-        input_dim (D), wordvec_dim (W), hidden_dim (H): sizes.
-        cell_type: 'rnn' or 'lstm'. dtype: np.float32 or np.float64. seed: initialization.
+        input_dim (D), wordvec_dim (W), hidden_dim (H), attention_dim (A, default H): sizes.
+        cell_type: a key of gradscope.captioning.cells.CELL_TYPES ('rnn', 'lstm', 'attention').
+        dtype: np.float32 or np.float64. seed: initialization.
+        dropout: probability of dropping a unit of h before the vocabulary layer in loss().
+        attention_reg: weight of the doubly stochastic attention penalty in loss().
     """
 
     softmax_loss = staticmethod(temporal_softmax_loss)  # (scores, targets, mask) -> (loss, dscores)
 
     def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128, cell_type="rnn",
-                 dtype=np.float32, seed=0):
+                 dtype=np.float32, seed=0, attention_dim=None, dropout=0.0, attention_reg=0.0):
         if cell_type not in CELL_TYPES:
-            raise GradscopeError(f"cell_type must be one of {CELL_TYPES}, got {cell_type!r}")
+            raise GradscopeError(f"cell_type must be one of {tuple(CELL_TYPES)}, got {cell_type!r}")
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise GradscopeError(f"dtype must be float32 or float64, got {self.dtype}")
         self.input_dim, self.wordvec_dim, self.hidden_dim = (
             _positive_int(n, v) for n, v in (("input_dim", input_dim), ("wordvec_dim", wordvec_dim),
                                              ("hidden_dim", hidden_dim)))
+        self.attention_dim = self.hidden_dim if attention_dim is None else _positive_int("attention_dim",
+                                                                                           attention_dim)
+        if not 0 <= float(dropout) < 1:
+            raise GradscopeError(f"dropout must lie in [0, 1), got {dropout}")
+        if not float(attention_reg) >= 0:
+            raise GradscopeError(f"attention_reg must be >= 0, got {attention_reg}")
+        self.dropout, self.attention_reg = float(dropout), float(attention_reg)
         self.cell_type = cell_type
+        self.cell = CELL_TYPES[cell_type]
         self.idx_to_word = check_vocab(word_to_idx)  # V entries, None at ids no word has
         self.word_to_idx = {w: int(i) for w, i in word_to_idx.items()}
         self.null_idx = self.word_to_idx[NULL]
@@ -61,75 +92,94 @@ class CaptioningRNN:
     def vocab_size(self) -> int:
         return len(self.idx_to_word)
 
+    @property
+    def sizes(self) -> Sizes:
+        return Sizes(self.input_dim, self.wordvec_dim, self.hidden_dim, self.attention_dim)
+
     def _init_params(self, rng) -> dict:
-        D, W, H, V = self.input_dim, self.wordvec_dim, self.hidden_dim, self.vocab_size
-        G = 4 if self.cell_type == "lstm" else 1
-        params = {
-            "W_proj": rng.standard_normal((D, H)) / np.sqrt(D), "b_proj": np.zeros(H),
-            "W_embed": rng.standard_normal((V, W)) / 100,
-            "Wx": rng.standard_normal((W, G * H)) / np.sqrt(W),
-            "Wh": rng.standard_normal((H, G * H)) / np.sqrt(H), "b": np.zeros(G * H),
-            "W_vocab": rng.standard_normal((H, V)) / np.sqrt(H), "b_vocab": np.zeros(V),
-        }
-        return {k: v.astype(self.dtype) for k, v in params.items()}
+        s, V = self.sizes, self.vocab_size
+        params = dict(self.cell.state_params(rng, s))
+        params["W_embed"] = rng.standard_normal((V, s.W)) / 100
+        params.update(self.cell.cell_params(rng, s))
+        params["W_vocab"] = rng.standard_normal((s.H, V)) / np.sqrt(s.H)
+        params["b_vocab"] = np.zeros(V)
+        return {k: np.asarray(v).astype(self.dtype) for k, v in params.items()}
 
     # --- training ----------------------------------------------------------------------
 
-    def loss(self, features, captions):
-        """Masked cross-entropy of teacher-forced next-word prediction.
+    def loss(self, features, captions, seed=None):
+        """Masked cross-entropy of teacher-forced next-word prediction (plus the attention
+        penalty when attention_reg > 0).
 
-        Inputs: features (N, D) image features; captions (N, T) word ids, T >= 2,
-        each starting with <START> and padded with <NULL>.
+        Inputs: features (N, D), or (N, L, D) for a spatial cell; captions (N, T) word ids,
+        T >= 2, each starting with <START> and padded with <NULL>; seed: the dropout mask's
+        (when dropout > 0; None draws a fresh one).
         Returns: (loss, grads) with grads keyed like params.
         """
         features = self._check_features(features)
         captions = self._check_captions(captions, len(features))
         targets = captions[:, 1:]  # (N, T-1)
-        scores, caches = self._forward(features, captions[:, :-1])
-        loss, dscores = self.softmax_loss(scores, targets, targets != self.null_idx)
-        return float(loss), self._backward(dscores, caches)
+        mask = targets != self.null_idx
+        scores, cache = self._forward(features, captions[:, :-1], "train", seed)
+        loss, dscores = self.softmax_loss(scores, targets, mask)
+        dextras = {}
+        if self.attention_reg > 0 and "alpha" in cache.extras:
+            penalty, dextras["alpha"] = attention_penalty(cache.extras["alpha"], mask, self.attention_reg)
+            loss = loss + penalty
+        return float(loss), self.backward(dscores, cache, dextras)[0]
 
-    def _forward(self, features, words):
-        """Teacher-forced scores (N, T, V) for input words (N, T), and the caches."""
+    def forward(self, features, words, mode: str = "test", seed=None):
+        """Teacher-forced scores.
+
+        Inputs: features (N, D) or (N, L, D); words (N, T) input word ids (<START> first);
+        mode 'test' (no dropout) or 'train'; seed: dropout's.
+        Returns: (scores (N, T, V), cache); cache.extras holds the cell's per-step outputs
+        (attention: alpha (N, T, L), the attention over regions of every step).
+        """
+        features = self._check_features(features)
+        return self._forward(features, np.asarray(words), mode, seed)
+
+    def _forward(self, features, words, mode, seed):
         p = self.params
-        h0, proj_cache = affine_forward(features, p["W_proj"], p["b_proj"])  # (N, H)
+        state, state_cache = self.cell.init_state(p, features)
         x, embed_cache = word_embedding_forward(words, p["W_embed"])  # (N, T, W)
-        seq_forward = lstm_forward if self.cell_type == "lstm" else rnn_forward
-        h, seq_cache = seq_forward(x, h0, p["Wx"], p["Wh"], p["b"])  # (N, T, H)
+        h, extras, seq_cache = self.cell.forward(p, x, state)  # (N, T, H)
+        drop_cache = None
+        if self.dropout > 0 and mode == "train":
+            h, drop_cache = dropout_forward(h, self.dropout, "train", seed=seed)
         scores, vocab_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])  # (N, T, V)
-        return scores, (proj_cache, embed_cache, seq_cache, vocab_cache)
+        return scores, CaptionerCache(state_cache, embed_cache, seq_cache, drop_cache, vocab_cache, extras)
 
-    def _backward(self, dscores, caches) -> dict:
-        proj_cache, embed_cache, seq_cache, vocab_cache = caches
-        grads = {}
-        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, vocab_cache)
-        seq_backward = lstm_backward if self.cell_type == "lstm" else rnn_backward
-        dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = seq_backward(dh, seq_cache)
-        grads["W_embed"] = word_embedding_backward(dx, embed_cache)
-        _, grads["W_proj"], grads["b_proj"] = affine_backward(dh0, proj_cache)
-        return grads
+    def backward(self, dscores, cache: CaptionerCache, dextras=None):
+        """dscores (N, T, V) (and optionally dextras: {name: gradient} of cache.extras, e.g.
+        'alpha') -> (grads keyed like params, dfeatures shaped like the features)."""
+        p, grads = self.params, {}
+        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, cache.vocab)
+        dh = dropout_backward(dh, cache.dropout)
+        dx, dstate, cell_grads = self.cell.backward(p, dh, dict(dextras or {}), cache.seq)
+        grads["W_embed"] = word_embedding_backward(dx, cache.embed)
+        state_grads, dfeatures = self.cell.init_state_backward(p, dstate, cache.state)
+        grads.update(cell_grads)
+        grads.update(state_grads)
+        return grads, dfeatures
 
     # --- generation --------------------------------------------------------------------
 
-    def initial_state(self, features):
-        """features (N, D) -> (h0 (N, H), c0 (N, H) for the LSTM, else None)."""
-        features = self._check_features(features)
-        h0 = features @ self.params["W_proj"] + self.params["b_proj"]  # (N, H)
-        return h0, (np.zeros_like(h0) if self.cell_type == "lstm" else None)
+    def initial_state(self, features) -> tuple:
+        """features (N, D) or (N, L, D) -> the decoding state: a tuple of arrays whose first
+        axis is N (h (N, H) first; the LSTM adds c; attention adds the regions' projections
+        and features, so that every beam carries its image)."""
+        return self.cell.decoding_state(self.params, self._check_features(features))
 
-    def step(self, words, h, c=None):
+    def step(self, words, state):
         """One decoding step for a batch of states.
 
-        Inputs: words (N,) previous word ids, h (N, H) and c (N, H) (LSTM only) the state.
-        Returns: (scores (N, V) over the next word, next_h, next_c (None for the RNN)).
+        Inputs: words (N,) previous word ids, state (from initial_state or step).
+        Returns: (scores (N, V) over the next word, the next state).
         """
         p = self.params
-        x = p["W_embed"][words]  # (N, W)
-        if self.cell_type == "lstm":
-            h, c, _ = lstm_step_forward(x, h, c, p["Wx"], p["Wh"], p["b"])
-        else:
-            h, _ = rnn_step_forward(x, h, p["Wx"], p["Wh"], p["b"])
-        return h @ p["W_vocab"] + p["b_vocab"], h, c
+        h, state = self.cell.step(p, p["W_embed"][words], state)  # (N, H)
+        return h @ p["W_vocab"] + p["b_vocab"], state
 
     @property
     def never_generated(self) -> list:
@@ -150,15 +200,15 @@ class CaptioningRNN:
         the most likely next word at every step (ending with <END> when generated),
         <NULL> after <END>."""
         max_length = _positive_int("max_length", max_length)
-        h, c = self.initial_state(features)
-        n = len(h)
+        state = self.initial_state(features)
+        n = len(state[0])
         captions = np.full((n, max_length), self.null_idx, dtype=np.int32)
         words = np.full(n, self.decoding_start())
         done = np.zeros(n, dtype=bool)
         for t in range(max_length):
             if done.all():
                 break
-            scores, h, c = self.step(words, h, c)
+            scores, state = self.step(words, state)
             scores[:, self.never_generated] = -np.inf
             words = scores.argmax(axis=1)
             captions[~done, t] = words[~done]
@@ -169,8 +219,9 @@ class CaptioningRNN:
 
     def _check_features(self, features):
         features = np.asarray(features)
-        if features.ndim != 2 or features.shape[1] != self.input_dim:
-            raise ShapeError(f"features must have shape (N, {self.input_dim}) for this model "
+        ndim, layout = (3, f"(N, L, {self.input_dim})") if self.cell.spatial else (2, f"(N, {self.input_dim})")
+        if features.ndim != ndim or features.shape[-1] != self.input_dim or features.shape[1:2] == (0,):
+            raise ShapeError(f"features must have shape {layout} for this {self.cell_type} model "
                              f"(input_dim={self.input_dim}), got shape {features.shape}")
         if not np.issubdtype(features.dtype, np.number):
             raise GradscopeError(f"features must be numbers, got dtype {features.dtype}")
@@ -194,11 +245,27 @@ class CaptioningRNN:
         return captions
 
     def __repr__(self):
+        att = f", attention_dim={self.attention_dim}" if self.cell.spatial else ""
         return (f"CaptioningRNN(cell_type={self.cell_type!r}, vocab={self.vocab_size}, input_dim={self.input_dim}, "
-                f"wordvec_dim={self.wordvec_dim}, hidden_dim={self.hidden_dim}, dtype={self.dtype.name})")
+                f"wordvec_dim={self.wordvec_dim}, hidden_dim={self.hidden_dim}{att}, dtype={self.dtype.name})")
 
 
 def _positive_int(name, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise GradscopeError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def take_rows(state, rows) -> tuple:
+    """The decoding state of rows `rows` (e.g. the parents of the surviving beams)."""
+    return tuple(a[rows] for a in state)
+
+
+def attention_penalty(alpha, mask, weight: float):
+    """The doubly stochastic attention penalty of Show, Attend and Tell, averaged over the batch:
+    weight * sum_l (1 - sum_t alpha_tl)^2 / N, the sums over the steps where mask (N, T) is true.
+    Inputs: alpha (N, T, L). Returns: (penalty, dalpha (N, T, L))."""
+    m = np.asarray(mask, dtype=alpha.dtype)[:, :, None]  # (N, T, 1)
+    gap = 1 - (alpha * m).sum(axis=1)  # (N, L)
+    n = len(alpha)
+    return weight * float((gap ** 2).sum()) / n, (-2 * weight / n) * gap[:, None, :] * m

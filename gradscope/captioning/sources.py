@@ -52,12 +52,15 @@ def parse_source(spec: str) -> tuple[str, str | None]:
     return kind, (arg or None)
 
 
-def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None, vocab=None) -> CaptionSource:
+def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None, vocab=None,
+                        spatial: bool = False) -> CaptionSource:
     """Load the splits (default: all) of a source string (see the module docstring).
 
     progress: optional callable(split, done, total) while Flickr8k features are computed.
     vocab: Flickr8k only: (word_to_idx, idx_to_word) to encode captions with (a trained
         captioner's), so that the train split is not needed to build one.
+    spatial: Flickr8k only: the photos' region features (N, L, D), held as float16, for an
+        attention captioner (default: one pooled feature vector per photo).
     """
     kind, arg = parse_source(spec)
     wanted = None if splits is None else [SPLIT_ALIASES.get(s, s) for s in splits]
@@ -69,7 +72,9 @@ def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None, vo
         return CaptionSource(spec, {k: v for k, v in data.items() if wanted is None or k in wanted}, "synthetic")
     if kind == "coco":
         return _load_coco(spec, arg, wanted or ["train", "val"], progress)
-    return _load_flickr8k(spec, arg, wanted, progress, vocab)
+    if spatial and kind != "flickr8k":
+        raise GradscopeError(f"region features (an attention captioner) need flickr8k:DIR data, got {spec!r}")
+    return _load_flickr8k(spec, arg, wanted, progress, vocab, spatial)
 
 
 def feature_cache_dir() -> str:
@@ -79,14 +84,22 @@ def feature_cache_dir() -> str:
     return os.path.join(root, "features")
 
 
-def _load_flickr8k(spec, root, splits, progress, vocab=None) -> CaptionSource:
+def flickr8k_cache_path(feature_fn) -> str:
+    """The feature cache of Flickr8k photos through feature_fn (keyed by its layer and weights)."""
+    return os.path.join(feature_cache_dir(), f"flickr8k-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
+
+
+def _load_flickr8k(spec, root, splits, progress, vocab=None, spatial=False) -> CaptionSource:
     from gradscope.captioning.features import default_feature_fn
     from gradscope.data.flickr8k import load_flickr8k
 
-    feature_fn = default_feature_fn()
-    cache = os.path.join(feature_cache_dir(), f"flickr8k-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
-    data = load_flickr8k(root, feature_fn=feature_fn, feature_cache=cache, splits=splits, progress=progress,
-                         vocab=vocab, image_size=feature_fn.prepare or 224)
+    feature_fn = default_feature_fn(spatial)
+    data = load_flickr8k(root, feature_fn=feature_fn.flat if spatial else feature_fn,
+                         feature_cache=flickr8k_cache_path(feature_fn),
+                         splits=splits, progress=progress, vocab=vocab, image_size=feature_fn.prepare or 224,
+                         feature_dtype="float16" if spatial else "float32")
+    for split in data.values():  # a flat (N, L*D) map back to its regions (a view)
+        split.features = split.features.reshape((len(split.features),) + feature_fn.shape)
     return CaptionSource(spec, data, feature_fn.name, feature_fn.fingerprint())
 
 

@@ -15,9 +15,10 @@ import os
 import numpy as np
 
 from gradscope.captioning.beam_search import beam_search, sequence_log_prob
+from gradscope.captioning.cells import CELL_TYPES
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.captioning.train import train_captioner
-from gradscope.cli.args import (beam_size, caption_length, default_of, exponent, nonneg_int, positive_float,
+from gradscope.cli.args import (beam_size, caption_length, default_of, exponent, nonneg_float, nonneg_int, positive_float,
                                 positive_int, seed_int)
 from gradscope.cli.common import captioner_info
 from gradscope.cli.output import emit, envelope, output_folder
@@ -54,7 +55,8 @@ def register(subparsers) -> None:
 
 def _add_decoding_args(p, beam_default) -> None:
     p.add_argument("--model", default=None, metavar="PATH",
-                   help="captioner .npz (default: the shipped Flickr8k LSTM)")
+                   help="captioner .npz, or a shipped one: attention (the default) or global (the LSTM over "
+                        "pooled features)")
     p.add_argument("--beam", type=beam_size, default=beam_default, metavar="K",
                    help=f"beam size, 1 = greedy (default {beam_default})")
     p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
@@ -70,12 +72,22 @@ def _register_train(sub) -> None:
     p = sub.add_parser("train", help="train a captioner (checkpoints every epoch; --resume continues)",
                        description="Train a captioner. --resume continues an interrupted run from DIR's "
                                    "checkpoint exactly; it is an error when DIR has no checkpoint.")
-    p.add_argument("--data", default="synthetic", metavar="SOURCE",
-                   help="synthetic[:N], coco:DIR or flickr8k:DIR (default %(default)s)")
-    p.add_argument("--cell", choices=("lstm", "rnn"), default=d("cell_type"), help="recurrent cell (default %(default)s)")
+    p.add_argument("--data", default="synthetic", metavar="SOURCE", help="synthetic[:N], coco:DIR or flickr8k:DIR (default %(default)s)")
+    p.add_argument("--cell", choices=tuple(CELL_TYPES), default=d("cell_type"),
+                   help="recurrent cell: " + "; ".join(f"{k}: {c.description}" for k, c in CELL_TYPES.items())
+                        + " (default %(default)s; attention trains on flickr8k:DIR region features)")
     p.add_argument("--hidden", type=positive_int, default=d("hidden_dim"), help="hidden size H (default %(default)s)")
     p.add_argument("--wordvec", type=positive_int, default=d("wordvec_dim"),
                    help="word vector size (default %(default)s)")
+    p.add_argument("--attention-dim", type=positive_int, default=d("attention_dim"), metavar="A",
+                   help="attention size A of --cell attention (default %(default)s)")
+    p.add_argument("--dropout", type=_probability, default=d("dropout"), metavar="P",
+                   help="dropout probability on h before the vocabulary layer (default %(default)s)")
+    p.add_argument("--attention-reg", type=nonneg_float, default=d("attention_reg"), metavar="LAMBDA",
+                   help="weight of the doubly stochastic attention penalty LAMBDA * sum_l (1 - sum_t alpha_tl)^2 "
+                        "(--cell attention; default %(default)s)")
+    p.add_argument("--one-caption-per-image", action="store_true",
+                   help="an epoch visits each training image once with one of its captions drawn at random")
     p.add_argument("--optimizer", choices=("sgd", "sgd_momentum", "rmsprop", "adam"), default=d("update_rule"),
                    help="update rule (default %(default)s)")
     p.add_argument("--lr", type=positive_float, default=d("learning_rate"), help="learning rate (default %(default)s)")
@@ -120,6 +132,16 @@ def _register_sample(sub) -> None:
     p.set_defaults(func=run_sample)
 
 
+def _probability(text) -> float:
+    """A dropout probability in [0, 1)."""
+    import argparse
+
+    value = nonneg_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1, got {text}")
+    return value
+
+
 # --- handlers -------------------------------------------------------------------------
 
 def run_train(args) -> int:
@@ -132,6 +154,8 @@ def run_train(args) -> int:
     with output_folder(args.out, "--out", keep=keep), steps:
         run = train_captioner(
             args.data, args.out, cell_type=args.cell, hidden_dim=args.hidden, wordvec_dim=args.wordvec,
+            attention_dim=args.attention_dim, dropout=args.dropout, attention_reg=args.attention_reg,
+            one_caption_per_image=args.one_caption_per_image,
             update_rule=args.optimizer, learning_rate=args.lr, lr_decay=args.lr_decay, batch_size=args.batch_size,
             num_epochs=args.epochs, clip_norm=args.clip, seed=args.seed, max_train=args.max_train,
             val_images=args.val_images, resume=args.resume, callback=lambda r: _print_epoch(r, steps),
@@ -218,9 +242,11 @@ def run_image(args) -> int:
 # --- helpers --------------------------------------------------------------------------
 
 def _load_model(path):
-    from gradscope.captioning import load_captioner, load_pretrained
+    from gradscope.captioning import PRETRAINED, load_captioner, load_pretrained
 
-    return load_pretrained() if path is None else load_captioner(path)
+    if path is None:
+        return load_pretrained()
+    return load_pretrained(name=path) if path in PRETRAINED else load_captioner(path)
 
 
 def _load_split(args, model):
@@ -229,7 +255,8 @@ def _load_split(args, model):
     from gradscope.captioning.sources import load_caption_source, parse_source
 
     vocab = (model.word_to_idx, model.idx_to_word) if parse_source(args.data)[0] == "flickr8k" else None
-    source = load_caption_source(args.data, splits=[args.split], progress=_feature_progress(args), vocab=vocab)
+    source = load_caption_source(args.data, splits=[args.split], progress=_feature_progress(args), vocab=vocab,
+                                 spatial=model.cell.spatial)
     return source, source.split(args.split)
 
 

@@ -22,7 +22,8 @@ class CaptionDataset:
     """One split of a captioning data set.
 
     Fields:
-        features: (n_images, D) array-like: ndarray, np.memmap or h5py dataset.
+        features: (n_images, D) array-like: ndarray, np.memmap or h5py dataset; or
+            (n_images, L, D) regions of a spatial map.
         captions: (M, T) int32 ids, each row <START> words <END> <NULL>...
         image_idxs: (M,) int, the feature row of each caption.
         word_to_idx: dict word -> id; idx_to_word: list id -> word (None at an unused id); the
@@ -52,8 +53,9 @@ class CaptionDataset:
     def __post_init__(self):
         where = f"caption split {self.name!r}" if self.name else "caption data"
         shape = getattr(self.features, "shape", None)
-        if shape is None or len(shape) != 2:
-            raise DataError(f"{where}: features must be a 2-D (n_images, D) array, got shape {shape}")
+        if shape is None or len(shape) not in (2, 3):
+            raise DataError(f"{where}: features must be a 2-D (n_images, D) or 3-D (n_images, L, D) array, "
+                            f"got shape {shape}")
         self.captions = np.asarray(self.captions)
         if self.captions.ndim != 2 or not np.issubdtype(self.captions.dtype, np.integer):
             raise DataError(f"{where}: captions must be a 2-D integer array, got "
@@ -106,7 +108,8 @@ class CaptionDataset:
 
     @property
     def feature_dim(self) -> int:
-        return int(self.features.shape[1])
+        """D: the size of an image's feature vector (of each region's, for a spatial map)."""
+        return int(self.features.shape[-1])
 
     @property
     def vocab_size(self) -> int:
@@ -118,12 +121,14 @@ class CaptionDataset:
         return self.captions.shape[1] - 2
 
     def batch(self, indices, rng=None):
-        """(features (B, D) float, captions (B, T) int32) for caption rows `indices`; rng is unused."""
+        """(features (B, D) or (B, L, D) float, captions (B, T) int32) for caption rows `indices`;
+        rng is unused."""
         indices = self._check_indices(indices, len(self), "caption")
         return self.image_features(self.image_idxs[indices]), self.captions[indices]
 
     def image_features(self, image_ids) -> np.ndarray:
-        """(B, D) float features of feature rows `image_ids` (read lazily from disk-backed features)."""
+        """(B, D) (or (B, L, D)) float features of feature rows `image_ids` (read lazily from
+        disk-backed features; float16 ones cast to float32)."""
         image_ids = self._check_indices(image_ids, self.n_images, "image")
         feats = read_rows(self.features, image_ids)
         if not np.issubdtype(feats.dtype, np.floating) or feats.dtype == np.float16:

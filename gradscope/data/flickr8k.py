@@ -29,7 +29,7 @@ IMAGE_DIRS = ("images", "Flicker8k_Dataset", "Flickr8k_Dataset")
 
 def load_flickr8k(root, feature_fn=None, feature_cache=None, min_count: int = 5, max_length: int = 16,
                   vocab=None, splits=None, image_size: int | None = 224, batch_size: int = 64,
-                  progress=None) -> dict:
+                  progress=None, feature_dtype="float32") -> dict:
     """Load Flickr8k splits as CaptionDatasets.
 
     Args:
@@ -43,6 +43,7 @@ def load_flickr8k(root, feature_fn=None, feature_cache=None, min_count: int = 5,
         splits: split names to load (default: every split whose file exists).
         image_size: resize images to this square size before feature_fn (None: keep).
         progress: optional callable(split, done, total) during feature extraction.
+        feature_dtype: of the features held (and of a new cache), e.g. float16 for spatial maps.
     Returns:
         dict split -> CaptionDataset (features in memory, image_names = file names).
     """
@@ -66,7 +67,8 @@ def load_flickr8k(root, feature_fn=None, feature_cache=None, min_count: int = 5,
         refs = [_refs(captions, n, root) for n in split_names]
         cb = None if progress is None else (lambda done, total, s=split: progress(s, done, total))
         feats = extract_features([os.path.join(image_dir, n) for n in split_names],
-                                 feature_fn or pixel_features, batch_size, feature_cache, image_size, cb)
+                                 feature_fn or pixel_features, batch_size, feature_cache, image_size, cb,
+                                 dtype=feature_dtype)
         out[split] = CaptionDataset.from_references(feats, refs, word_to_idx, idx_to_word, max_length,
                                                     image_names=list(split_names), name=split)
     return out

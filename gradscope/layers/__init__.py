@@ -3,6 +3,7 @@
 
     core           affine, relu, softmax_loss
     recurrent      vanilla RNN and LSTM: single step and full sequence
+    attention      soft attention over image regions, the attention-LSTM: step and sequence
     temporal       word embedding, temporal affine, masked temporal softmax loss
     conv           convolution
     pooling        max pooling, global average pooling
@@ -14,6 +15,7 @@
 """
 from gradscope.layers.core import *  # noqa: F401,F403
 from gradscope.layers.recurrent import *  # noqa: F401,F403
+from gradscope.layers.attention import *  # noqa: F401,F403
 from gradscope.layers.temporal import *  # noqa: F401,F403
 from gradscope.layers.conv import *  # noqa: F401,F403
 from gradscope.layers.pooling import *  # noqa: F401,F403

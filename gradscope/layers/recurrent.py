@@ -327,6 +327,18 @@ def _halve_sigmoid_gates(W):
     return W * scale
 
 
+def _input_gate_planes(x_tm, Wx, b):
+    """x_tm @ Wx + b for all rows at once, (R, D) -> contiguous planes (4, R, H), with the
+    i, f, o planes halved for _lstm_cell; one product per gate."""
+    H = Wx.shape[1] // 4
+    gates = np.empty((4, x_tm.shape[0], H), dtype=x_tm.dtype)  # plane k = gate k
+    Wx_half = _halve_sigmoid_gates(Wx)
+    for k in range(4):
+        np.matmul(x_tm, Wx_half[:, k * H:(k + 1) * H], out=gates[k])
+    gates += _halve_sigmoid_gates(b).reshape(4, 1, H)
+    return gates
+
+
 def _lstm_cell(a, prev_c, next_c, tanh_c, next_h):
     """In place: pre-activations a (4, N, H), with the i, f, o planes halved, become
     the gates [i, f, o, g]; writes next_c, tanh(next_c) and next_h, all (N, H)."""
@@ -386,12 +398,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
     H = Wh.shape[0]
     dt = x.dtype
     x_tm = _time_major(x)  # (T*N, D)
-    gates = np.empty((4, T * N, H), dtype=dt)  # contiguous planes: plane k = gate k
-    Wx_half = _halve_sigmoid_gates(Wx)
-    for k in range(4):  # input projection of all steps, one product per gate
-        np.matmul(x_tm, Wx_half[:, k * H:(k + 1) * H], out=gates[k])
-    gates += _halve_sigmoid_gates(b).reshape(4, 1, H)
-    gates = gates.reshape(4, T, N, H)
+    gates = _input_gate_planes(x_tm, Wx, b).reshape(4, T, N, H)
     Wh_half = _halve_sigmoid_gates(Wh)
     hs = np.empty((T + 1, N, H), dtype=dt)  # hs[0] = h0, hs[t+1] = h at step t
     cs = np.empty((T + 1, N, H), dtype=dt)  # cs[0] = 0, cs[t+1] = c at step t

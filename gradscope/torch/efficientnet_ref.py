@@ -77,13 +77,16 @@ class EfficientNetLite0Ref(nn.Module):
         self._dropout = nn.Dropout(0.2)
         self._fc = nn.Linear(1280, 1000)
 
-    def features(self, x):
-        """Pooled (N, 1280) features."""
+    def head_map(self, x):
+        """The head's (N, 1280, h, w) map (after ReLU6, before pooling)."""
         h = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             h = block(h)
-        h = F.relu6(self._bn1(self._conv_head(h)))
-        return h.mean(dim=(2, 3))
+        return F.relu6(self._bn1(self._conv_head(h)))
+
+    def features(self, x):
+        """Pooled (N, 1280) features."""
+        return self.head_map(x).mean(dim=(2, 3))
 
     def forward(self, x):
         return self._fc(self._dropout(self.features(x)))

@@ -84,7 +84,8 @@ def adam(w, dw, config=None):
     config = _adam_defaults(config)
     b1, b2, t = config["beta1"], config["beta2"], config["t"] + 1
     m, v = _state(config, "m", w), _state(config, "v", w)
-    tmp = np.multiply(dw, 1 - b1, dtype=m.dtype)  # one scratch array, reused below
+    tmp = np.empty_like(m)  # one scratch array, reused below (an array also for a 0-d parameter)
+    np.multiply(dw, 1 - b1, out=tmp)
     m *= b1
     m += tmp
     np.multiply(dw, dw, out=tmp)
