@@ -4,7 +4,10 @@ batches (N, 3, H, W), and returns a result dataclass with `to_dict()` (JSON-able
 numbers) and `save(dest)` (PNGs).
 
 Class visualisation, feature inversion and DeepDream are recipes over one loop,
-`ascend` (ascent.py), built from small pieces: objectives (objectives.py: class score,
+`optimize` (ascent.py), which optimises the parameters of a parameterisation (params.py:
+pixels, Fourier coefficients with decorrelated colour, masks) seen through random
+differentiable views (views.py: pad, jitter, scale, rotation); `ascend` is its pixel form
+with octaves. The loop is built from small pieces: objectives (objectives.py: class score,
 class log-probability, feature match, activation energy), priors and transforms
 (regularizers.py: l2_prior + tv_prior; jitter, blur_every, clip_pixels) and step rules
 (steps.py: normalized_step, adam_step). Each recipe takes extra `priors=` and
@@ -25,7 +28,7 @@ dict holding `total` (the number of units in the run) and the step's numbers, pe
 (N,) arrays named as in the method's docstring, plus `images` (uint8 (N, H, W, 3), the
 current images) for the methods that make images. Library code never prints.
 """
-from gradscope.methods.ascent import AscentResult, ascend
+from gradscope.methods.ascent import AscentResult, OptimizeResult, ascend, optimize
 from gradscope.methods.class_visualization import ClassVisResult, visualize_class
 from gradscope.methods.deepdream import DreamResult, deepdream
 from gradscope.methods.evaluation import (DeletionInsertionResult, PointingGameResult, deletion_insertion_auc,
@@ -42,7 +45,7 @@ from gradscope.methods.steps import adam_step, normalized_step
 
 __all__ = ["saliency", "smoothgrad", "integrated_gradients", "gradcam", "occlusion", "fool", "visualize_class", "invert", "deepdream",
            "pointing_game", "deletion_insertion_auc", "ImageModel", "resolve_class", "resolve_layer",
-           "score_gradient", "ascend", "class_score", "class_log_prob", "feature_match", "activation_energy",
+           "score_gradient", "ascend", "optimize", "OptimizeResult", "class_score", "class_log_prob", "feature_match", "activation_energy",
            "l2_prior", "tv_prior", "jitter", "blur_every", "clip_pixels", "normalized_step", "adam_step",
            "SaliencyResult", "FoolingResult", "ClassVisResult", "InversionResult", "DreamResult", "AscentResult",
            "PointingGameResult", "DeletionInsertionResult"]

@@ -1,14 +1,21 @@
-"""The one image-ascent loop of class visualisation, feature inversion and DeepDream.
+"""The one ascent loop of the image-optimisation methods, over a parameterisation.
+
+    optimize(model, param, objective, iterations=, step=, views=, after=, penalty=, maximize=, rng=, callback=)
+
+optimises the parameters of `param` (gradscope/methods/params.py: pixels, Fourier
+coefficients, a mask, ...) rather than pixels. Each step: the parameterisation makes the
+image x; the views (gradscope/methods/views.py: pad, jitter, scale, rotation) make what the
+model sees; the objective (objectives.py) gives its gradient there, mapped back through
+the views' adjoints and the parameterisation's backward to the parameters; the step rule
+(steps.py) moves the parameters up it (down it when maximize=False), against the
+penalty's gradient (a Prior on the parameters, e.g. a mask's area); the after-steps (blur
+every k steps, clip to valid pixels) change the parameters.
 
     ascend(model, x0, objective, iterations=, step=, priors=, transforms=, octaves=, rng=, callback=)
 
-Each step: the view transforms (jitter) make the image the model sees; the objective
-gives its gradient there, mapped back through the views; the step rule moves x along
-it, against the priors' gradient; the after transforms (blur every k steps, clip to
-valid pixels) run. `iterations` is the total number of steps, spread over the octaves
-(the remainder going to the finest). The pieces are small functions:
-objectives in objectives.py, priors and transforms in regularizers.py, step rules in
-steps.py; a method is a recipe choosing them.
+is the pixel form of today's recipes (class visualisation, inversion, DeepDream): the
+parameters are the image, over coarse-to-fine octaves (`iterations` spread over them, the
+remainder going to the finest).
 """
 from __future__ import annotations
 
@@ -18,15 +25,86 @@ import numpy as np
 
 from gradscope.errors import GradscopeError
 from gradscope.methods._inputs import report
+from gradscope.methods.params import Parameterization, pixel
 from gradscope.methods.regularizers import resize, sum_priors
+from gradscope.methods.views import AfterStep, apply_views
 
-__all__ = ["AscentResult", "ascend", "accepts_shape", "octave_sizes", "octave_shapes", "split_iterations"]
+__all__ = ["AscentResult", "OptimizeResult", "ascend", "optimize", "split_transforms", "accepts_shape",
+           "octave_sizes", "octave_shapes", "split_iterations"]
+
+
+class OptimizeResult(NamedTuple):
+    params: np.ndarray   # (N, ...) the final parameters
+    x: np.ndarray        # (N, 3, H, W) the final image (model input) they make
+    history: dict        # name -> (iterations, N): the objective's info, 'objective' and 'penalty', per step
 
 
 class AscentResult(NamedTuple):
     x: np.ndarray        # (N, 3, H, W) the final image (model input, float)
     history: dict        # info name -> (iterations, N), recorded at each step (on the viewed image)
     shapes: list         # (h, w) of each octave, coarse to fine
+
+
+def split_transforms(transforms) -> tuple[list, list]:
+    """(views, after-steps) of a mixed list: AfterSteps change the parameters after a step,
+    anything else is a view (x, rng) -> (xv, back)."""
+    transforms = list(transforms)
+    return [t for t in transforms if not isinstance(t, AfterStep)], [t for t in transforms if isinstance(t, AfterStep)]
+
+
+def _after(p, after, iteration, model, starting=False):
+    for a in after:
+        if a.at_start or not starting:
+            p = a(p, iteration, model)
+    return p
+
+
+def _gradient(model, param, p, objective, views, rng, maximize):
+    """(d objective / d p, signed to climb; the objective's Evaluation at this step's view)."""
+    x, caches = param.image(p)
+    xv, backs = apply_views(x, views, rng)
+    ev = objective(model, xv)
+    g = ev.grad
+    for back in reversed(backs):
+        g = back(g)
+    gp = param.backward(g.astype(x.dtype, copy=False), caches)
+    return (gp if maximize else -gp), ev
+
+
+def optimize(model, param: Parameterization, objective, *, iterations: int, step, views=(), after=(),
+             penalty=None, maximize: bool = True, rng=None, callback=None) -> OptimizeResult:
+    """Optimise param's parameters so that objective(model, views(param(p))) rises (falls
+    with maximize=False), minus (plus) the penalty on p.
+
+    Args:
+        model: an ImageModel.
+        param: a Parameterization (init (N, ...) and the stages making (N, 3, H, W) model input).
+        objective: objective(model, x) -> Evaluation (gradscope/methods/objectives.py); its
+            grad is d sum(value) / dx.
+        iterations: steps.
+        step: rule(p, g, g_penalty, state) -> (p, state) (steps.py); g is the direction that
+            improves the objective, g_penalty the penalty's gradient (descended).
+        views: random differentiable views (views.py), applied in order at each step.
+        after: AfterSteps applied to the parameters after each step.
+        penalty: None, a Prior or Priors (regularizers.py) on the parameters: p -> (values (N,), grad).
+        maximize: climb the objective (True) or descend it (False).
+        rng: a np.random.Generator or a seed (the views' draws).
+        callback: callback(iteration, info) after each step: the objective's info (N,) arrays,
+            'objective' and 'penalty' (N,), 'total' (= iterations), 'images' (uint8 (N, H, W, 3)).
+    """
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    prior, views, after = sum_priors(penalty), list(views), list(after)
+    p, state, history = np.array(param.init, copy=True), None, []
+    for it in range(1, iterations + 1):
+        g, ev = _gradient(model, param, p, objective, views, rng, maximize)
+        pv, pg = prior(p) if prior is not None else (np.zeros(len(p)), np.zeros((), p.dtype))
+        p, state = step(p, g, pg, state)
+        p = _after(p, after, it, model)
+        info = dict(ev.info, objective=np.asarray(ev.value, np.float64), penalty=np.asarray(pv, np.float64))
+        history.append(info)
+        if callback is not None:
+            report(callback, it, **info, total=iterations, images=model.deprocess(param(p)))
+    return OptimizeResult(params=p, x=param(p), history=_stack(history))
 
 
 def octave_sizes(size: int, octaves, scale: float, min_size: int = 8) -> list:
@@ -56,32 +134,10 @@ def _enter_octave(x, shape, base):
     return resize(base, shape) + resize(x - resize(base, x.shape[2:]), shape)
 
 
-def _after(x, transforms, iteration, model):
-    for t in transforms:
-        if t.after is not None:
-            x = t.after(x, iteration, model)
-    return x
-
-
-def _step(model, x, objective, step, prior, transforms, rng, state):
-    """One step: (new x, state, the objective's info)."""
-    xv, undo = x, []
-    for t in transforms:
-        if t.view is not None:
-            xv, back = t.view(xv, rng)
-            undo.append(back)
-    ev = objective(model, xv)
-    g = ev.grad
-    for back in reversed(undo):
-        g = back(g)
-    g_prior = prior(x)[1] if prior is not None else np.zeros((), x.dtype)
-    x, state = step(x, g, g_prior, state)
-    return x, state, ev.info
-
-
 def ascend(model, x0, objective, *, iterations: int, step, priors=None, transforms=(), octaves=None,
            octave_base=None, rng=None, callback=None) -> AscentResult:
-    """Gradient ascent on objective(model, x) - priors(x) from x0.
+    """Gradient ascent on objective(model, x) - priors(x) from x0, over pixels (optimize with
+    the pixel parameterisation, once per octave).
 
     Args:
         model: an ImageModel.
@@ -90,7 +146,7 @@ def ascend(model, x0, objective, *, iterations: int, step, priors=None, transfor
         iterations: total steps (over all octaves).
         step: rule(x, g, g_prior, state) -> (x, state) (gradscope/methods/steps.py).
         priors: None, a Prior or a sequence of Priors (summed).
-        transforms: Transforms applied around (view) and after (after) each step, in order.
+        transforms: views (around each step) and AfterSteps (after it), in order.
         octaves: (h, w) per octave, coarse to fine (None: x0's shape only).
         octave_base: an image whose resized copy each octave starts from, plus the detail
             added so far (DeepDream); None: each octave starts from the previous one resized.
@@ -101,18 +157,19 @@ def ascend(model, x0, objective, *, iterations: int, step, priors=None, transfor
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     shapes = [tuple(x0.shape[2:])] if octaves is None else [tuple(s) for s in octaves]
     _check_shapes(model, shapes)
-    prior, transforms = sum_priors(priors), list(transforms)
-    x, it, history = x0, 0, []
+    views, after = split_transforms(transforms)
+    x, done, history = x0, 0, []
     for k, (shape, n) in enumerate(zip(shapes, split_iterations(iterations, len(shapes)))):
-        x = _after(_enter_octave(x, shape, octave_base), transforms, None, model)
-        state = None  # a step rule's state (Adam moments) is per octave: the shape changes
-        for _ in range(n):
-            x, state, info = _step(model, x, objective, step, prior, transforms, rng, state)
-            it += 1
-            x = _after(x, transforms, it, model)
-            history.append(info)
-            report(callback, it, **info, total=iterations, octave=k, images=model.deprocess(x))
-    return AscentResult(x=x, history=_stack(history, len(x0)), shapes=shapes)
+        x = _after(_enter_octave(x, shape, octave_base), after, 0, model, starting=True)
+        # the step rule's state (Adam moments) is per octave: the shape changes
+        shifted = None if callback is None else \
+            (lambda it, info, k=k, d=done: callback(d + it, dict(info, total=iterations, octave=k)))
+        counted = [AfterStep(a.name, lambda p, it, m, a=a, d=done: a(p, d + it, m), a.at_start) for a in after]
+        run = optimize(model, pixel(x), objective, iterations=n, step=step, views=views, after=counted,
+                       penalty=priors, rng=rng, callback=shifted)
+        x, done = run.x, done + n
+        history.append(run.history)
+    return AscentResult(x=x, history=_concat(history), shapes=shapes)
 
 
 def _shape_error(model, shape):
@@ -144,8 +201,16 @@ def _check_shapes(model, shapes) -> None:
                                  f"{size}x{size}: {fix}")
 
 
-def _stack(history, n):
+def _stack(history):
     """[{name: (N,)}] per step -> {name: (steps, N)}."""
     if not history:
         return {}
     return {name: np.asarray([h[name] for h in history], dtype=np.float64) for name in history[0]}
+
+
+def _concat(histories):
+    """Histories of consecutive runs -> one (runs without steps left out)."""
+    histories = [h for h in histories if h]
+    if not histories:
+        return {}
+    return {name: np.concatenate([h[name] for h in histories]) for name in histories[0]}

@@ -3,7 +3,8 @@
 The array functions take a model-input batch x (N, C, H, W) and return a new array
 (penalties return (value, gradient)); the dtype follows x. On top of them, the pieces
 `ascend` (gradscope/methods/ascent.py) composes: priors (`l2_prior`, `tv_prior`; add
-them with +) and transforms (`jitter`, `blur_every`, `clip_pixels`).
+them with +), views (`jitter`, `scale_jitter`, `smooth_gradient`) and after-steps
+(`blur_every`, `clip_pixels`) (the two kinds of transform, gradscope/methods/views.py).
 """
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import math
 
 import numpy as np
 
+from gradscope.methods.views import AfterStep, View, random_scale
+
 __all__ = ["l2_penalty", "total_variation", "roll", "random_jitter", "gaussian_kernel",
            "gaussian_blur", "clip_to_bounds", "resize", "Prior", "l2_prior", "tv_prior", "sum_priors",
-           "Transform", "jitter", "scale_jitter", "smooth_gradient", "blur_every", "clip_pixels"]
+           "jitter", "scale_jitter", "smooth_gradient", "blur_every", "clip_pixels"]
 
 
 def l2_penalty(x: np.ndarray, weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -150,68 +153,42 @@ def sum_priors(priors) -> Prior | None:
     return total
 
 
-# ---- transforms: around (view) or after (after) each ascent step ---------------------------------
-class Transform:
-    """view(x, rng) -> (what the model sees, undo: gradient there -> gradient at x), or
-    after(x, iteration, model) -> x, applied after each step (iteration is None when an
-    octave starts, where only constraints such as clipping apply)."""
-
-    def __init__(self, name: str, view=None, after=None):
-        self.name, self.view, self.after = name, view, after
-
-    def __repr__(self):
-        return f"Transform({self.name})"
-
-
-def jitter(max_shift: int) -> Transform:
+# ---- transforms: views around each step, after-steps after it (gradscope/methods/views.py) -------
+def jitter(max_shift: int) -> View:
     """Roll the image by a random shift in [-max_shift, max_shift] before the gradient
     (and roll the gradient back)."""
     def view(x, rng):
         xj, (dy, dx) = random_jitter(x, max_shift, rng)
         return xj, (lambda g: roll(g, -dy, -dx))
 
-    return Transform(f"jitter({max_shift})", view=view)
+    return View(f"jitter({max_shift})", view)
 
 
-def blur_every(every: int, sigma: float) -> Transform:
+def blur_every(every: int, sigma: float) -> AfterStep:
     """Gaussian blur of sigma pixels after every `every`-th step (0 or sigma 0 = never)."""
     def after(x, iteration, model):
         if iteration and every and sigma > 0 and iteration % every == 0:
             return gaussian_blur(x, sigma)
         return x
 
-    return Transform(f"blur_every({every}, {sigma:g})", after=after)
+    return AfterStep(f"blur_every({every}, {sigma:g})", after)
 
 
-def _interp_matrix(n_in: int, n_out: int, dtype) -> np.ndarray:
-    """(n_out, n_in) bilinear interpolation matrix (resize's weights along one axis)."""
-    lo, hi, f = _bilinear_weights(n_in, n_out)
-    m = np.zeros((n_out, n_in), dtype=dtype)
-    np.add.at(m, (np.arange(n_out), lo), 1 - f)
-    np.add.at(m, (np.arange(n_out), hi), f)
-    return m
-
-
-def scale_jitter(max_scale: float) -> Transform:
+def scale_jitter(max_scale: float) -> View:
     """Resize the image by a random factor in [1 - max_scale, 1 + max_scale] before the
     gradient (bilinear, as a matrix on each axis, so the gradient maps back exactly by its
     transpose): the ascent must work at several scales, which keeps it from pixel noise."""
-    def view(x, rng):
-        H, W = x.shape[2:]
-        s = rng.uniform(1 - max_scale, 1 + max_scale)
-        ry = _interp_matrix(H, max(8, round(H * s)), x.dtype)
-        rx = _interp_matrix(W, max(8, round(W * s)), x.dtype)
-        return ry @ x @ rx.T, (lambda g: ry.T @ g @ rx)
-
-    return Transform(f"scale_jitter({max_scale:g})", view=view)
+    return View(f"scale_jitter({max_scale:g})", random_scale(1 - max_scale, 1 + max_scale).view)
 
 
-def smooth_gradient(sigma: float) -> Transform:
+def smooth_gradient(sigma: float) -> View:
     """Blur the gradient (not the image) by sigma pixels: steps favour smooth, large
     structures over pixel-level noise (a preconditioner)."""
-    return Transform(f"smooth_gradient({sigma:g})", view=lambda x, rng: (x, lambda g: gaussian_blur(g, sigma)))
+    return View(f"smooth_gradient({sigma:g})", lambda x, rng: (x, lambda g: gaussian_blur(g, sigma)))
 
 
-def clip_pixels() -> Transform:
-    """Clip to the model-input values of pixels 0 and 255 (model.pixel_bounds())."""
-    return Transform("clip_pixels", after=lambda x, iteration, model: clip_to_bounds(x, model.pixel_bounds()))
+def clip_pixels() -> AfterStep:
+    """Clip to the model-input values of pixels 0 and 255 (model.pixel_bounds()); also when
+    an octave starts."""
+    return AfterStep("clip_pixels", lambda x, iteration, model: clip_to_bounds(x, model.pixel_bounds()),
+                     at_start=True)

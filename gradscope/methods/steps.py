@@ -9,23 +9,27 @@ __all__ = ["unit_l2", "unit_rms", "unit_mean_abs", "normalized_step", "adam_step
 _EPS = 1e-12
 
 
+def _axes(g):
+    return tuple(range(1, g.ndim))  # all but the first (image) axis: images or any (N, ...) parameters
+
+
 def _per_image(g: np.ndarray, stat: np.ndarray) -> np.ndarray:
-    return (g / np.maximum(stat, _EPS)[:, None, None, None]).astype(g.dtype)
+    return (g / np.maximum(stat, _EPS).reshape((-1,) + (1,) * (g.ndim - 1))).astype(g.dtype)
 
 
 def unit_l2(g: np.ndarray) -> np.ndarray:
-    """g_i / ||g_i||_2 for each image of g (N, C, H, W)."""
-    return _per_image(g, np.sqrt(np.sum(g.astype(np.float64) ** 2, axis=(1, 2, 3))))
+    """g_i / ||g_i||_2 for each image of g (N, C, H, W) (or each row of any (N, ...) array)."""
+    return _per_image(g, np.sqrt(np.sum(g.astype(np.float64) ** 2, axis=_axes(g))))
 
 
 def unit_rms(g: np.ndarray) -> np.ndarray:
     """g_i / rms(g_i): a step of size lr moves each value by about lr."""
-    return _per_image(g, np.sqrt(np.mean(g.astype(np.float64) ** 2, axis=(1, 2, 3))))
+    return _per_image(g, np.sqrt(np.mean(g.astype(np.float64) ** 2, axis=_axes(g))))
 
 
 def unit_mean_abs(g: np.ndarray) -> np.ndarray:
     """g_i / mean|g_i| (the DeepDream normalisation)."""
-    return _per_image(g, np.mean(np.abs(g.astype(np.float64)), axis=(1, 2, 3)))
+    return _per_image(g, np.mean(np.abs(g.astype(np.float64)), axis=_axes(g)))
 
 
 # ---- step rules: rule(x, g, g_prior, state) -> (new x, state) --------------------------------
