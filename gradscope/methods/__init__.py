@@ -37,13 +37,14 @@ from gradscope.methods.feature_inversion import InversionResult, invert
 from gradscope.methods.fooling import FoolingResult, fool
 from gradscope.methods.gradcam import gradcam
 from gradscope.methods.occlusion import occlusion
+from gradscope.methods.perturbation import extremal_perturbation
 from gradscope.methods.interface import ImageModel, resolve_class, resolve_layer, score_gradient
 from gradscope.methods.objectives import activation_energy, class_log_prob, class_score, feature_match
 from gradscope.methods.regularizers import blur_every, clip_pixels, jitter, l2_prior, tv_prior
 from gradscope.methods.saliency import SaliencyResult, integrated_gradients, saliency, smoothgrad
 from gradscope.methods.steps import adam_step, normalized_step
 
-__all__ = ["saliency", "smoothgrad", "integrated_gradients", "gradcam", "occlusion", "fool", "visualize_class", "invert", "deepdream",
+__all__ = ["saliency", "smoothgrad", "integrated_gradients", "gradcam", "occlusion", "extremal_perturbation", "fool", "visualize_class", "invert", "deepdream",
            "pointing_game", "deletion_insertion_auc", "ImageModel", "resolve_class", "resolve_layer",
            "score_gradient", "ascend", "optimize", "OptimizeResult", "class_score", "class_log_prob", "feature_match", "activation_energy",
            "l2_prior", "tv_prior", "jitter", "blur_every", "clip_pixels", "normalized_step", "adam_step",

@@ -232,20 +232,21 @@ COLUMNS = (("deletion_auc", "deletion (lower)"), ("insertion_auc", "insertion (h
            ("sanity_spearman", "randomisation Spearman (lower)"))
 
 
-def merge_records(paths) -> dict:
+def merge_records(paths, common: bool = True) -> dict:
     """{method: {n, deletion_auc, insertion_auc, gap, pointing_hit, sanity_spearman}} means over
-    the records of the JSONL files (a duplicate (image, method) counts once); only images
-    that every method scored enter the means, so the rows compare the same images."""
+    the records of the JSONL files (a duplicate (image, method) counts once); with common,
+    only images that every method scored enter the means, so the rows compare the same
+    images (else each method's own images)."""
     seen = {}
     for p in paths:
         for r in read_records(p):
             seen[(r["image"], r["method"])] = r
     methods = list(dict.fromkeys(m for _, m in seen))
     images = {i for i, _ in seen}
-    common = sorted(i for i in images if all((i, m) in seen for m in methods))
+    shared = sorted(i for i in images if all((i, m) in seen for m in methods))
     table = {}
     for m in methods:
-        rows = [seen[(i, m)] for i in common]
+        rows = [seen[(i, m)] for i in shared] if common else [r for (i, mm), r in seen.items() if mm == m]
         entry = {"n": len(rows)}
         for key in ("deletion_auc", "insertion_auc", "pointing_hit", "sanity_spearman"):
             vals = [float(r[key]) for r in rows if r.get(key) is not None and np.isfinite(float(r[key]))]
