@@ -3,7 +3,7 @@ the model-randomisation check) of gradscope's attribution methods, random maps, 
 captum's methods on the same weights, all scored by gradscope.methods.evaluation.
 
     python benchmarks/faithfulness.py --data DIR --model efficientnet_lite0 --n 25 \\
-        --methods random,vanilla,smoothgrad,ig,gradcam,occlusion --captum --out run.jsonl [--shard 1/2]
+        --methods random,vanilla,smoothgrad,ig,gradcam,occlusion --captum gradcam,smoothgrad,ig --out run.jsonl [--shard 1/2]
     python benchmarks/faithfulness.py --merge run*.jsonl
 
 DIR is a TinyImageNet directory or an ImageFolder (DIR/<wnid>/*.JPEG). With --captum and
@@ -25,7 +25,8 @@ def parse_args():
     p.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 or tinyimagenet")
     p.add_argument("--n", type=int, default=25)
     p.add_argument("--methods", default="random,vanilla,smoothgrad,ig,gradcam,occlusion")
-    p.add_argument("--captum", action="store_true")
+    p.add_argument("--captum", default="", help="captum methods: saliency,smoothgrad,ig,gradcam (comma list)")
+    p.add_argument("--settings", default="{}", help='JSON {method: {setting: value}}, e.g. {"perturbation": {"iterations": 100}}')
     p.add_argument("--sanity", action="store_true", help="also the model-randomisation check")
     p.add_argument("--out")
     p.add_argument("--shard", default="1/1")
@@ -44,7 +45,7 @@ import numpy as np  # noqa: E402
 from gradscope.methods import faithfulness as F  # noqa: E402
 
 
-def captum_methods():
+def captum_methods(names):
     import torch
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 
@@ -71,8 +72,8 @@ def captum_methods():
         a = LayerGradCam(net, net._bn1).attribute(t(x), target=c.tolist(), relu_attributions=True)
         return LayerAttribution.interpolate(a, x.shape[2:], "bilinear")[:, 0].detach().numpy()
 
-    return [F.MapMethod("captum_saliency", sal), F.MapMethod("captum_smoothgrad", sg),
-            F.MapMethod("captum_ig", ig), F.MapMethod("captum_gradcam", gc)]
+    table = {"saliency": sal, "smoothgrad": sg, "ig": ig, "gradcam": gc}
+    return [F.MapMethod("captum_" + name, table[name]) for name in names]
 
 
 def main():
@@ -88,9 +89,10 @@ def main():
         model = load_pretrained()
     k, n = (int(v) for v in args.shard.split("/"))
     items = F.shard_items(F.folder_items(model, args.data), args.n, (k, n), seed=args.seed)
-    methods = F.map_methods([m for m in args.methods.split(",") if m])
+    import json
+    methods = F.map_methods([m for m in args.methods.split(",") if m], json.loads(args.settings))
     if args.captum:
-        methods += captum_methods()
+        methods += captum_methods([m for m in args.captum.split(",") if m])
     sanity = F.randomized_copy(model, seed=args.seed) if args.sanity else None
 
     def show(done, info):

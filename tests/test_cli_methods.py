@@ -44,12 +44,43 @@ def test_saliency_command_writes_maps(files, capsys):
     assert sorted(os.listdir(files / "sal")) == ["0_map.png", "0_overlay.png", "saliency.png"]
 
 
-def test_saliency_evaluate_and_fool_benchmark(files, capsys):
-    code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 6, "--stages", 4,
-                       "--model", files / "m.json", "--json")
-    d = json.loads(out)
-    assert code == 0 and d["n"] == 6 and 0 <= d["pointing_game"]["hit_rate"] <= 1
-    assert set(d["deletion_insertion"]) >= {"deletion_auc", "random_deletion_auc", "insertion_auc"}
+def test_saliency_maps_of_every_method_with_their_check(files, capsys):
+    m = files / "m.json"
+    for method, extra in (("gradcam", ["--layer", "relu2"]), ("occlusion", ["--window", 4, "--stride", 4]),
+                          ("perturbation", ["--iterations", 3, "--areas", "0.1,0.3"])):
+        code, out, _ = run(capsys, "saliency", files / "img.png", "--method", method, *extra, "--step", 64,
+                           "-o", files / method, "--model", m, "--json")
+        d = json.loads(out)
+        assert code == 0 and d["method"] == method, method
+        item = d["images"][0]
+        assert 0 <= item["deletion_auc"] <= 1 and 0 <= item["random_insertion_auc"] <= 1
+    code, out, _ = run(capsys, "saliency", files / "img.png", "--method", "gradcam", "--no-check", "-o",
+                       files / "gc2", "--model", m)
+    assert code == 0 and "deletion AUC" not in out
+    code, out, _ = run(capsys, "saliency", files / "img.png", "-o", files / "gc3", "--model", m)
+    assert code == 0 and "deletion AUC" in out and "random" in out
+    code, _, err = run(capsys, "saliency", files / "img.png", "--method", "gradcam", "--layer", "fc",
+                       "-o", files / "gc4", "--model", m)
+    assert code == 2 and "spatial extent" in err
+
+
+def test_saliency_evaluate_shards_and_merge(files, capsys):
+    m = files / "m.json"
+    paths = [files / f"ev{k}.jsonl" for k in (1, 2)]
+    for k, path in zip((1, 2), paths):
+        code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 4, "--shard", f"{k}/2",
+                           "--methods", "random,vanilla,gradcam", "--results", path, "--sanity", "--step", 64,
+                           "--model", m, "--json")
+        assert code == 0 and json.loads(out)["methods"]["gradcam"]["n"] == 2
+    code, out, _ = run(capsys, "saliency", "evaluate", "--merge", *paths, "--json")
+    table = json.loads(out)["methods"]
+    assert code == 0 and set(table) == {"random", "vanilla", "gradcam"} and table["vanilla"]["n"] == 4
+    assert table["gradcam"]["pointing_n"] == 4 and table["gradcam"]["sanity_spearman"] is not None
+    code, _, err = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--methods", "vanila", "--model", m)
+    assert code == 2 and "unknown method" in err
+
+
+def test_fool_benchmark(files, capsys):
     code, out, _ = run(capsys, "fool", "--data", files / "ds", "--n", 2, "--model", files / "m.json", "--json")
     d = json.loads(out)
     assert code == 0 and d["n"] == 2 and 0 <= d["success_rate"] <= 1

@@ -13,7 +13,15 @@ from gradscope.cli.output import emit, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.errors import GradscopeError
 
-METHOD_NAMES = {"vanilla": "saliency", "smoothgrad": "smoothgrad", "ig": "integrated_gradients"}
+# --method NAME -> (gradscope.methods function, its settings record or None, whether it takes a seed)
+METHODS = {"vanilla": ("saliency", None, False), "smoothgrad": ("smoothgrad", None, True),
+           "ig": ("integrated_gradients", None, False), "gradcam": ("gradcam", "GradCamSettings", False),
+           "occlusion": ("occlusion", "OcclusionSettings", False),
+           "perturbation": ("extremal_perturbation", "PerturbationSettings", True)}
+METHOD_NAMES = {k: v[0] for k, v in METHODS.items()}
+_RECORDS = {"GradCamSettings": "gradscope.methods.gradcam", "OcclusionSettings": "gradscope.methods.occlusion",
+            "PerturbationSettings": "gradscope.methods.perturbation"}
+_CLI_HIDDEN = {"chunk"}  # settings the command line leaves at their defaults
 
 
 def register(subparsers) -> None:
@@ -66,47 +74,122 @@ def _written(paths) -> list:
 # ---------------------------------------------------------------- saliency
 
 def _add_saliency(sub):
-    group = sub.add_parser("saliency", help="saliency maps of images; 'saliency evaluate' scores them",
+    group = sub.add_parser("saliency", help="saliency maps of images, each with its faithfulness; 'saliency "
+                                            "evaluate' scores methods on a dataset",
                            description="`gradscope saliency IMAGE... -o OUT` is short for `gradscope saliency "
                                        "maps IMAGE... -o OUT`; `gradscope saliency evaluate --data DIR` scores "
-                                       "saliency maps on TinyImageNet val images.")
+                                       "methods on a TinyImageNet or ImageFolder directory.")
     s = group.add_subparsers(dest="saliency_command", metavar="{maps,evaluate} | IMAGE")
     maps = s.add_parser("maps", help="saliency maps of image files (the default: `gradscope saliency IMAGE...`)")
     maps.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     maps.add_argument("--target", metavar="CLASS", help="class (index, wnid or name); default: the predicted class")
+    maps.add_argument("--method", choices=sorted(METHODS), default="vanilla")
+    maps.add_argument("--no-check", action="store_true",
+                      help="skip the deletion/insertion check of each map against a random map")
+    _step_arg(maps)
     _method_args(maps)
     _common(maps)
     maps.set_defaults(func=_run_saliency)
-    ev = s.add_parser("evaluate", help="pointing game and deletion/insertion AUCs on TinyImageNet val images")
-    ev.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory (uses its val split)")
-    ev.add_argument("--n", type=positive_int, default=100, help="number of val images (default %(default)s)")
-    from gradscope.methods.evaluation import DEFAULTS as EVAL
-
-    ev.add_argument("--stages", type=positive_int, default=EVAL["stages"], help="deletion/insertion stages")
+    ev = s.add_parser("evaluate", help="deletion/insertion AUC, pointing game and randomisation check of methods")
+    ev.add_argument("--data", metavar="DIR", help="TinyImageNet directory (val split) or ImageFolder (DIR/<wnid>/*)")
+    ev.add_argument("--methods", default="random,vanilla,smoothgrad,ig,gradcam,occlusion",
+                    help="comma list of " + ",".join(sorted(METHODS)) + ",random (default %(default)s)")
+    ev.add_argument("--n", type=positive_int, default=100, help="number of images (default %(default)s)")
+    ev.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                    help="score every N-th of the n images, from the K-th (array jobs; default 1/1)")
+    ev.add_argument("--results", metavar="FILE.jsonl", help="per-image results (appended; a rerun resumes)")
+    ev.add_argument("--sanity", action="store_true", help="also the model-randomisation check (slower)")
+    ev.add_argument("--merge", nargs="+", metavar="FILE.jsonl", help="print the table of result files and stop")
+    _step_arg(ev)
     _method_args(ev)
     _common(ev, output=None)
     ev.set_defaults(func=_run_saliency_evaluate)
     group.set_defaults(func=lambda args: group.print_help() or 0)
 
 
-def _method_args(p):
-    from gradscope.methods.saliency import DEFAULTS
+def _step_arg(p):
+    p.add_argument("--step", type=positive_int, default=None,
+                   help="deletion/insertion pixels per step (default 8 x image height: 28 steps at 224)")
 
-    p.add_argument("--method", choices=sorted(METHOD_NAMES), default="vanilla")
+
+def _shard(text):
+    import argparse
+
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def _fractions(text):
+    import argparse
+
+    try:
+        return tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _record(name):
+    import importlib
+
+    return getattr(importlib.import_module(_RECORDS[name]), name)
+
+
+def _method_args(p):
+    """The flags of every method: SmoothGrad's and IG's, then those of each settings record."""
+    from gradscope.cli import args as kinds
+    from gradscope.methods.saliency import DEFAULTS
+    from gradscope.methods.settings import flag_specs
+
     p.add_argument("--samples", type=positive_int, default=DEFAULTS["n_samples"], help="SmoothGrad noisy samples")
     p.add_argument("--sigma", type=nonneg_float, default=DEFAULTS["sigma"],
                    help="SmoothGrad noise (fraction of the pixel range)")
     p.add_argument("--points", type=positive_int, default=DEFAULTS["points"], help="integrated-gradients path points")
+    for method, (_, record, _) in METHODS.items():
+        for name, default, what, kind in (flag_specs(_record(record)) if record else []):
+            if name in _CLI_HIDDEN:
+                continue
+            parse = _fractions if kind == "fractions" else getattr(kinds, kind) if kind else str
+            p.add_argument("--" + name.replace("_", "-"), type=parse, default=None,
+                           help=f"{method}: {what} (default {default})")
 
 
-def _attribute(model, x, classes, args):
+def _method_settings(args, method) -> dict:
+    """The keyword arguments of one method from the parsed flags (those given)."""
+    from dataclasses import fields
+
+    fn, record, seeded = METHODS[method]
+    out = {"seed": args.seed} if seeded else {}
+    if method == "smoothgrad":
+        out.update(n_samples=args.samples, sigma=args.sigma)
+    if method == "ig":
+        out["points"] = args.points
+    for f in (fields(_record(record)) if record else []):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            out[f.name] = value
+    return out
+
+
+def _attribute(model, x, classes, args, method=None):
     from gradscope import methods
 
-    if args.method == "smoothgrad":
-        return methods.smoothgrad(model, x, classes, n_samples=args.samples, sigma=args.sigma, seed=args.seed)
-    if args.method == "ig":
-        return methods.integrated_gradients(model, x, classes, points=args.points)
-    return methods.saliency(model, x, classes)
+    method = method or args.method
+    return getattr(methods, METHODS[method][0])(model, x, classes, **_method_settings(args, method))
+
+
+def _check_maps(model, x, result, args):
+    """Per image (deletion AUC, insertion AUC, random's deletion, random's insertion)."""
+    from gradscope.methods import deletion_insertion_auc
+
+    with Progress("saliency: deletion/insertion check", unit="inputs") as bar:
+        di = deletion_insertion_auc(model, x, result.classes, result.maps, step=args.step, seed=args.seed,
+                                    callback=bar.callback())
+    return list(zip(di.deletion_auc, di.insertion_auc, di.random_deletion_auc, di.random_insertion_auc))
 
 
 def _run_saliency(args) -> int:
@@ -122,37 +205,57 @@ def _run_saliency(args) -> int:
         written = result.save(args.output)
         if not args.output.lower().endswith(".png"):
             written.append(save_figure(saliency_figure(result), os.path.join(args.output, "saliency.png")))
+        checks = None if args.no_check else _check_maps(model, x, result, args)
     payload = result.to_dict()
-    for item, path in zip(payload["images"], args.images):
+    lines = []
+    for i, (item, path) in enumerate(zip(payload["images"], args.images)):
         item["file"] = path
-    lines = [f"{path}: class {_class_label(model, c)}  score {s:.3f}"
-             for path, c, s in zip(args.images, result.classes, result.scores)]
+        line = f"{path}: class {_class_label(model, result.classes[i])}  score {result.scores[i]:.3f}"
+        if checks:
+            d, ins, rd, ri = (float(v) for v in checks[i])
+            item.update(deletion_auc=d, insertion_auc=ins, random_deletion_auc=rd, random_insertion_auc=ri)
+            line += (f"  deletion AUC {d:.3f} (random {rd:.3f}, lower is better)  insertion AUC {ins:.3f} "
+                     f"(random {ri:.3f}, higher is better)")
+        lines.append(line)
     emit(args, dict(payload, written=written), lines + _written(written))
     return 0
 
 
 def _run_saliency_evaluate(args) -> int:
-    from gradscope.methods import deletion_insertion_auc, pointing_game
-    from gradscope.methods.benchmark import load_batch, val_items
+    from gradscope.methods import faithfulness as F
 
+    if args.merge:
+        table = F.merge_records(args.merge)
+        emit(args, {"methods": table}, F.format_table(table))
+        return 0
+    if not args.data:
+        raise GradscopeError("saliency evaluate needs --data DIR (or --merge FILES)")
+    names = [m for m in args.methods.split(",") if m]
+    bad = [m for m in names if m not in METHODS and m != "random"]
+    if bad:
+        raise GradscopeError(f"unknown method {bad[0]!r}: expected some of {', '.join(sorted(METHODS))}, random")
     model = _load_model(args)
-    items, order = val_items(model, args.data, args.seed, need_box=True)
-    x, y, boxes = load_batch(model, items, order[:args.n])
-    result = _attribute(model, x, y, args)
-    pg = pointing_game(result.maps, boxes, seed=args.seed)
-    with Progress("saliency evaluate: deletion/insertion", unit="inputs") as bar:
-        di = deletion_insertion_auc(model, x, y, result.maps, stages=args.stages, seed=args.seed,
-                                    callback=bar.callback())
-    acc = float(np.mean(np.argmax(model.scores(x), axis=1) == y))
-    payload = {"method": args.method, "n": len(y), "accuracy": acc,
-               "pointing_game": {k: v for k, v in pg.to_dict().items() if k != "hits"},
-               "deletion_insertion": {k: v for k, v in di.to_dict().items() if k != "per_image"}}
-    lines = [f"{args.method} saliency on {len(y)} val images (top-1 accuracy {acc:.3f})",
-             f"pointing game hit rate   {pg.hit_rate:.3f}   random {pg.random_hit_rate:.3f}",
-             f"deletion AUC (lower)     {di.deletion_auc.mean():.3f}   random {di.random_deletion_auc.mean():.3f}",
-             f"insertion AUC (higher)   {di.insertion_auc.mean():.3f}   random {di.random_insertion_auc.mean():.3f}"]
-    emit(args, payload, lines)
+    items = F.shard_items(F.folder_items(model, args.data), args.n, args.shard, seed=args.seed)
+    methods = F.map_methods(names, {m: {k: v for k, v in _method_settings(args, m).items() if k != "seed"}
+                                    for m in names if m in METHODS})
+    sanity = F.randomized_copy(model, seed=args.seed) if args.sanity else None
+    path = args.results or _scratch_results()
+    with Progress("saliency evaluate", unit="maps") as bar:
+        F.evaluate_images(model, items, methods, path, sanity_model=sanity, step=args.step, seed=args.seed,
+                          callback=bar.callback())
+    table = F.merge_records([path])
+    lines = [f"{len(items)} images (shard {args.shard[0]}/{args.shard[1]}); per-image results in {path}"]
+    emit(args, {"methods": table, "results_file": path}, lines + F.format_table(table))
     return 0
+
+
+def _scratch_results():
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="gradscope-evaluate-", suffix=".jsonl")
+    os.close(fd)
+    os.remove(path)
+    return path
 
 
 # ---------------------------------------------------------------- fooling
