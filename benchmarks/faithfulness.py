@@ -29,6 +29,7 @@ def parse_args():
     p.add_argument("--settings", default="{}", help='JSON {method: {setting: value}}, e.g. {"perturbation": {"iterations": 100}}')
     p.add_argument("--sanity", action="store_true", help="also the model-randomisation check")
     p.add_argument("--out")
+    p.add_argument("--order", default="", help="comma list: the order in which each image's methods run")
     p.add_argument("--shard", default="1/1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--merge", nargs="*")
@@ -93,6 +94,9 @@ def main():
     methods = F.map_methods([m for m in args.methods.split(",") if m], json.loads(args.settings))
     if args.captum:
         methods += captum_methods([m for m in args.captum.split(",") if m])
+    if args.order:
+        rank = {name: i for i, name in enumerate(args.order.split(","))}
+        methods.sort(key=lambda m: rank.get(m.name, len(rank)))
     sanity = F.randomized_copy(model, seed=args.seed) if args.sanity else None
 
     def show(done, info):

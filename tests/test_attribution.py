@@ -12,7 +12,7 @@ from PIL import Image
 from gradscope.cnn import CNN, tiny_vgg
 from gradscope.errors import GradscopeError, UnknownClassError
 from gradscope.gradcheck import eval_numerical_gradient, rel_error
-from gradscope.methods import gradcam, occlusion
+from gradscope.methods import gradcam, integrated_gradients, occlusion, saliency, smoothgrad
 from gradscope.methods import faithfulness as F
 from gradscope.methods.evaluation import deletion_insertion_auc, rank_correlation, rise_auc, step_counts
 from gradscope.methods.perturbation import area_penalty, extremal_perturbation
@@ -100,11 +100,12 @@ def test_attribution_errors(x12):
     with pytest.raises(GradscopeError, match="spatial extent"):
         gradcam(tm, x12, 0, layer="7")
     const = np.zeros((1, 3, 12, 12))
-    for method in (gradcam, occlusion):
+    for method in (gradcam, occlusion, saliency, smoothgrad, integrated_gradients):
         with pytest.raises(GradscopeError, match="constant"):
             method(tm, const, 0)
         with pytest.raises(UnknownClassError, match="out of range"):
             method(tm, x12, 9)
+        assert np.all(np.isfinite(method(tm, x12[:1], 2).maps))
     with pytest.raises(GradscopeError, match="constant"):
         extremal_perturbation(tm, const, 0, iterations=1)
     with pytest.raises(GradscopeError, match="game"):
