@@ -178,7 +178,7 @@ def _write_records(path, records) -> None:
 
 
 def _score(model, x, c, box, maps, sanity_maps, step, seed):
-    """One record's numbers for maps (1, H, W) of class c."""
+    """One record's numbers for maps (1, H, W) of class c (box None: no pointing game)."""
     di = deletion_insertion_auc(model, x, c, maps, step=step, seed=seed, random_baseline=False)
     rec = {"deletion_auc": float(di.deletion_auc[0]), "insertion_auc": float(di.insertion_auc[0])}
     if box is not None:
@@ -186,14 +186,17 @@ def _score(model, x, c, box, maps, sanity_maps, step, seed):
         k = int(np.argmax(maps[0]))
         rec["pointing_hit"] = bool(box[0] <= k % w <= box[2] and box[1] <= k // w <= box[3])
     if sanity_maps is not None:
-        rec["sanity_spearman"] = float(rank_correlation(maps, sanity_maps)[0])
+        rho = float(rank_correlation(maps, sanity_maps)[0])
+        # a map that turned constant (Grad-CAM's ReLU can zero it) keeps no ranking: correlation 0
+        rec["sanity_spearman"] = 0.0 if np.isnan(rho) and np.ptp(maps) > 0 else rho
     return rec
 
 
 def evaluate_images(model, items, methods, path, sanity_model=None, step=None, seed: int = 0, callback=None) -> list:
     """Score every method on every item, one record per (image, method) appended to the
-    JSONL file `path` (resumes: pairs already there are skipped). Each image's class is its
-    label. Returns all records of the file.
+    JSONL file `path` (resumes: pairs already there are skipped). Each image's map explains
+    the model's predicted class (as RISE does); the pointing game counts the images whose
+    prediction is the label and that have a box. Returns all records of the file.
 
     Args:
         items: (path, class index, box or None) of each image (folder_items, shard_items).
@@ -209,7 +212,8 @@ def evaluate_images(model, items, methods, path, sanity_model=None, step=None, s
     total, count = len(items) * len(methods), 0
     for item in items:
         x, box = _load(model, item)
-        c = np.array([item[1]])
+        c = np.argmax(model.scores(x), axis=1)
+        box = box if c[0] == item[1] else None
         for method in methods:
             count += 1
             if (item[0], method.name) in done:
@@ -217,7 +221,8 @@ def evaluate_images(model, items, methods, path, sanity_model=None, step=None, s
             t0 = time.time()
             maps = np.asarray(method.maps(model, x, c, seed=seed), dtype=np.float64)
             sanity = None if sanity_model is None else np.asarray(method.maps(sanity_model, x, c, seed=seed + 1))
-            rec = {"image": item[0], "class": int(c[0]), "class_name": _names(model, c)[0], "method": method.name,
+            rec = {"image": item[0], "class": int(c[0]), "class_name": _names(model, c)[0], "label": int(item[1]),
+                   "method": method.name,
                    **_score(model, x, c, box, maps, sanity, step, seed), "seconds": round(time.time() - t0, 2)}
             records.append(rec)
             _write_records(path, records)
