@@ -68,18 +68,21 @@ def _check(s: PerturbationSettings, h: int) -> PerturbationSettings:
                                 blur_sigma=sigma, area_weight=weights)
 
 
-def area_penalty(areas, weights, iterations: int) -> Prior:
+def area_penalty(areas, weights, iterations: int, seed: int = 0) -> Prior:
     """The ranking area constraint on mask grids p (R, 1, g, g), row r aiming at area
     areas[r]: weight_t * mean((sort(p_r) - ref_r)^2), the weight ramped geometrically from
-    weights[0] at the first call to weights[1] at call `iterations` (one call per step)."""
+    weights[0] at the first call to weights[1] at call `iterations` (one call per step).
+    Tied values (the uniform start, cells clamped at 0 or 1) are ranked in a fresh seeded
+    random order at each call: ranking them by position would push the same corner of the
+    grid towards the area's ones at every step."""
     areas = np.asarray(areas, dtype=np.float64)
     ratio = (weights[1] / weights[0]) ** (1.0 / max(iterations - 1, 1))
-    calls = [0]
+    calls, rng = [0], np.random.default_rng(seed)
 
     def fn(p):
         n = p[0].size
         flat = p.reshape(len(p), -1).astype(np.float64)
-        order = np.argsort(flat, axis=1)
+        order = np.lexsort((rng.random(flat.shape), flat), axis=-1)  # ascending, ties at random
         ref = (np.arange(n)[None] >= np.round((1 - areas) * n)[:, None]).astype(np.float64)  # (R, n)
         diff = np.take_along_axis(flat, order, axis=1) - ref
         w = weights[0] * ratio ** min(calls[0], iterations - 1)
@@ -113,7 +116,7 @@ def extremal_perturbation(model, x, classes=None, *, areas=PerturbationSettings.
         x: (N, 3, H, W) model input (or one (3, H, W) image).
         classes: one class or N classes (index, wnid or name); None = predicted class.
         areas, game, iterations, lr, grid, blur_sigma, area_weight: see PerturbationSettings.
-        seed: recorded for reproducibility (the optimisation draws nothing at random).
+        seed: seeds the order in which the area penalty ranks tied mask values.
         callback: callback(step, info) with 'total', 'objective', 'penalty' (per mask row).
     Returns:
         SaliencyResult with maps (N, H, W) = sum of the masks over areas and games, and
@@ -138,7 +141,7 @@ def extremal_perturbation(model, x, classes=None, *, areas=PerturbationSettings.
     clamp = AfterStep("clamp to [0, 1]", lambda p, it, model: np.clip(p, 0, 1))
     run = optimize(model, param, _signed(class_score(classes[rows_img]), rows_sign), iterations=s.iterations,
                    step=adam_step(s.lr), after=[clamp],
-                   penalty=area_penalty(np.tile(s.areas, n * ng), s.area_weight, s.iterations),
+                   penalty=area_penalty(np.tile(s.areas, n * ng), s.area_weight, s.iterations, seed),
                    maximize=True, rng=seed, callback=callback)
     masks = pm.upsample((h, w)).forward(run.params)[0].reshape(n, ng, na, h, w)
     scores = model.scores(x)[np.arange(n), classes]
