@@ -288,3 +288,10 @@ def test_randomized_copy_changes_only_the_top_layers():
     assert not torch.equal(tr.module[3].weight, net[3].weight) and torch.equal(tr.module[0].weight, net[0].weight)
     x = np.random.default_rng(0).standard_normal((1, 3, 12, 12))
     assert not np.allclose(tr.scores(x), tm.scores(x))
+
+
+def test_vanilla_saliency_equals_captum_saliency(x12):
+    net = torch_net()
+    r = saliency(torch_model(net), x12, [0, 3, 4])
+    ref = captum_attr.Saliency(net).attribute(torch.from_numpy(x12), target=[0, 3, 4]).amax(1).detach().numpy()
+    np.testing.assert_allclose(r.maps, ref, rtol=1e-10, atol=1e-14)
