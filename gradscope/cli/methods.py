@@ -102,15 +102,15 @@ def _add_saliency(sub):
     _common(maps)
     maps.set_defaults(func=_run_saliency)
     ev = s.add_parser("evaluate", help="deletion/insertion AUC, pointing game and randomisation check of methods")
-    ev.add_argument("--data", metavar="DIR", help="TinyImageNet directory (val split) or ImageFolder (DIR/<wnid>/*)")
+    ev.add_argument("--data", metavar="DIR", help="TinyImageNet directory (val split) or ImageFolder (DIR/<wnid>/*) (required unless --merge)")
     ev.add_argument("--methods", default="random,vanilla,smoothgrad,ig,gradcam,occlusion",
                     help="comma list of " + ",".join(sorted(METHODS)) + ",random (default %(default)s)")
     ev.add_argument("--n", type=positive_int, default=100, help="number of images (default %(default)s)")
     ev.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
                     help="score every N-th of the n images, from the K-th (array jobs; default 1/1)")
-    ev.add_argument("--results", metavar="FILE.jsonl", help="per-image results (appended; a rerun resumes)")
+    ev.add_argument("--results", metavar="FILE.jsonl", help="per-image results (appended; a rerun resumes) (default: a temporary file)")
     ev.add_argument("--sanity", action="store_true", help="also the model-randomisation check (slower)")
-    ev.add_argument("--merge", nargs="+", metavar="FILE.jsonl", help="print the table of result files and stop")
+    ev.add_argument("--merge", nargs="+", metavar="FILE.jsonl", help="print the table of result files and stop (default: evaluate --data)")
     _method_args(ev)
     _common(ev, output=False, model_default=COURSE_MODEL)
     ev.set_defaults(func=_run_saliency_evaluate)
