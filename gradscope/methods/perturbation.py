@@ -151,4 +151,4 @@ def extremal_perturbation(model, x, classes=None, *, areas=DEFAULTS["areas"],
     return SaliencyResult(method="perturbation", maps=masks.sum(axis=(1, 2)).astype(x.dtype), attributions=masks,
                           classes=classes, scores=scores, images=model.deprocess(x),
                           class_names=[str(model.class_names[c]) for c in classes],
-                          params=dict(dict(vars(s)), seed=seed))
+                          params=dict(vars(s), seed=seed))
