@@ -50,6 +50,11 @@ class ImageModel(Protocol):
     def backward_from(self, dact: np.ndarray, cache: Any) -> np.ndarray:
         """Gradient w.r.t. the input x given the upstream gradient of forward_to's output."""
 
+    def layer_gradient(self, x: np.ndarray, layer, dscores_fn: Callable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scores (N, C), act, dact): forward_to's output at `layer` and the gradient of
+        sum(dscores * scores) w.r.t. it, dscores = dscores_fn(scores); test mode. Only the
+        methods that look inside the network (Grad-CAM) need it."""
+
 
 def check_input(x, name: str = "model input") -> np.ndarray:
     """x unchanged if it is a float (N, 3, H, W) array, non-empty and finite; otherwise a
@@ -87,16 +92,30 @@ def check_classes(classes, n: int, num_classes: int) -> np.ndarray:
     return c.astype(np.int64)
 
 
-def score_gradient(model, x: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (N, C), dx (N, 3, H, W)) with dx[i] = d scores[i, classes[i]] / d x[i],
-    through model.scores_backward (one forward and one backward pass)."""
+def _onehot(classes):
+    """dscores_fn picking scores[i, classes[i]] (the classes checked against the scores)."""
     def onehot(scores):
         picked = check_classes(classes, scores.shape[0], scores.shape[1])
         d = np.zeros_like(scores)
         d[np.arange(len(d)), picked] = 1
         return d
 
-    return model.scores_backward(x, onehot)
+    return onehot
+
+
+def score_gradient(model, x: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (N, C), dx (N, 3, H, W)) with dx[i] = d scores[i, classes[i]] / d x[i],
+    through model.scores_backward (one forward and one backward pass)."""
+    return model.scores_backward(x, _onehot(classes))
+
+
+def score_layer_gradient(model, x: np.ndarray, layer, classes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores (N, C), act, dact) with dact[i] = d scores[i, classes[i]] / d act[i], act the
+    output of `layer`, through model.layer_gradient."""
+    if not callable(getattr(model, "layer_gradient", None)):
+        raise GradscopeError(f"{type(model).__name__} has no layer_gradient(x, layer, dscores_fn): the gradient "
+                             "with respect to a layer's output is needed here")
+    return model.layer_gradient(x, layer, _onehot(classes))
 
 
 def resolve_class(model, cls) -> int:

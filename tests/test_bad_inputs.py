@@ -155,7 +155,7 @@ CASES = {
     "saliency sigma -1": ["saliency", "{r}/img.png", "--sigma", "-1", "-o", "{r}/never", *M],
     "saliency without -o": ["saliency", "{r}/img.png", *M],
     "saliency evaluate n 0": ["saliency", "evaluate", "--data", "{r}/tin", "--n", "0", *M],
-    "saliency evaluate stages 0": ["saliency", "evaluate", "--data", "{r}/tin", "--stages", "0", *M],
+    "saliency evaluate step 0": ["saliency", "evaluate", "--data", "{r}/tin", "--step", "0", *M],
     "saliency evaluate no data": ["saliency", "evaluate", *M],
     "saliency evaluate with images": ["saliency", "evaluate", "{r}/img.png", "--data", "{r}/tin", *M],
     "fool n 0": ["fool", "--data", "{r}/tin", "--n", "0", *M],

@@ -50,13 +50,57 @@ def test_saliency_command_writes_maps(files, capsys):
     assert rec["written"] == [str(files / "sal" / f"{stem}.png"), str(files / "sal" / f"{stem}_overlay.png")]
 
 
-def test_saliency_evaluate_and_fool_benchmark(files, capsys):
-    code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 6, "--stages", 4,
-                       "--model", files / "m.json", "--json")
+def test_saliency_maps_of_every_method_with_their_check(files, capsys):
+    m = files / "m.json"
+    for method, extra in (("gradcam", ["--layer", "relu2"]), ("occlusion", ["--window", 4, "--stride", 4]),
+                          ("perturbation", ["--iterations", 3, "--areas", "0.1,0.3"])):
+        code, out, _ = run(capsys, "saliency", files / "img.png", "--method", method, *extra, "--step", 64,
+                           "-o", files / method, "--model", m, "--json")
+        d = check_output(out, "saliency")
+        assert code == 0 and d["method"] == method, method
+        item = d["results"][0]
+        assert 0 <= item["deletion_auc"] <= 1 and 0 <= item["random_insertion_auc"] <= 1
+        assert item["written"][0].endswith(f"_{method}.png")
+    code, out, _ = run(capsys, "saliency", files / "img.png", "--method", "gradcam", "--no-check", "-o",
+                       files / "gc2", "--model", m)
+    assert code == 0 and "deletion AUC" not in out
+    code, out, _ = run(capsys, "saliency", files / "img.png", "-o", files / "gc3", "--model", m)
+    assert code == 0 and "deletion AUC" in out and "random" in out
+    code, _, err = run(capsys, "saliency", files / "img.png", "--method", "gradcam", "--layer", "fc",
+                       "-o", files / "gc4", "--model", m)
+    assert code == 2 and "spatial extent" in err
+
+
+def _table(d):
+    return {r["method"]: r for r in d["results"]}
+
+
+def test_saliency_evaluate_shards_and_merge(files, capsys):
+    m = files / "m.json"
+    paths = [files / f"ev{k}.jsonl" for k in (1, 2)]
+    for k, path in zip((1, 2), paths):
+        code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 4, "--shard", f"{k}/2",
+                           "--methods", "random,vanilla,gradcam", "--results", path, "--sanity", "--step", 64,
+                           "--model", m, "--json")
+        d = check_output(out, "saliency evaluate")
+        assert code == 0 and _table(d)["gradcam"]["n"] == 2 and d["results_file"] == str(path)
+    code, out, _ = run(capsys, "saliency", "evaluate", "--merge", *paths, "--json")
+    table = _table(check_output(out, "saliency evaluate"))
+    assert code == 0 and set(table) == {"random", "vanilla", "gradcam"} and table["vanilla"]["n"] == 4
+    right = [r for p in paths for r in map(json.loads, open(p)) if r["method"] == "gradcam" and r["class"] == r["label"]]
+    assert table["gradcam"]["pointing_n"] == len(right)      # the pointing game counts correct predictions
+    assert table["gradcam"]["sanity_spearman"] is not None
+    code, _, err = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--methods", "vanila", "--model", m)
+    assert code == 2 and "unknown method" in err
+
+
+def test_saliency_evaluate_table_and_fool_benchmark(files, capsys):
+    code, out, _ = run(capsys, "saliency", "evaluate", "--data", files / "ds", "--n", 6, "--step", 64,
+                       "--methods", "random,vanilla", "--model", files / "m.json", "--json")
     d = check_output(out, "saliency evaluate")
-    assert code == 0 and d["summary"]["n"] == 6 and 0 <= d["summary"]["pointing_game"]["hit_rate"] <= 1
-    assert set(d["summary"]["deletion_insertion"]) >= {"deletion_auc", "random_deletion_auc", "insertion_auc"}
-    assert len(d["results"]) == 6 and {"class", "class_name", "deletion_auc"} <= set(d["results"][0])
+    table = _table(d)
+    assert code == 0 and set(table) == {"random", "vanilla"} and table["vanilla"]["n"] == 6
+    assert {"deletion_auc", "insertion_auc", "gap", "pointing_hit"} <= set(table["vanilla"])
     code, out, _ = run(capsys, "fool", "--data", files / "ds", "--n", 2, "--model", files / "m.json", "--json",
                        "-o", files / "bench", "--max-iter", 3)
     d = check_output(out, "fool")
@@ -65,6 +109,12 @@ def test_saliency_evaluate_and_fool_benchmark(files, capsys):
     fooled = sorted(n for n in os.listdir(files / "bench") if "fooled" in n)
     assert fooled == sorted(f"{i:03d}_{slug(short_class(r['class_name']))}_{'fooled' if r['success'] else 'not-fooled'}.png"
                             for i, r in enumerate(d["results"]))
+
+
+def test_fool_benchmark(files, capsys):
+    code, out, _ = run(capsys, "fool", "--data", files / "ds", "--n", 2, "--model", files / "m.json", "--json")
+    d = check_output(out, "fool")
+    assert code == 0 and d["summary"]["n"] == 2 and 0 <= d["summary"]["success_rate"] <= 1
 
 
 def test_fool_several_images_named_by_outcome(files, capsys):

@@ -270,31 +270,6 @@ def test_pointing_game_known_answers():
         pointing_game(maps, boxes[:2])
 
 
-def test_deletion_insertion_known_answer():
-    # class 0 reads one 2x2 patch: a map marking that patch is the best possible
-    W = np.zeros((3, 8, 8, 2))
-    W[:, 2:4, 5:7, 0] = 0.2
-    m = LinearImageModel(W.reshape(-1, 2))
-    x = np.zeros((1, 3, 8, 8))
-    x[:, :, 2:4, 5:7] = 3.0
-    good = np.zeros((1, 8, 8))
-    good[0, 2:4, 5:7] = 1.0
-    seen = []
-    r = deletion_insertion_auc(m, x, 0, good, stages=16, blur_sigma=1.0, chunk=10,
-                               callback=lambda done, info: seen.append((done, info["total"])))
-    assert seen[-1] == (4 * 17, 4 * 17) and len(seen) == 4 * 2  # 17 inputs a curve, chunks of 10
-    assert r.deletion_curves[0, 0] == pytest.approx(1 / (1 + np.exp(-7.2)))
-    assert r.insertion_curves[0, 0] < 0.99 * r.insertion_curves[0, 1]  # blurred start
-    lo, hi = m.pixel_bounds()
-    gray_prob = 1 / (1 + np.exp(-0.2 * 4 * float(np.sum((lo + hi) / 2))))
-    # the patch is gone after the first stage (4 of 64 pixels per stage)
-    np.testing.assert_allclose(r.deletion_curves[0, 1:], gray_prob, rtol=1e-9)
-    np.testing.assert_allclose(r.insertion_curves[0, 1:], r.insertion_curves[0, -1], rtol=1e-9)
-    assert r.deletion_auc[0] < r.random_deletion_auc[0]
-    assert r.insertion_auc[0] > r.random_insertion_auc[0]
-    json.dumps(r.to_dict())
-
-
 def test_evaluation_checks_map_shapes(model, x):
     with pytest.raises(ShapeError, match="saliency maps are"):
         deletion_insertion_auc(model, x, 0, np.zeros((3, 8, 8)))

@@ -82,6 +82,14 @@ class ToyImageModel:
     def scores(self, x):
         return self.forward_to(x, "fc")[0]
 
+    def layer_gradient(self, x, layer, dscores_fn):
+        act, _ = self.forward_to(x, layer)
+        scores, caches = act, []
+        for name in self.layer_names[resolve_layer(self, layer) + 1:]:
+            scores, cache = self._layer(name, scores)
+            caches.append((name, cache))
+        return scores, act, self.backward_from(np.asarray(dscores_fn(scores), dtype=scores.dtype), caches)
+
     def scores_backward(self, x, dscores_fn):
         scores, cache = self.forward_to(x, self.layer_names[-1])
         return scores, self.backward_from(np.asarray(dscores_fn(scores), dtype=scores.dtype), cache)

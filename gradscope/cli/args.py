@@ -101,6 +101,23 @@ def int_list(text) -> tuple:
     return tuple(positive_int(p) for p in parts)
 
 
+def _real_list(text, parse, what: str) -> tuple:
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
+    return tuple(parse(p) for p in parts)
+
+
+def fraction_list(text) -> tuple:
+    """'0.05,0.1' -> (0.05, 0.1), each a fraction in (0, 1)."""
+    return _real_list(text, fraction, "fractions in (0, 1)")
+
+
+def positive_list(text) -> tuple:
+    """'300,4900' -> (300.0, 4900.0), each a positive number."""
+    return _real_list(text, positive_float, "positive numbers")
+
+
 def schedule(text) -> tuple:
     """'64:7:48,64:1' -> ((64, 7, 48), (64, 1)): (resolution, epochs[, crop]) phases, all positive."""
     phases = []

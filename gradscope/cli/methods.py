@@ -16,7 +16,15 @@ from gradscope.cli.progress import Progress
 from gradscope.cli.settings import add_settings, settings_values
 from gradscope.errors import GradscopeError
 
-METHOD_NAMES = {"vanilla": "saliency", "smoothgrad": "smoothgrad", "ig": "integrated_gradients"}
+# --method NAME -> (gradscope.methods function, the module holding its SETTINGS, whether it takes a seed)
+METHODS = {"vanilla": ("saliency", None, False), "smoothgrad": ("smoothgrad", "saliency", True),
+           "ig": ("integrated_gradients", "saliency", False), "gradcam": ("gradcam", "gradcam", False),
+           "occlusion": ("occlusion", "occlusion", False),
+           "perturbation": ("extremal_perturbation", "perturbation", True)}
+METHOD_NAMES = {k: v[0] for k, v in METHODS.items()}
+# the settings of the saliency module each method takes
+_SALIENCY_NAMES = {"smoothgrad": ("n_samples", "sigma"), "ig": ("points",)}
+_CLI_HIDDEN = {"chunk"}  # settings the command line leaves at their defaults
 EXIT_GOAL_MISSED = 1  # a run where no image reached its goal (e.g. none was fooled)
 
 
@@ -75,58 +83,126 @@ def _written(paths) -> list:
 # ---------------------------------------------------------------- saliency
 
 def _add_saliency(sub):
-    group = sub.add_parser("saliency", help="saliency maps of images; 'saliency evaluate' scores them",
+    group = sub.add_parser("saliency", help="saliency maps of images, each with its faithfulness; 'saliency "
+                                            "evaluate' scores methods on a dataset",
                            description="`gradscope saliency IMAGE... -o OUT` is short for `gradscope saliency "
                                        "maps IMAGE... -o OUT`; `gradscope saliency evaluate --data DIR` scores "
-                                       "saliency maps on TinyImageNet val images.")
+                                       "methods on a TinyImageNet or ImageFolder directory.")
     s = group.add_subparsers(dest="saliency_command", metavar="{maps,evaluate} | IMAGE")
     maps = s.add_parser("maps", help="saliency maps of image files (the default: `gradscope saliency IMAGE...`)")
     maps.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     maps.add_argument("--target", metavar="CLASS",
                       help="class (index, wnid or name; see `gradscope classes`) (default: each image's top class)")
+    maps.add_argument("--method", choices=sorted(METHODS), default="vanilla",
+                      help="vanilla: |gradient|; smoothgrad: averaged over noisy copies; ig: integrated gradients; "
+                           "gradcam; occlusion; perturbation: extremal perturbation masks (default vanilla)")
+    maps.add_argument("--no-check", action="store_true",
+                      help="skip the deletion/insertion check of each map against a random map")
     _method_args(maps)
     _common(maps)
     maps.set_defaults(func=_run_saliency)
-    ev = s.add_parser("evaluate", help="pointing game and deletion/insertion AUCs on TinyImageNet val images")
-    ev.add_argument("--data", required=True, metavar="DIR", help="TinyImageNet directory (uses its val split)")
-    ev.add_argument("--n", type=positive_int, default=100, help="number of val images (default %(default)s)")
-    from gradscope.methods.evaluation import SETTINGS as EVAL
-
-    add_settings(ev, EVAL)
+    ev = s.add_parser("evaluate", help="deletion/insertion AUC, pointing game and randomisation check of methods")
+    ev.add_argument("--data", metavar="DIR", help="TinyImageNet directory (val split) or ImageFolder (DIR/<wnid>/*) (required unless --merge)")
+    ev.add_argument("--methods", default="random,vanilla,smoothgrad,ig,gradcam,occlusion",
+                    help="comma list of " + ",".join(sorted(METHODS)) + ",random (default %(default)s)")
+    ev.add_argument("--n", type=positive_int, default=100, help="number of images (default %(default)s)")
+    ev.add_argument("--shard", type=_shard, default=(1, 1), metavar="K/N",
+                    help="score every N-th of the n images, from the K-th (array jobs; default 1/1)")
+    ev.add_argument("--results", metavar="FILE.jsonl", help="per-image results (appended; a rerun resumes) (default: a temporary file)")
+    ev.add_argument("--sanity", action="store_true", help="also the model-randomisation check (slower)")
+    ev.add_argument("--merge", nargs="+", metavar="FILE.jsonl", help="print the table of result files and stop (default: evaluate --data)")
     _method_args(ev)
     _common(ev, output=False, model_default=COURSE_MODEL)
     ev.set_defaults(func=_run_saliency_evaluate)
     group.set_defaults(func=lambda args: group.print_help() or 0)
 
 
+def _shard(text):
+    import argparse
+
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def _settings_of(module: str):
+    import importlib
+
+    return importlib.import_module("gradscope.methods." + module).SETTINGS
+
+
+def _option_records() -> list:
+    """(settings record, names) of every method's command-line options, each option once;
+    the deletion/insertion step last."""
+    from gradscope.methods.evaluation import SETTINGS as EVAL
+
+    out, seen = [], set()
+    for method, (_, module, _) in METHODS.items():
+        if module is None or module in seen:
+            continue
+        seen.add(module)
+        record = _settings_of(module)
+        out.append((record, [n for n in record.names if n not in _CLI_HIDDEN]))
+    return out + [(EVAL, EVAL.names)]
+
+
 def _method_args(p):
-    from gradscope.methods.saliency import SETTINGS
-
-    p.add_argument("--method", choices=sorted(METHOD_NAMES), default="vanilla",
-                   help="vanilla: |gradient|; smoothgrad: averaged over noisy copies; ig: integrated gradients "
-                        "(default vanilla)")
-    add_settings(p, SETTINGS)
+    """The options of every method, from each method's settings record, and --step."""
+    for record, names in _option_records():
+        add_settings(p, record, names)
 
 
-def _attribute(model, x, classes, args, callback=None):
+def _method_settings(args, method) -> dict:
+    """The keyword arguments of one method from the parsed options (seed where it takes one)."""
+    _, module, seeded = METHODS[method]
+    out = {"seed": args.seed} if seeded else {}
+    if module == "saliency":
+        from gradscope.methods.saliency import SETTINGS
+
+        return dict(out, **settings_values(args, SETTINGS, list(_SALIENCY_NAMES[method])))
+    if module is not None:
+        record = _settings_of(module)
+        out.update(settings_values(args, record, [n for n in record.names if n not in _CLI_HIDDEN]))
+    return out
+
+
+def _attribute(model, x, classes, args, method=None, callback=None):
     from gradscope import methods
-    from gradscope.methods.saliency import SETTINGS
 
-    v = settings_values(args, SETTINGS)
-    if args.method == "smoothgrad":
-        return methods.smoothgrad(model, x, classes, n_samples=v["n_samples"], sigma=v["sigma"], seed=args.seed,
-                                  chunk=8, callback=callback)
-    if args.method == "ig":
-        return methods.integrated_gradients(model, x, classes, points=v["points"], chunk=8, callback=callback)
-    return methods.saliency(model, x, classes)
+    method = method or args.method
+    kwargs = _method_settings(args, method)
+    if method != "vanilla":
+        kwargs["callback"] = callback
+    return getattr(methods, METHODS[method][0])(model, x, classes, **kwargs)
 
 
-def _method_params(args) -> dict:
-    from gradscope.methods.saliency import SETTINGS
+def _check_maps(model, x, result, args):
+    """Per image (deletion AUC, insertion AUC, random's deletion, random's insertion)."""
+    from gradscope.methods import deletion_insertion_auc
 
-    v = settings_values(args, SETTINGS)
-    return {"smoothgrad": {"n_samples": v["n_samples"], "sigma": v["sigma"], "seed": args.seed},
-            "ig": {"points": v["points"]}}.get(args.method, {})
+    with Progress("saliency: deletion/insertion check", unit="inputs") as bar:
+        di = deletion_insertion_auc(model, x, result.classes, result.maps, step=args.step, seed=args.seed,
+                                    callback=bar.callback())
+    return list(zip(di.deletion_auc, di.insertion_auc, di.random_deletion_auc, di.random_insertion_auc))
+
+
+def _method_params(args, method=None) -> dict:
+    """The JSON params of a method: its settings as given (seed where it takes one)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in _method_settings(args, method or args.method).items()}
+
+
+def _check_fields(check) -> dict:
+    d, ins, rd, ri = (float(v) for v in check)
+    return {"deletion_auc": d, "insertion_auc": ins, "random_deletion_auc": rd, "random_insertion_auc": ri}
+
+
+def _check_text(f) -> str:
+    return (f"  deletion AUC {f['deletion_auc']:.3f} (random {f['random_deletion_auc']:.3f}, lower is better)  "
+            f"insertion AUC {f['insertion_auc']:.3f} (random {f['random_insertion_auc']:.3f}, higher is better)")
 
 
 def _run_saliency(args) -> int:
@@ -140,6 +216,7 @@ def _run_saliency(args) -> int:
         classes = None if args.target is None else resolve_class_arg(model, info["spec"], args.target)
         with Progress(f"saliency {args.method}", unit="inputs") as bar:
             result = _attribute(model, x, classes, args, callback=bar.callback())
+        checks = None if args.no_check else _check_maps(model, x, result, args)
         records = []
         for i, (path, stem) in enumerate(zip(args.images, stems)):
             name = model.class_names[result.classes[i]]
@@ -148,43 +225,63 @@ def _run_saliency(args) -> int:
                              overlay(result.images[i], result.maps[i]))]
             records.append({"image": path, **class_fields(model, result.classes[i]),
                             "score": float(result.scores[i]), "map_p99": map_top(result.maps[i]),
-                            "map_max": float(result.maps[i].max()), "written": written})
+                            "map_max": float(result.maps[i].max()),
+                            **(_check_fields(checks[i]) if checks else {}), "written": written})
         figure = _save_figure(out, file_name(args.method, "figure"), saliency_figure(result, labels=stems))
     payload = envelope("saliency", info, records, method=args.method, params=_method_params(args),
                        written=[p for r in records for p in r["written"]] + [figure])
-    lines = [f"{r['image']}: class {r['class']} {r['class_name']}  score {r['score']:.3f}" for r in records]
+    lines = [f"{r['image']}: class {r['class']} {r['class_name']}  score {r['score']:.3f}"
+             + (_check_text(r) if checks else "") for r in records]
     lines.append("maps: colour scale from 0 to each map's 99th percentile (map_p99), higher values clipped")
     emit(args, payload, lines + _written(payload["written"]))
     return 0
 
 
-def _run_saliency_evaluate(args) -> int:
-    from gradscope.methods import deletion_insertion_auc, pointing_game
-    from gradscope.methods.benchmark import load_batch, val_items
+def _table_records(table) -> list:
+    """The merged table as JSON records, one per method."""
+    return [{"method": m, **entry} for m, entry in table.items()]
 
+
+def _run_saliency_evaluate(args) -> int:
+    from gradscope.methods import faithfulness as F
+
+    if args.merge:
+        table = F.merge_records(args.merge)
+        emit(args, envelope("saliency evaluate", None, _table_records(table), merged=list(args.merge)),
+             F.format_table(table))
+        return 0
+    if not args.data:
+        raise GradscopeError("saliency evaluate needs --data DIR (or --merge FILES)")
+    names = [m for m in args.methods.split(",") if m]
+    bad = [m for m in names if m not in METHODS and m != "random"]
+    if bad:
+        raise GradscopeError(f"unknown method {bad[0]!r}: expected some of {', '.join(sorted(METHODS))}, random")
     model, info = load_model(args, COURSE_MODEL)
-    items, order = val_items(model, args.data, args.seed, need_box=True)
-    x, y, boxes = load_batch(model, items, order[:args.n])
-    with Progress(f"saliency {args.method}", unit="inputs") as bar:
-        result = _attribute(model, x, y, args, callback=bar.callback())
-    pg = pointing_game(result.maps, boxes, seed=args.seed)
-    with Progress("saliency evaluate: deletion/insertion", unit="inputs") as bar:
-        di = deletion_insertion_auc(model, x, y, result.maps, stages=args.stages, seed=args.seed,
-                                    callback=bar.callback())
-    acc = float(np.mean(np.argmax(model.scores(x), axis=1) == y))
-    records = [{"image": str(items[k][0]), **class_fields(model, c), "pointing_hit": bool(hit),
-                "deletion_auc": float(d), "insertion_auc": float(a)}
-               for k, c, hit, d, a in zip(order[:args.n], y, pg.hits, di.deletion_auc, di.insertion_auc)]
-    summary = {"n": len(y), "accuracy": acc,
-               "pointing_game": {k: v for k, v in pg.to_dict().items() if k != "hits"},
-               "deletion_insertion": {k: v for k, v in di.to_dict().items() if k != "per_image"}}
-    lines = [f"{args.method} saliency on {len(y)} val images (top-1 accuracy {acc:.3f})",
-             f"pointing game hit rate   {pg.hit_rate:.3f}   random {pg.random_hit_rate:.3f}",
-             f"deletion AUC (lower)     {di.deletion_auc.mean():.3f}   random {di.random_deletion_auc.mean():.3f}",
-             f"insertion AUC (higher)   {di.insertion_auc.mean():.3f}   random {di.random_insertion_auc.mean():.3f}"]
-    emit(args, envelope("saliency evaluate", info, records, method=args.method, params=_method_params(args),
-                        summary=summary), lines)
+    items = F.shard_items(F.folder_items(model, args.data), args.n, args.shard, seed=args.seed)
+    settings = {m: {k: v for k, v in _method_settings(args, m).items() if k != "seed"} for m in names if m in METHODS}
+    methods = F.map_methods(names, settings)
+    sanity = F.randomized_copy(model, seed=args.seed) if args.sanity else None
+    path = args.results or _scratch_results()
+    with Progress("saliency evaluate", unit="maps") as bar:
+        F.evaluate_images(model, items, methods, path, sanity_model=sanity, step=args.step, seed=args.seed,
+                          callback=bar.callback())
+    table = F.merge_records([path])
+    lines = [f"{len(items)} images (shard {args.shard[0]}/{args.shard[1]}); per-image results in {path}"]
+    emit(args, envelope("saliency evaluate", info, _table_records(table), results_file=path,
+                        params={m: {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()}
+                                for m, kw in settings.items()}),
+         lines + F.format_table(table))
     return 0
+
+
+def _scratch_results():
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="gradscope-evaluate-", suffix=".jsonl")
+    os.close(fd)
+    os.remove(path)
+    return path
 
 
 # ---------------------------------------------------------------- fooling

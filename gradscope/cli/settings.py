@@ -19,6 +19,7 @@ KIND_TYPES = {"positive_int": types.positive_int, "nonneg_int": types.nonneg_int
               "positive_float": types.positive_float, "nonneg_float": types.nonneg_float,
               "factor": types.scale_factor, "optional_int": types.positive_int, "seed": types.seed_int,
               "blur": types.blur_sigma, "noise": types.noise_level, "share": types.real_range("share"),
+              "fractions": types.fraction_list, "positive_list": types.positive_list, "text": str,
               "choice": None}
 
 
@@ -47,7 +48,8 @@ def add_settings(parser, settings, names=None, recipes: dict | None = None) -> N
             kwargs["choices"] = list(s.choices)
         else:
             kwargs["type"] = KIND_TYPES[s.kind]
-            kwargs["metavar"] = "N" if s.kind.endswith("int") else "X"
+            kwargs["metavar"] = ("N" if s.kind.endswith("int") else "LIST" if s.kind.endswith(("s", "list"))
+                                 else "NAME" if s.kind == "text" else "X")
         parser.add_argument(s.option, **kwargs)
 
 

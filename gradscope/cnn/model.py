@@ -275,6 +275,23 @@ class CNN:
         """Gradient w.r.t. the input of forward_to given the gradient of its output."""
         return self.backward(dact, cache, param_grads=False)[0]
 
+    def layer_gradient(self, x, layer, dscores_fn):
+        """(scores, act, dact): the output of `layer` (a top-level layer or a whole block) and
+        the gradient of sum(dscores_fn(scores) * scores) w.r.t. it; test mode."""
+        i = resolve_layer(self, layer)
+        act, _ = self.forward_to(x, i)
+        if i == len(self.steps) - 1:
+            return act, act, np.asarray(dscores_fn(act), dtype=act.dtype)
+        try:
+            scores, cache = self.forward(act, start=i + 1, mode="test", fold=True)
+        except UnknownLayerError:
+            raise UnknownLayerError(f"layer {self.layer_names[i]!r} is inside a residual block: take the "
+                                    "gradient at the whole block or a top-level layer") from None
+        dscores = np.asarray(dscores_fn(scores), dtype=scores.dtype)
+        if dscores.shape != scores.shape:
+            raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+        return scores, act, self.backward(dscores, cache, param_grads=False)[0]
+
     # ---- preprocessing ------------------------------------------------------------------
     def preprocess(self, images):
         """uint8 images of any size ((N, H, W, 3) array or a list of (H, W, 3) arrays) ->

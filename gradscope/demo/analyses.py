@@ -73,6 +73,21 @@ def attributions(model, x, settings, seed: int) -> tuple:
     return vanilla, smooth
 
 
+def faithfulness(model, x, classes, settings, seed: int) -> dict:
+    """{method: DeletionInsertionResult} of each faithfulness method's maps of `classes` on
+    the demo photos (RISE deletion/insertion, each beside seeded random maps); the methods
+    run with their defaults, extremal perturbation with settings.perturbation_iterations steps."""
+    from gradscope.methods.faithfulness import map_methods
+
+    extra = {"perturbation": {"iterations": settings.perturbation_iterations},
+             "smoothgrad": {"n_samples": settings.smoothgrad_samples}}
+    out = {}
+    for method in map_methods(settings.faithfulness_methods, extra):
+        maps = method.maps(model, x, classes, seed=seed)
+        out[method.name] = methods.deletion_insertion_auc(model, x, classes, maps, seed=seed)
+    return out
+
+
 def _known(model, names) -> list:
     out = []
     for name in names:

@@ -71,8 +71,17 @@ def captions_section(images, caps, input_names) -> Section:
                     numbers={"beam_size": caps.beam_size, "images": items})
 
 
-def saliency_section(images, crops, vanilla, smooth) -> Section:
-    """crops: uint8 (N, D, D, 3) display crops; vanilla, smooth: SaliencyResults."""
+def faithfulness_table(faith) -> Table:
+    """One row per method: mean RISE deletion and insertion AUC over the photos, beside
+    the random maps' (faith: {method: DeletionInsertionResult})."""
+    rows = [[m, f"{r.deletion_auc.mean():.3f}", f"{r.random_deletion_auc.mean():.3f}", f"{r.insertion_auc.mean():.3f}",
+             f"{r.random_insertion_auc.mean():.3f}"] for m, r in faith.items()]
+    return Table(["method", "deletion AUC (lower)", "random", "insertion AUC (higher)", "random"], rows)
+
+
+def saliency_section(images, crops, vanilla, smooth, faith=None) -> Section:
+    """crops: uint8 (N, D, D, 3) display crops; vanilla, smooth: SaliencyResults; faith:
+    {method: DeletionInsertionResult} for the faithfulness table (optional)."""
     visuals, summary = [], []
     for i, im in enumerate(images):
         name = short_name(vanilla.class_names[i])
@@ -85,7 +94,15 @@ def saliency_section(images, crops, vanilla, smooth) -> Section:
                        f"{_center_share(smooth.maps[i]):.0%} of the SmoothGrad mass in the central half")
     numbers = {"vanilla": vanilla.to_dict(), "smoothgrad": smooth.to_dict(),
                "center_share": {im.name: _center_share(smooth.maps[i]) for i, im in enumerate(images)}}
-    return _section("saliency", "Saliency maps", summary=summary, numbers=numbers, visuals=visuals)
+    tables = []
+    if faith:
+        numbers["faithfulness"] = {m: {k: v for k, v in r.to_dict().items() if k != "per_image"}
+                                   for m, r in faith.items()}
+        tables.append(faithfulness_table(faith))
+        best = max(faith, key=lambda m: faith[m].insertion_auc.mean() - faith[m].deletion_auc.mean())
+        summary.append(f"faithfulness on {len(images)} photos (RISE deletion/insertion): best insertion - deletion "
+                       f"gap {best}")
+    return _section("saliency", "Saliency maps", summary=summary, numbers=numbers, visuals=visuals, tables=tables)
 
 
 def _center_share(m) -> float:

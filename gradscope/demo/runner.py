@@ -107,7 +107,8 @@ def _saliency(ctx, callback) -> Section:
     x, _ = _inputs(ctx)
     vanilla, smooth = an.attributions(ctx.models.cnn, x, ctx.settings, ctx.seed)
     crops = np.stack([center_crop_resize(p.pixels, ctx.settings.display_size) for p in ctx.photos])
-    return pr.saliency_section(ctx.photos, crops, vanilla, smooth)
+    faith = an.faithfulness(ctx.models.cnn, x, vanilla.classes, ctx.settings, ctx.seed)
+    return pr.saliency_section(ctx.photos, crops, vanilla, smooth, faith)
 
 
 def _fooling(ctx, callback) -> Section:

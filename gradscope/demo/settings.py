@@ -18,6 +18,8 @@ class DemoSettings:
     max_caption_length: int = 20
     smoothgrad_samples: int = 16
     smoothgrad_sigma: float = 0.15
+    faithfulness_methods: tuple = ("vanilla", "smoothgrad", "ig", "gradcam", "occlusion", "perturbation")
+    perturbation_iterations: int = 60  # the faithfulness table's extremal perturbation (cheap; default 200)
     fool_max_iter: int = 100
     fool_step_size: float = 0.25
     classvis_classes: int = 4
@@ -33,6 +35,6 @@ class DemoSettings:
 
 
 FULL = DemoSettings()
-QUICK = DemoSettings(smoothgrad_samples=2, fool_max_iter=5, classvis_classes=2, classvis_iterations=4,
+QUICK = DemoSettings(smoothgrad_samples=2, faithfulness_methods=("vanilla", "gradcam"), fool_max_iter=5, classvis_classes=2, classvis_iterations=4,
                      inversion_iterations=4, dream_iterations=4, dream_octaves=2, dream_size=64,
                      display_size=96)  # whole captions: the same max_caption_length as FULL

@@ -22,7 +22,7 @@ the same objectives and steps.
 
 Vocabulary: `iterations` is the total number of steps of a run (over all octaves);
 `max_iter` the most steps per image of `fool`; `points` the path points of integrated
-gradients; `stages` the deletion/insertion stages; `seed` seeds every random choice of a
+gradients; `step` the pixels per deletion/insertion step; `seed` seeds every random choice of a
 method that has any (deterministic methods take none). Each method module has one
 settings record, SETTINGS (gradscope.methods.settings): the single source of its defaults
 (DEFAULTS = SETTINGS.defaults), of the default values its docstrings state and of the
@@ -44,6 +44,9 @@ from gradscope.methods.evaluation import (DeletionInsertionResult, PointingGameR
 from gradscope.methods.feature_inversion import InversionResult, invert
 from gradscope.methods.feature_visualization import FeatureVisResult, visualize_feature
 from gradscope.methods.fooling import FoolingResult, fool
+from gradscope.methods.gradcam import gradcam
+from gradscope.methods.occlusion import occlusion
+from gradscope.methods.perturbation import extremal_perturbation
 from gradscope.methods.interface import ImageModel, resolve_class, resolve_layer, score_gradient
 from gradscope.methods.objectives import (Objective, activation_energy, channel, class_log_prob, class_score,
                                           diversity, feature_match, neuron)
@@ -51,8 +54,8 @@ from gradscope.methods.regularizers import blur_every, clip_pixels, jitter, l2_p
 from gradscope.methods.saliency import SaliencyResult, integrated_gradients, saliency, smoothgrad
 from gradscope.methods.steps import adam_step, normalized_step
 
-__all__ = ["saliency", "smoothgrad", "integrated_gradients", "fool", "visualize_class", "visualize_feature", "invert",
-           "deepdream",
+__all__ = ["saliency", "smoothgrad", "integrated_gradients", "gradcam", "occlusion", "extremal_perturbation", "fool",
+           "visualize_class", "visualize_feature", "invert", "deepdream",
            "pointing_game", "deletion_insertion_auc", "ImageModel", "resolve_class", "resolve_layer",
            "score_gradient", "ascend", "optimize", "OptimizeResult", "class_score", "class_log_prob", "feature_match", "activation_energy",
            "channel", "neuron", "diversity", "Objective",

@@ -15,6 +15,17 @@ def check_images(name: str, x) -> np.ndarray:
     return check_input(x, name)
 
 
+def check_not_constant(x) -> np.ndarray:
+    """x unchanged unless an image is constant (one colour everywhere), whose map would be
+    meaningless (an attribution of nothing); GradscopeError naming the image then."""
+    flat = x.reshape(len(x), x.shape[1], -1)  # (N, 3, H * W)
+    flat_imgs = np.flatnonzero(np.all(flat.max(axis=2) == flat.min(axis=2), axis=1))
+    if len(flat_imgs):
+        raise GradscopeError(f"image {int(flat_imgs[0])} of the batch is constant: a saliency map of an image "
+                             "without any structure is meaningless")
+    return x
+
+
 def class_indices(model, classes, n: int, x=None) -> np.ndarray:
     """(n,) int64 class indices from one class or a sequence of n (index, wnid or name each);
     None means the model's top class for each image of x."""

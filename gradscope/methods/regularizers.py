@@ -52,9 +52,9 @@ def random_jitter(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> tu
     return roll(x, dy, dx), (dy, dx)
 
 
-def gaussian_kernel(sigma: float) -> np.ndarray:
-    """Normalised 1-D Gaussian of radius ceil(3 sigma): (2r + 1,) float64."""
-    radius = max(1, int(math.ceil(3.0 * sigma)))
+def gaussian_kernel(sigma: float, radius: int | None = None) -> np.ndarray:
+    """Normalised 1-D Gaussian of radius ceil(3 sigma) (or the given radius): (2r + 1,) float64."""
+    radius = max(1, int(math.ceil(3.0 * sigma))) if radius is None else int(radius)
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (t / sigma) ** 2)
     return k / k.sum()
@@ -74,11 +74,12 @@ def _blur_axis(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of each channel (sigma in pixels; 0 returns a copy)."""
+def gaussian_blur(x: np.ndarray, sigma: float, radius: int | None = None) -> np.ndarray:
+    """Separable Gaussian blur of each channel (sigma in pixels; 0 returns a copy), the
+    kernel truncated at radius (default ceil(3 sigma))."""
     if sigma <= 0:
         return x.copy()
-    k = gaussian_kernel(sigma).astype(x.dtype)
+    k = gaussian_kernel(sigma, radius).astype(x.dtype)
     return _blur_axis(_blur_axis(x, k, 2), k, 3)
 
 

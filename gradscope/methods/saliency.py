@@ -16,7 +16,7 @@ import numpy as np
 
 from gradscope.errors import ShapeError
 from gradscope.interface import score_gradient
-from gradscope.methods._inputs import check_images, check_positive, class_indices, report
+from gradscope.methods._inputs import check_images, check_not_constant, check_positive, class_indices, report
 from gradscope.methods.settings import MethodSettings, Setting
 
 __all__ = ["SaliencyResult", "saliency", "smoothgrad", "integrated_gradients", "DEFAULTS", "SETTINGS"]
@@ -85,7 +85,7 @@ def saliency(model, x, classes=None) -> SaliencyResult:
     Returns:
         SaliencyResult with maps (N, H, W) = max over channels of |d score_c / d x|.
     """
-    x = check_images("x", x)
+    x = check_not_constant(check_images("x", x))
     classes = class_indices(model, classes, len(x), x)
     scores, dx = score_gradient(model, x, classes)
     return SaliencyResult(method="vanilla", maps=np.abs(dx).max(axis=1), attributions=dx, classes=classes,
@@ -124,7 +124,7 @@ def smoothgrad(model, x, classes=None, n_samples: int = DEFAULTS["n_samples"],
         callback: callback(done, {'total'}) after each chunk (done: noisy inputs so far).
     Defaults: n_samples {n_samples}, sigma {sigma}.
     """
-    x = check_images("x", x)
+    x = check_not_constant(check_images("x", x))
     check_positive("n_samples", n_samples, integer=True)
     check_positive("sigma", sigma, allow_zero=True)
     _check_chunk(chunk)
@@ -176,7 +176,7 @@ def integrated_gradients(model, x, classes=None, points: int = DEFAULTS["points"
         SaliencyResult with attributions (N, 3, H, W) summing approximately to
         score(x) - score(baseline) (completeness) and maps = sum over channels of |attribution|.
     """
-    x = check_images("x", x)
+    x = check_not_constant(check_images("x", x))
     check_positive("points", points, integer=True)
     _check_chunk(chunk)
     classes = class_indices(model, classes, len(x), x)

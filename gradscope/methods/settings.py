@@ -15,7 +15,8 @@ The command line (gradscope.cli.settings) turns each Setting into an option with
 help and its default value; `kind` names the value's range ('positive_int',
 'nonneg_int', 'positive_float', 'nonneg_float', 'factor' (> 1), 'choice', 'optional_int',
 'seed', 'blur' (a Gaussian width in pixels), 'noise' (a fraction of the pixel range), 'share'
-(a fraction 0..1)); the CLI maps kinds to parsers, so this module stays below the CLI.
+(a fraction 0..1), 'fractions' (comma-separated fractions in (0, 1)), 'positive_list'
+(comma-separated positive numbers), 'text' (a string, e.g. a layer name)); the CLI maps kinds to parsers, so this module stays below the CLI.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 __all__ = ["Setting", "MethodSettings", "KINDS"]
 
 KINDS = ("positive_int", "nonneg_int", "positive_float", "nonneg_float", "factor", "choice", "optional_int",
-         "seed", "blur", "noise", "share")
+         "seed", "blur", "noise", "share", "fractions", "positive_list", "text")
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,35 @@ class TorchModel:
         (dx,) = torch.autograd.grad(act, leaf, grad_outputs=g, retain_graph=True, allow_unused=True)
         return np.zeros(tuple(leaf.shape), dtype=dtype) if dx is None else self._numpy(dx, dtype)
 
+    def layer_gradient(self, x: np.ndarray, layer, dscores_fn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scores (N, C), act, dact): the output of `layer` (captured at its first call) and
+        the gradient of sum(dscores * scores) w.r.t. it, dscores = dscores_fn(scores)."""
+        self._check_input(x)
+        name = self.layer_names[resolve_layer(self, layer)]
+        seen = []
+
+        def keep(_module, _inputs, out):
+            if not seen:
+                seen.append(out)
+
+        handle = self._submodules[name].register_forward_hook(keep)
+        try:
+            with torch.enable_grad():
+                s = self._logits(self._run(self._tensor(x).requires_grad_(True)))
+        finally:
+            handle.remove()
+        if not seen or not isinstance(seen[0], torch.Tensor):
+            raise GradscopeError(f"layer {name!r} did not output a tensor in the forward pass")
+        act = seen[0]
+        scores = self._numpy(s.detach(), x.dtype)
+        dscores = np.asarray(dscores_fn(scores))
+        if dscores.shape != scores.shape:
+            raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+        g = torch.as_tensor(dscores, dtype=s.dtype, device=s.device)
+        (dact,) = torch.autograd.grad(s, act, grad_outputs=g, allow_unused=True)
+        dact = torch.zeros_like(act) if dact is None else dact
+        return scores, self._numpy(act.detach(), x.dtype), self._numpy(dact, x.dtype)
+
     # ---- helpers ----------------------------------------------------------------
 
     def _check_input(self, x) -> None:
