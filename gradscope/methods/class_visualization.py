@@ -115,7 +115,7 @@ def recipe_settings(model, recipe, given: dict) -> dict:
     return model_recipe(model, f"visualize_class.{recipe}", RECIPES[recipe].defaults, given)
 
 
-def visualize_class(model, target, *, recipe: str = DEFAULT_RECIPE, size=None, priors=(), transforms=(),
+def visualize_class(model, target, *, recipe: str | None = None, size=None, priors=(), transforms=(),
                     seed: int = 0, callback=None, dtype=np.float32, **settings) -> ClassVisResult:
     """Synthesise an image that maximises each target class's objective.
 
@@ -123,7 +123,8 @@ def visualize_class(model, target, *, recipe: str = DEFAULT_RECIPE, size=None, p
         model: an ImageModel.
         target: a class or a list of classes (index, wnid or name); one image each.
         recipe: 'lucid' (Fourier + decorrelated colour + transforms + Adam) or 'pixel' (the
-            2016 recipe: pixels, L2, blur, jitter).
+            2016 recipe: pixels, L2, blur, jitter); None: the model's own
+            (model.method_defaults["visualize_class"]["recipe"]), else DEFAULT_RECIPE.
         settings: the recipe's settings (RECIPES[recipe]'s keys; SETTINGS says what each
             means); left out or None: the model's own for the recipe, else RECIPES[recipe].
         size: (pixel recipe) side of the image (default model.input_size).
@@ -131,6 +132,8 @@ def visualize_class(model, target, *, recipe: str = DEFAULT_RECIPE, size=None, p
         seed: seeds the initial image and the random transforms.
         callback: callback(iteration, info) with 'target_score', 'target_prob' (N,), 'images'.
     """
+    if recipe is None:
+        recipe = model_recipe(model, "visualize_class", {"recipe": DEFAULT_RECIPE}, {})["recipe"]
     cfg = recipe_settings(model, recipe, settings)
     single = isinstance(target, (str, int, np.integer))
     targets = class_indices(model, [target] if single else target, 1 if single else len(target))
