@@ -138,16 +138,23 @@ def visualize_class(model, target, *, recipe: str | None = None, size=None, prio
     single = isinstance(target, (str, int, np.integer))
     targets = class_indices(model, [target] if single else target, 1 if single else len(target))
     goal = class_objective(cfg["objective"], targets)
-    if recipe == "pixel":
-        _check_pixel(cfg)
-        size = model.input_size if size is None else check_positive("size", size, integer=True)
-        run = _pixel_ascent(model, goal, len(targets), cfg, size, priors, transforms, seed, callback, dtype)
-        return _result(model, run, targets, dict(cfg, recipe=recipe, size=size, seed=seed))
+    run, extra = _RUNS[recipe](model, goal, len(targets), cfg, seed, callback, dtype, size, priors, transforms)
+    return _result(model, run, targets, dict(cfg, recipe=recipe, **extra, seed=seed))
+
+
+def _pixel_run(model, goal, n, cfg, seed, callback, dtype, size, priors, transforms):
+    """The pixel recipe: (AscentResult, {"size": side}) after checking its settings."""
+    _check_pixel(cfg)
+    size = model.input_size if size is None else check_positive("size", size, integer=True)
+    return _pixel_ascent(model, goal, n, cfg, size, priors, transforms, seed, callback, dtype), {"size": size}
+
+
+def _lucid_run(model, goal, n, cfg, seed, callback, dtype, size, priors, transforms):
+    """The lucid recipe: (its render, {}); size, priors and transforms are the pixel recipe's."""
     if size is not None or priors or transforms:
         raise GradscopeError("size, priors and transforms belong to the pixel recipe (recipe='pixel')")
     check_settings({k: v for k, v in cfg.items() if k != "objective"})
-    run = lucid_render(model, goal, len(targets), cfg, seed, callback, dtype)
-    return _result(model, run, targets, dict(cfg, recipe=recipe, seed=seed))
+    return lucid_render(model, goal, n, cfg, seed, callback, dtype), {}
 
 
 def _pixel_ascent(model, goal, n, cfg, size, priors, transforms, seed, callback, dtype):
@@ -163,6 +170,9 @@ def _pixel_ascent(model, goal, n, cfg, size, priors, transforms, seed, callback,
                   priors=own + list(priors),
                   transforms=[*views, *transforms, rg.blur_every(cfg["blur_every"], cfg["blur_sigma"]), rg.clip_pixels()],
                   octaves=shapes, rng=rng, callback=callback)
+
+
+_RUNS = {"pixel": _pixel_run, "lucid": _lucid_run}  # recipe name -> its run (same keys as RECIPES)
 
 
 def _result(model, run, targets, params) -> ClassVisResult:
