@@ -5,7 +5,7 @@ process with the same number of threads, timings interleaved.
 A step is forward + backward on one minibatch: word embedding -> att_lstm_forward over
 L = 49 regions (7x7) of D = 1280 features, projected to A = 512 for the attention ->
 temporal affine onto the vocabulary -> masked temporal softmax loss; the initial states
-h0, c0 are affine maps of the mean region feature. Shapes: T = 16 steps, V = 2500 words,
+h0, c0 are tanh of affine maps of the mean region feature. gradscope's side is the\ncaptioner itself (gradscope.captioning.CaptioningRNN, cell 'attention'), its loss() step. Shapes: T = 16 steps, V = 2500 words,
 W = 256, H = 512. The features are data (no gradient is asked for them on either side).
 The torch model is written as PyTorch users write it (nn.Embedding, nn.Linear,
 nn.LSTMCell on [word vector, gated context], torch.bmm for the context), holding the
@@ -43,17 +43,13 @@ _setup.configure(args.threads, args.blas_core)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gradscope.layers import (att_lstm_backward, att_lstm_forward, temporal_affine_backward,  # noqa: E402
-                              temporal_affine_forward, temporal_softmax_loss, word_embedding_backward,
-                              word_embedding_forward)
+from gradscope.captioning import CaptioningRNN  # noqa: E402
 
-# ---------------------------------------------------------------- the model, in NumPy
-
-LSTM_NAMES = ["W_proj_att", "b_proj_att", "Wx", "Wz", "Wh", "b", "W_att", "w_att", "w_beta", "b_beta"]
+# ---------------------------------------------------------------- the model: gradscope's captioner
 
 
 def make_params(seed=0):
-    """float32 weights, scaled by 1/sqrt(fan-in)."""
+    """float32 weights of the attention captioner, scaled by 1/sqrt(fan-in)."""
     rng = np.random.default_rng(seed)
     shapes = {"W_embed": (V, W), "W_h0": (D, H), "b_h0": (H,), "W_c0": (D, H), "b_c0": (H,),
               "W_proj_att": (D, A), "b_proj_att": (A,), "Wx": (W, 4 * H), "Wz": (D, 4 * H), "Wh": (H, 4 * H),
@@ -61,6 +57,17 @@ def make_params(seed=0):
               "W_vocab": (H, V), "b_vocab": (V,)}
     return {k: (rng.standard_normal(s) / np.sqrt(s[0] if len(s) == 2 else 100)).astype(np.float32)
             for k, s in shapes.items()}
+
+
+def make_captioner(p):
+    """gradscope.captioning.CaptioningRNN (cell 'attention', float32, no dropout or penalty)
+    holding the weights of p; words 0..3 are <NULL>, <START>, <END>, <UNK>."""
+    words = ["<NULL>", "<START>", "<END>", "<UNK>"] + [f"w{i}" for i in range(4, V)]
+    model = CaptioningRNN({w: i for i, w in enumerate(words)}, input_dim=D, wordvec_dim=W, hidden_dim=H,
+                          attention_dim=A, cell_type="attention", dtype=np.float32)
+    assert set(model.params) == set(p), sorted(set(model.params) ^ set(p))
+    model.params = {k: p[k] for k in model.params}
+    return model
 
 
 def make_batch(n, seed=1):
@@ -76,23 +83,10 @@ def make_batch(n, seed=1):
     return feats.astype(np.float32), captions
 
 
-def numpy_step(p, feats, captions):
-    """Loss and gradients (a dict keyed like p) of one minibatch."""
-    words_in, words_out = captions[:, :-1], captions[:, 1:]
-    mean = feats.mean(axis=1)  # (N, D)
-    h0, c0 = mean @ p["W_h0"] + p["b_h0"], mean @ p["W_c0"] + p["b_c0"]
-    x, embed_cache = word_embedding_forward(words_in, p["W_embed"])
-    (h, _, _), att_cache = att_lstm_forward(x, h0, c0, feats, *(p[k] for k in LSTM_NAMES))
-    scores, affine_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
-    loss, dscores = temporal_softmax_loss(scores, words_out, words_out != 0)
-    grads = {}
-    dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, affine_cache)
-    dx, dh0, dc0, _, *dlstm = att_lstm_backward(dh, None, None, att_cache)
-    grads.update(zip(LSTM_NAMES, dlstm))
-    grads["W_embed"] = word_embedding_backward(dx, embed_cache)
-    grads["W_h0"], grads["b_h0"] = mean.T @ dh0, dh0.sum(axis=0)
-    grads["W_c0"], grads["b_c0"] = mean.T @ dc0, dc0.sum(axis=0)
-    return loss, grads
+def numpy_step(model, feats, captions):
+    """Loss and gradients (a dict keyed like model.params) of one minibatch: the captioner's
+    own training loss (CaptioningRNN.loss)."""
+    return model.loss(feats, captions)
 
 
 # ---------------------------------------------------------------- the model, in torch
@@ -129,7 +123,7 @@ class TorchAttentionCaptioner(torch.nn.Module):
     def forward(self, feats, captions):
         words_in, words_out = captions[:, :-1], captions[:, 1:]
         mean = feats.mean(dim=1)
-        h, c = self.init_h(mean), self.init_c(mean)
+        h, c = torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
         x = self.embed(words_in)  # (N, T, W)
         proj = self.proj_att(feats)  # (N, L, A)
         hs = []
@@ -166,9 +160,9 @@ def step_flops(n):
     return 3 * 2.0 * fwd
 
 
-def check_same(p, feats, captions, net, tf, tc):
+def check_same(model, feats, captions, net, tf, tc):
     """Largest relative difference of loss and gradients, gradscope against torch."""
-    loss, grads = numpy_step(p, feats, captions)
+    loss, grads = numpy_step(model, feats, captions)
     net.zero_grad(set_to_none=True)
     tloss = net(tf, tc)
     tloss.backward()
@@ -178,13 +172,13 @@ def check_same(p, feats, captions, net, tf, tc):
     return abs(float(loss) - tloss) / abs(tloss), worst
 
 
-def profile(p, feats, captions):
+def profile(model, feats, captions):
     """Print the functions that take most of one gradscope step (wall time)."""
     import cProfile
     import pstats
 
     prof = cProfile.Profile(time.perf_counter)
-    prof.runcall(numpy_step, p, feats, captions)
+    prof.runcall(numpy_step, model, feats, captions)
     stats = pstats.Stats(prof)
     total = sum(v[2] for v in stats.stats.values())
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:12]
@@ -198,16 +192,17 @@ def main():
     print(line)
     n = args.batch
     p = make_params()
+    model = make_captioner(p)
     feats, captions = make_batch(n)
     net = TorchAttentionCaptioner(p)
     tf, tc = torch.from_numpy(feats), torch.from_numpy(captions)
-    dloss, dgrad = check_same(p, feats, captions, net, tf, tc)
+    dloss, dgrad = check_same(model, feats, captions, net, tf, tc)
 
     def theirs():
         net.zero_grad(set_to_none=True)
         net(tf, tc).backward()
 
-    t = _setup.timed({"gradscope": lambda: numpy_step(p, feats, captions), "torch": theirs}, args.repeats)
+    t = _setup.timed({"gradscope": lambda: numpy_step(model, feats, captions), "torch": theirs}, args.repeats)
     print(f"attention-LSTM captioning train step, batch {n}: T={T} L={L} D={D} A={A} W={W} H={H} V={V} "
           f"float32, {args.repeats} interleaved steps (medians); same loss to {dloss:.1e}, "
           f"gradients to {dgrad:.1e} (relative to each array's largest entry)")
@@ -219,7 +214,7 @@ def main():
               f"{g / peak['numpy' if name == 'gradscope' else 'torch']:.2f} x matmul peak")
     print("  " + _setup.ratio_line(t, "gradscope", "torch"))
     if args.profile:
-        profile(p, feats, captions)
+        profile(model, feats, captions)
     return 0
 
 

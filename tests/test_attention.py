@@ -81,6 +81,18 @@ def test_attention_lstm_sequence_gradients(fwd, bwd):
     assert_all_close_to_numeric(errors, SEQUENCE_GRADS)
 
 
+def test_need_dfeats_false_skips_only_dfeats():
+    inp = sequence_inputs(7)
+    (h, zg, alpha), cache = att_lstm_forward(**inp)
+    rng = np.random.default_rng(8)
+    douts = rng.standard_normal(h.shape), rng.standard_normal(zg.shape), rng.standard_normal(alpha.shape)
+    full, lean = att_lstm_backward(*douts, cache), att_lstm_backward(*douts, cache, need_dfeats=False)
+    assert lean[3] is None and full[3].shape == inp["feats"].shape
+    for i, (a, b) in enumerate(zip(full, lean)):
+        if i != 3:
+            np.testing.assert_array_equal(a, b)
+
+
 def test_missing_upstream_gradients_are_zeros():
     inp = sequence_inputs(3)
     (h, zg, alpha), cache = att_lstm_forward(**inp)

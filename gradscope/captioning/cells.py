@@ -104,7 +104,7 @@ def _plain_forward(seq_forward):
 
 
 def _plain_backward(seq_backward, zero_c):
-    def backward(p, dh, dextras, cache):
+    def backward(p, dh, dextras, cache, need_dfeatures=True):  # the features reach only the initial state
         dx, dh0, dWx, dWh, db = seq_backward(dh, cache)
         dstate = (dh0, None) if zero_c else (dh0,)
         return dx, dstate, {"Wx": dWx, "Wh": dWh, "b": db}
@@ -175,8 +175,9 @@ def _attention_forward(p, x, state):
     return h, {"z": z, "alpha": alpha}, cache  # h (N, T, H), z (N, T, D), alpha (N, T, L)
 
 
-def _attention_backward(p, dh, dextras, cache):
-    (dx, dh0, dc0, dfeats, dWp, dbp, *rest) = att_lstm_backward(dh, dextras.get("z"), dextras.get("alpha"), cache)
+def _attention_backward(p, dh, dextras, cache, need_dfeatures=True):
+    (dx, dh0, dc0, dfeats, dWp, dbp, *rest) = att_lstm_backward(dh, dextras.get("z"), dextras.get("alpha"), cache,
+                                                                need_dfeats=need_dfeatures)
     grads = {"W_proj_att": dWp, "b_proj_att": dbp, **dict(zip(_ATT_NAMES, rest))}
     return dx, (dh0, dc0, dfeats), grads
 

@@ -126,7 +126,7 @@ class CaptioningRNN:
         if self.attention_reg > 0 and "alpha" in cache.extras:
             penalty, dextras["alpha"] = attention_penalty(cache.extras["alpha"], mask, self.attention_reg)
             loss = loss + penalty
-        return float(loss), self.backward(dscores, cache, dextras)[0]
+        return float(loss), self.backward(dscores, cache, dextras, need_dfeatures=False)[0]
 
     def forward(self, features, words, mode: str = "test", seed=None):
         """Teacher-forced scores.
@@ -150,18 +150,19 @@ class CaptioningRNN:
         scores, vocab_cache = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])  # (N, T, V)
         return scores, CaptionerCache(state_cache, embed_cache, seq_cache, drop_cache, vocab_cache, extras)
 
-    def backward(self, dscores, cache: CaptionerCache, dextras=None):
+    def backward(self, dscores, cache: CaptionerCache, dextras=None, need_dfeatures: bool = True):
         """dscores (N, T, V) (and optionally dextras: {name: gradient} of cache.extras, e.g.
-        'alpha') -> (grads keyed like params, dfeatures shaped like the features)."""
+        'alpha') -> (grads keyed like params, dfeatures shaped like the features, or None when
+        need_dfeatures is False: training skips the attention's gradient w.r.t. the regions)."""
         p, grads = self.params, {}
         dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, cache.vocab)
         dh = dropout_backward(dh, cache.dropout)
-        dx, dstate, cell_grads = self.cell.backward(p, dh, dict(dextras or {}), cache.seq)
+        dx, dstate, cell_grads = self.cell.backward(p, dh, dict(dextras or {}), cache.seq, need_dfeatures)
         grads["W_embed"] = word_embedding_backward(dx, cache.embed)
         state_grads, dfeatures = self.cell.init_state_backward(p, dstate, cache.state)
         grads.update(cell_grads)
         grads.update(state_grads)
-        return grads, dfeatures
+        return grads, (dfeatures if need_dfeatures else None)
 
     # --- generation --------------------------------------------------------------------
 

@@ -377,10 +377,12 @@ def att_lstm_forward(x, h0, c0, feats, W_proj_att, b_proj_att, Wx, Wz, Wh, b, W_
     return (_batch_major(hs[1:]), _batch_major(zgs), _batch_major(alphas)), cache
 
 
-def att_lstm_backward(dh, dz, dalpha, cache):
+def att_lstm_backward(dh, dz, dalpha, cache, *, need_dfeats: bool = True):
     """dh (N, T, H), dz (N, T, D) or None, dalpha (N, T, L) or None ->
     (dx (N, T, W), dh0 (N, H), dc0 (N, H), dfeats (N, L, D), dW_proj_att (D, A),
-    db_proj_att (A,), dWx, dWz, dWh, db, dW_att, dw_att, dw_beta, db_beta)."""
+    db_proj_att (A,), dWx, dWz, dWh, db, dW_att, dw_att, dw_beta, db_beta).
+    need_dfeats=False (training, where the features are data) returns dfeats None and skips
+    its two products."""
     (x_tm, feats, tanhs, alphas, zs, zgs, betas, hs, cs, tanh_cs, gates,
      Wx, Wz, Wh, W_att, w_att, w_beta, W_proj_att) = cache
     T, N, L, A = tanhs.shape
@@ -423,10 +425,10 @@ def att_lstm_backward(dh, dz, dalpha, cache):
         dhs[t, :, :A] *= w_att  # sum over l of d(proj + h W_att)
         np.matmul(dhs[t], W_back, out=dprev_h)
         dprev_h += hz[:, :H]
-    return _att_lstm_weight_grads(cache, da, dhs, dzatt, des, sqs, dprev_h, dc)
+    return _att_lstm_weight_grads(cache, da, dhs, dzatt, des, sqs, dprev_h, dc, need_dfeats)
 
 
-def _att_lstm_weight_grads(cache, da, dhs, dzatt, des, sqs, dh0, dc0):
+def _att_lstm_weight_grads(cache, da, dhs, dzatt, des, sqs, dh0, dc0, need_dfeats=True):
     """After the loop: every gradient as att_lstm_backward returns it, from the per-step
     gradients da (T, N, 4H), dhs (T, N, A + 1), dzatt (T, N, D), des (T, N, L) and sqs = tanh**2."""
     x_tm, feats, tanhs, alphas, zgs, hs, Wx, W_att, w_att, W_proj_att = (
@@ -441,8 +443,10 @@ def _att_lstm_weight_grads(cache, da, dhs, dzatt, des, sqs, dh0, dc0):
     dproj = des.sum(axis=0).reshape(N * L, 1) - de_sq[:, 0]  # (N*L, A)
     dproj *= w_att
     dw_att = des.reshape(T * N * L) @ tanhs.reshape(T * N * L, A)
-    dfeats = np.matmul(alphas.transpose(1, 2, 0), dzatt.transpose(1, 0, 2))  # (N, L, D) through z
-    dfeats += (dproj @ W_proj_att.T).reshape(N, L, D)
+    dfeats = None
+    if need_dfeats:
+        dfeats = np.matmul(alphas.transpose(1, 2, 0), dzatt.transpose(1, 0, 2))  # (N, L, D) through z
+        dfeats += (dproj @ W_proj_att.T).reshape(N, L, D)
     dW_proj_att = feats.reshape(N * L, D).T @ dproj
     dx = _batch_major((da2 @ Wx.T).reshape(T, N, -1))
     dW_hidden = h_prev.T @ dhs2  # (H, A + 1): [dW_att | dw_beta]
