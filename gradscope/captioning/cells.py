@@ -62,6 +62,7 @@ class CellType:
     step: Callable
     torch_twin: Callable
     description: str = ""
+    label: str = ""            # the name people use: 'RNN', 'LSTM', 'attention-LSTM'
 
 
 # ---- the plain cells: h0 = features @ W_proj + b_proj (c0 = 0 for the LSTM) ---------------------
@@ -206,13 +207,14 @@ CELL_TYPES = {
     "rnn": CellType("rnn", 1, False, _proj_params, _recurrence_params(1), _proj_state(False),
                     _proj_state_backward, _plain_forward(rnn_forward), _plain_backward(rnn_backward, False),
                     _proj_decoding(False), _rnn_step, _twin("plain_twin"),
-                    "vanilla RNN, h0 from the image feature"),
+                    "vanilla RNN, h0 from the image feature", "RNN"),
     "lstm": CellType("lstm", 4, False, _proj_params, _recurrence_params(4), _proj_state(True),
                      _proj_state_backward, _plain_forward(lstm_forward), _plain_backward(lstm_backward, True),
                      _proj_decoding(True), _lstm_step, _twin("plain_twin"),
-                     "LSTM, h0 from the image feature, c0 = 0"),
+                     "LSTM, h0 from the image feature, c0 = 0", "LSTM"),
     "attention": CellType("attention", 4, True, _attention_params, _attention_recurrence,
                           _attention_init_state, _attention_init_state_backward, _attention_forward,
                           _attention_backward, _attention_decoding_state, _attention_step, _twin("attention_twin"),
-                          "LSTM with soft attention over image regions (Show, Attend and Tell)"),
+                          "LSTM with soft attention over image regions (Show, Attend and Tell)",
+                          "attention-LSTM"),
 }

@@ -82,7 +82,7 @@ def train_captioner(source: str, out_dir, *, cell_type: str = "lstm", hidden_dim
     save_captioner(model_path, model, extra_meta=info)
     save_json(os.path.join(out_dir, "train_result.json"), asdict(result))
     if result.loss_history:
-        plot_loss_curve(result, os.path.join(out_dir, "loss.png"), title=f"{cell_type.upper()} on {source}")
+        plot_loss_curve(result, os.path.join(out_dir, "loss.png"), title=f"{CELL_TYPES[cell_type].label} on {source}")
     return CaptionerTrainResult(model, result, model_path)
 
 

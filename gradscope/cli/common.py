@@ -65,7 +65,8 @@ def captioner_info(model, path=None) -> dict:
     cnn_name = shipped.name if shipped is not None else (cnn or "unknown")
     data = str(info.get("data", "")).split(":")[0]
     data = {"flickr8k": "Flickr8k", "coco": "COCO", "synthetic": "synthetic shapes"}.get(data, data or None)
-    name = f"{str(getattr(model, 'cell_type', '')).upper()} captioner on {cnn_name} features"
+    cell = getattr(model, "cell", None)
+    name = f"{getattr(cell, 'label', '') or str(getattr(model, 'cell_type', ''))} captioner on {cnn_name} features"
     return {"name": name, "spec": os.fspath(path) if path else "shipped", "dataset": data,
             "vocabulary": int(model.vocab_size)}
 
