@@ -73,7 +73,7 @@ def test_evaluate_json_names_the_decoding(trained, capsys):
     assert set(report["scores"]) == {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "CIDEr", "ROUGE_L"}
     assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "test", "--model", model,
                  "--max-images", "5"]) == 0
-    assert "beam 3 (length norm 0.5) decoding" in capsys.readouterr().out  # the default, as `caption IMAGE`
+    assert "beam 5 (length norm 0.5) decoding" in capsys.readouterr().out  # the default, as `caption IMAGE`
     assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "test", "--model", model,
                  "--max-images", "5", "--beam", "1"]) == 0
     assert "greedy decoding" in capsys.readouterr().out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from gradscope.captioning.evaluate import BEAM_SIZE
+
 __all__ = ["DemoSettings", "FULL", "QUICK", "CLASSVIS_CLASSES", "FOOLING_TARGETS"]
 
 # preferred classes (first ones the model knows are used; others fill up from the top)
@@ -14,7 +16,7 @@ FOOLING_TARGETS = ("school bus", "goldfish", "lemon")
 @dataclass(frozen=True)
 class DemoSettings:
     top_k: int = 5
-    beam_size: int = 3
+    beam_size: int = BEAM_SIZE  # as `gradscope caption`
     max_caption_length: int = 20
     smoothgrad_samples: int = 16
     smoothgrad_sigma: float = 0.15
