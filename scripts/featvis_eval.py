@@ -164,6 +164,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", choices=["heldout", "tuning"], default="heldout")
     p.add_argument("--first", type=int, default=0, help="only the first N classes of the set (0: all)")
     p.add_argument("--reverse", action="store_true", help="render the classes in reverse order (a second worker)")
+    p.add_argument("--only", default="", help="comma-separated wnids of the set to render (a further worker)")
     args = p.parse_args(argv)
 
     def log(line):
@@ -171,6 +172,7 @@ def main(argv=None) -> int:
 
     if args.action == "render":
         wnids = heldout() if args.set == "heldout" else TUNING
+        wnids = [w for w in wnids if w in args.only.split(",")] if args.only else wnids
         wnids = wnids[::-1] if args.reverse else wnids
         render(args.out, args.models.split(","), args.recipes.split(","), wnids[:args.first or None], log)
         return 0
