@@ -1,6 +1,7 @@
 """docs/efficientnet_sheet.jpg: EfficientNet-Lite0 class visualisations, the old default
-recipe ('pixel', the 2016 recipe with Lite0's settings) above the new one ('lucid'), on the
-held-out classes of scripts/featvis_eval.py (rendered there, or here when missing).
+recipe ('pixel', the 2016 recipe with Lite0's settings) above Lucid's ('lucid') and the new
+default ('robust'), on the held-out classes of scripts/featvis_eval.py (rendered there, or
+here when missing).
 
     python scripts/efficientnet_sheet.py --renders DIR [--out docs/efficientnet_sheet.jpg] [--columns 4] [--available]
 """
@@ -19,7 +20,7 @@ import featvis_eval  # noqa: E402  (the renders and the class set)
 from gradscope.imageio import load_image  # noqa: E402
 
 TILE, LABEL = 200, 16
-RECIPES = (("pixel", "old default (pixels)"), ("lucid", "new default (lucid)"))
+RECIPES = (("pixel", "pixel"), ("lucid", "lucid"), ("robust", "robust (default)"))
 
 
 def _tile(path_png, caption):

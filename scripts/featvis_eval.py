@@ -3,7 +3,8 @@
     python scripts/featvis_eval.py render --out DIR [--models lite0,tiny] [--recipes lucid,pixel] [--set heldout]
     python scripts/featvis_eval.py report --out DIR
 
-render: one image per (model, recipe, class) with the library defaults (what the CLI runs),
+render: one image per (model, recipe, class) with the library defaults (what the CLI runs; a
+name in VARIANTS is a recipe with some settings changed: the candidates tried on TUNING),
 saved as DIR/<model>/<recipe>/<wnid>.png with a .json of its p(target) and run time; a
 killed run resumes (existing images are skipped).
 
@@ -40,6 +41,9 @@ from gradscope.methods.regularizers import gaussian_blur
 
 MODELS = {"lite0": "efficientnet_lite0", "tiny": "tinyimagenet100a"}
 TUNING = ["n07749582", "n04146614", "n01443537", "n02279972"]  # lemon, school bus, goldfish, monarch
+# candidates tried on TUNING while choosing the default recipe: name -> (recipe, settings over its defaults)
+VARIANTS = {"lucid_geo": ("lucid", {"flip": 0.5, "scale_jitter": 0.2}),
+            "lucid_geo_colour": ("lucid", {"flip": 0.5, "scale_jitter": 0.2, "colour_jitter": 0.2})}
 
 
 def atomic_write_text(path, text) -> None:
@@ -69,7 +73,8 @@ def render(out, models, recipes, wnids, log) -> None:
                 if os.path.exists(png):
                     continue
                 t, c = time.time(), time.process_time()
-                r = visualize_class(model, w, recipe=recipe, seed=0)
+                base, over = VARIANTS.get(recipe, (recipe, {}))
+                r = visualize_class(model, w, recipe=base, seed=0, **over)
                 info = {"wnid": w, "class": int(r.targets[0]), "class_name": r.class_names[0],
                         "p_target": float(r.final_prob[0]), "wall_s": time.time() - t,
                         "cpu_s": time.process_time() - c, "params": r.params}
@@ -159,6 +164,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", choices=["heldout", "tuning"], default="heldout")
     p.add_argument("--first", type=int, default=0, help="only the first N classes of the set (0: all)")
     p.add_argument("--reverse", action="store_true", help="render the classes in reverse order (a second worker)")
+    p.add_argument("--only", default="", help="comma-separated wnids of the set to render (a further worker)")
     args = p.parse_args(argv)
 
     def log(line):
@@ -166,6 +172,7 @@ def main(argv=None) -> int:
 
     if args.action == "render":
         wnids = heldout() if args.set == "heldout" else TUNING
+        wnids = [w for w in wnids if w in args.only.split(",")] if args.only else wnids
         wnids = wnids[::-1] if args.reverse else wnids
         render(args.out, args.models.split(","), args.recipes.split(","), wnids[:args.first or None], log)
         return 0

@@ -204,7 +204,7 @@ def test_featvis_and_classvis_recipes(files, capsys):
     d = check_output(out, "classvis")
     assert code == 0 and d["params"]["recipe"] == "pixel" and d["params"]["l2_reg"] == 0.1
     code, _, err = run(capsys, "classvis", 2, "--l2-reg", 0.1, "-o", files / "x", "--model", m)
-    assert code == 2 and "recipe 'lucid' has no setting l2_reg" in err and "pixel" in err
+    assert code == 2 and "recipe 'robust' has no setting l2_reg" in err and "pixel" in err
     code, _, err = run(capsys, "featvis", "relu2", "-o", files / "x", "--model", m)
     assert code == 2 and "LAYER:CHANNEL" in err
 

@@ -20,6 +20,7 @@ from gradscope.demo import QUICK, load_demo_images, run_demo
 from gradscope.demo.analyses import captioner_history, inversion_layers, pick_classes, pick_fooling_target
 from gradscope.errors import DataError, GradscopeError
 from gradscope.imageio import save_image
+from gradscope.methods.class_visualization import DEFAULT_RECIPE
 
 SECTIONS = ["efficientnet", "captions", "explain", "classification", "saliency", "fooling", "classvis", "inversion",
             "deepdream", "training"]
@@ -104,6 +105,10 @@ def test_method_numbers(demo):
     classes = s["classvis"]["numbers"]["classes"]
     assert [c["target_name"] for c in classes] == [CLASS_NAMES[2], CLASS_NAMES[3]]  # goldfish, school bus
     assert all(len(c["prob_history"]) == QUICK.classvis_iterations for c in classes)
+    new = s["classvis"]["numbers"]["new_recipe"]  # the default recipe beside the 2016 one
+    assert new["params"]["recipe"] == DEFAULT_RECIPE and new["params"]["iterations"] == QUICK.classvis_new_iterations
+    assert [c["target_name"] for c in new["classes"]] == [CLASS_NAMES[2]][:QUICK.classvis_new_classes]
+    assert len(s["classvis"]["images"]) >= len(classes) + len(new["classes"])
     layers = s["inversion"]["numbers"]["layers"]
     assert list(layers) == list(inversion_layers(tiny_cnn()))
     assert all(len(v["distance_history"][0]) == QUICK.inversion_iterations for v in layers.values())

@@ -186,15 +186,33 @@ def test_class_visualization_options_tv_octaves_callback(model, tmp_path):
     json.dumps(r.to_dict())
 
 
-def test_class_visualization_lucid_recipe_raises_probability_and_is_reproducible(model):
-    a = visualize_class(model, [1, 3], iterations=20, lr=0.1, seed=5)
-    assert a.params["recipe"] == "lucid" and a.images.shape == (2, 16, 16, 3)
+@pytest.mark.parametrize("recipe", ["robust", "lucid"])
+def test_class_visualization_fourier_recipes_raise_probability_and_are_reproducible(model, recipe):
+    a = visualize_class(model, [1, 3], recipe=recipe, iterations=20, lr=0.1, seed=5)
+    assert a.params["recipe"] == recipe and a.images.shape == (2, 16, 16, 3)
     assert np.all(a.score_history[-3:].mean(axis=0) > a.score_history[:3].mean(axis=0))
-    np.testing.assert_array_equal(a.images, visualize_class(model, [1, 3], iterations=20, lr=0.1, seed=5).images)
-    with pytest.raises(GradscopeError, match="recipe 'lucid' has no setting l2_reg"):
-        visualize_class(model, 1, l2_reg=0.1)
+    again = visualize_class(model, [1, 3], recipe=recipe, iterations=20, lr=0.1, seed=5)
+    np.testing.assert_array_equal(a.images, again.images)
+    with pytest.raises(GradscopeError, match=f"recipe '{recipe}' has no setting l2_reg"):
+        visualize_class(model, 1, recipe=recipe, l2_reg=0.1)
     with pytest.raises(GradscopeError, match="unknown recipe"):
         visualize_class(model, 1, recipe="deep")
+
+
+def test_robust_recipe_is_lucid_with_more_transformation_robustness(model):
+    """The default recipe differs from Lucid's only in the views' settings, and those matter."""
+    from gradscope.methods.class_visualization import DEFAULT_RECIPE, RECIPES, with_defaults
+
+    robust, lucid = RECIPES["robust"].defaults, RECIPES["lucid"].defaults
+    changed = {k for k in lucid if robust[k] != lucid[k]}
+    assert DEFAULT_RECIPE == "robust" and changed == {"flip", "scale_jitter", "colour_jitter"}
+    assert lucid["flip"] == lucid["colour_jitter"] == 0 and lucid["scale_jitter"] == 0.1
+    a = visualize_class(model, 2, iterations=4, seed=1)
+    b = visualize_class(model, 2, recipe="lucid", iterations=4, seed=1, **{k: robust[k] for k in changed})
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, visualize_class(model, 2, recipe="lucid", iterations=4, seed=1).images)
+    with pytest.raises(ValueError, match="no setting bogus"):
+        with_defaults("x", RECIPES["lucid"], bogus=1)
 
 
 # ---------------------------------------------------------------- inversion and dreams

@@ -9,5 +9,6 @@ def test_class_visualization_defaults_reach_099():
     model = load_pretrained()
     # Egyptian cat has close rivals (tabby, Persian cat): the hardest class we tried
     r = visualize_class(model, ["Egyptian cat", "pretzel"])
+    assert r.params["recipe"] == "pixel" and r.params["iterations"] == 200  # the model's own
     assert np.all(r.final_prob >= 0.99)
     assert np.all(r.prob_history[-1] >= 0.99)

@@ -67,17 +67,20 @@ def test_fourier_spectrum_is_scaled_by_one_over_frequency():
 
 
 def _adjoint_gap(view, shape, seed):
-    """|<A x, y> - <x, A^T y>| / scale for one draw (a constant pad value is 0, so A is linear)."""
+    """|<A x, y> - <x, A^T y>| / scale for one draw of an affine view x -> A x + b (b: the view
+    of zeros with the same draw)."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=shape)
     out, back = view(x, np.random.default_rng(seed + 100))
+    out = out - view(np.zeros(shape), np.random.default_rng(seed + 100))[0]
     y = rng.normal(size=out.shape)
     lhs, rhs = np.sum(out * y), np.sum(x * back(y))
     return abs(lhs - rhs) / (abs(lhs) + abs(rhs))
 
 
 @pytest.mark.parametrize("view", [vw.pad(3), vw.crop_jitter(4), vw.random_scale(0.7, 1.3), vw.random_rotate(30),
-                                  vw.resize_to((11, 9)), jitter(3), scale_jitter(0.2)],
+                                  vw.resize_to((11, 9)), jitter(3), scale_jitter(0.2), vw.random_flip(1.0),
+                                  vw.colour_jitter(0.3, centre=0.2, spread=np.array([1.0, 2.0, 0.5]).reshape(1, 3, 1, 1))],
                          ids=lambda v: v.name)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_view_adjoint(view, seed):
@@ -95,6 +98,32 @@ def test_views_change_the_image_and_rotation_keeps_a_constant():
     seq = vw.lucid_views(pad_width=4, jitter1=2, jitter2=2)
     out, backs = vw.apply_views(ramp, seq, np.random.default_rng(1))
     assert len(backs) == 5 and out.shape[2] != 12
+
+
+def test_flip_mirrors_and_colour_jitter_keeps_the_centre_within_its_offset():
+    ramp = np.broadcast_to(np.arange(12.0), (2, 3, 12, 12)).copy()
+    np.testing.assert_array_equal(vw.random_flip(1.0)(ramp, np.random.default_rng(0))[0], ramp[..., ::-1])
+    np.testing.assert_array_equal(vw.random_flip(0.0)(ramp, np.random.default_rng(0))[0], ramp)
+    grey = np.full((2, 3, 4, 4), 0.5)
+    out, _ = vw.colour_jitter(0.2, centre=0.5, spread=2.0)(grey, np.random.default_rng(0))
+    shift = out[:, :, 0, 0] - 0.5  # (N, C): the offset alone, different per image and channel
+    assert np.all(np.abs(shift) <= 0.4) and np.unique(shift).size == 6 and np.all(out == out[:, :, :1, :1])
+
+
+def test_lucid_views_add_flip_and_colour_only_when_asked():
+    from gradscope.methods.feature_visualization import LUCID, lucid_views_for
+
+    class Model:
+        input_size = 32
+
+        def pixel_bounds(self):
+            return np.full((1, 3, 1, 1), -1.0), np.full((1, 3, 1, 1), 1.0)
+
+    names = [v.name.split("(")[0] for v in lucid_views_for(Model(), LUCID)]
+    assert names == ["pad", "crop_jitter", "random_scale", "random_rotate", "crop_jitter", "resize_to"]
+    more = [v.name.split("(")[0] for v in lucid_views_for(Model(), dict(LUCID, flip=0.5, colour_jitter=0.1))]
+    assert more == ["pad", "crop_jitter", "random_scale", "random_rotate", "random_flip", "crop_jitter",
+                    "colour_jitter", "resize_to"]
 
 
 def _mask_setup():

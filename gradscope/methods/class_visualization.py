@@ -1,7 +1,11 @@
 """Class visualisation: an image, synthesised from scratch, that the model takes for a class.
-Two recipes, each one settings record in RECIPES:
+Three recipes, each one settings record in RECIPES:
 
-- 'lucid' (the default): Lucid's recipe (Olah et al. 2017; feature_visualization.py): Fourier
+- 'robust' (the default): Lucid's recipe with more transformation robustness: each step's
+  view is also mirrored left-right with probability 0.5, rescaled by 0.8-1.2 (Lucid:
+  0.9-1.1) and its colours jittered per channel (gain 0.8-1.2, offset up to 10% of the pixel
+  range);
+- 'lucid': Lucid's recipe (Olah et al. 2017; feature_visualization.py): Fourier
   coefficients scaled by 1/frequency in decorrelated colour, random pad / jitter / scale /
   rotation at each step, Adam, on the raw class score (Lucid's class objective);
 - 'pixel' (Simonyan et al. 2014; Yosinski et al. 2015; the 2016 course recipe): gradient
@@ -16,7 +20,7 @@ A model may bring its own settings for a recipe: model.method_defaults["visualiz
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -55,12 +59,26 @@ PIXEL = MethodSettings(
 # contrast and structure at p = 1.000 over 128 steps on lemon)
 LUCID_CLASS = MethodSettings("visualize_class.lucid", *LUCID_SETTINGS, Setting(
     "objective", "score", "choice", "climb the class log-probability or its raw score", choices=("log_prob", "score")))
-RECIPES = {"lucid": LUCID_CLASS, "pixel": PIXEL}
-DEFAULT_RECIPE = "lucid"
+
+
+def with_defaults(method: str, settings: MethodSettings, **defaults) -> MethodSettings:
+    """A copy of `settings` named `method` whose given settings have new defaults."""
+    unknown = sorted(set(defaults) - set(settings.names))
+    if unknown:
+        raise ValueError(f"{method}: no setting {', '.join(unknown)}")
+    return MethodSettings(method, *(replace(s, default=defaults[s.name]) if s.name in defaults else s
+                                    for s in settings))
+
+
+# robust: Lucid's recipe with more transformation robustness (left-right mirrors, scale 0.8-1.2,
+# per-channel colour jitter), chosen on scripts/featvis_eval.py's TUNING classes
+ROBUST = with_defaults("visualize_class.robust", LUCID_CLASS, flip=0.5, scale_jitter=0.2, colour_jitter=0.2)
+RECIPES = {"robust": ROBUST, "lucid": LUCID_CLASS, "pixel": PIXEL}
+DEFAULT_RECIPE = "robust"
 DEFAULTS = RECIPES[DEFAULT_RECIPE].defaults
-# every setting of either recipe, with the default recipe's defaults (the CLI's options; each
+# every setting of any recipe, with the default recipe's defaults (the CLI's options; each
 # recipe's own values come from RECIPES)
-SETTINGS = MethodSettings("visualize_class", *LUCID_CLASS, *(s for s in PIXEL if s.name not in LUCID_CLASS))
+SETTINGS = MethodSettings("visualize_class", *ROBUST, *(s for s in PIXEL if s.name not in ROBUST))
 
 
 @dataclass
@@ -122,8 +140,9 @@ def visualize_class(model, target, *, recipe: str | None = None, size=None, prio
     Args:
         model: an ImageModel.
         target: a class or a list of classes (index, wnid or name); one image each.
-        recipe: 'lucid' (Fourier + decorrelated colour + transforms + Adam) or 'pixel' (the
-            2016 recipe: pixels, L2, blur, jitter); None: the model's own
+        recipe: 'robust' (Lucid's with more transformation robustness), 'lucid' (Fourier +
+            decorrelated colour + transforms + Adam) or 'pixel' (the 2016 recipe: pixels, L2,
+            blur, jitter); None: the model's own
             (model.method_defaults["visualize_class"]["recipe"]), else DEFAULT_RECIPE.
         settings: the recipe's settings (RECIPES[recipe]'s keys; SETTINGS says what each
             means); left out or None: the model's own for the recipe, else RECIPES[recipe].
@@ -150,7 +169,7 @@ def _pixel_run(model, goal, n, cfg, seed, callback, dtype, size, priors, transfo
 
 
 def _lucid_run(model, goal, n, cfg, seed, callback, dtype, size, priors, transforms):
-    """The lucid recipe: (its render, {}); size, priors and transforms are the pixel recipe's."""
+    """The lucid and robust recipes: (the render, {}); size, priors and transforms are the pixel recipe's."""
     if size is not None or priors or transforms:
         raise GradscopeError("size, priors and transforms belong to the pixel recipe (recipe='pixel')")
     check_settings({k: v for k, v in cfg.items() if k != "objective"})
@@ -172,7 +191,7 @@ def _pixel_ascent(model, goal, n, cfg, size, priors, transforms, seed, callback,
                   octaves=shapes, rng=rng, callback=callback)
 
 
-_RUNS = {"pixel": _pixel_run, "lucid": _lucid_run}  # recipe name -> its run (same keys as RECIPES)
+_RUNS = {"pixel": _pixel_run, "lucid": _lucid_run, "robust": _lucid_run}  # recipe name -> its run (RECIPES' keys)
 
 
 def _result(model, run, targets, params) -> ClassVisResult:

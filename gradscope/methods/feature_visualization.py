@@ -26,7 +26,7 @@ from gradscope.methods.objectives import diversity, neuron
 from gradscope.methods.params import lucid_image
 from gradscope.methods.settings import MethodSettings, Setting
 from gradscope.methods.steps import adam_step
-from gradscope.methods.views import crop_jitter, pad, random_rotate, random_scale, resize_to
+from gradscope.methods.views import colour_jitter, crop_jitter, pad, random_flip, random_rotate, random_scale, resize_to
 
 __all__ = ["FeatureVisResult", "visualize_feature", "lucid_render", "lucid_views_for", "LUCID", "LUCID_SETTINGS",
            "SETTINGS",
@@ -47,7 +47,10 @@ LUCID_SETTINGS = (
     Setting("jitter", 8, "nonneg_int", "largest random shift per step in px (lucid: of a 128-px image)"),
     Setting("jitter2", 4, "nonneg_int", "second random shift after scale and rotation, px of a 128-px image (lucid)"),
     Setting("scale_jitter", 0.1, "share", "largest random rescaling per step (fraction)"),
-    Setting("rotate", 10.0, "nonneg_float", "largest random rotation per step in degrees (lucid)"))
+    Setting("rotate", 10.0, "nonneg_float", "largest random rotation per step in degrees (lucid)"),
+    Setting("flip", 0.0, "share", "probability of a left-right mirror per step (lucid: 0)"),
+    Setting("colour_jitter", 0.0, "share", "largest random per-channel gain change and offset per step, as a fraction "
+            "(of 1 and of half the pixel range) (lucid: 0)"))
 SETTINGS = MethodSettings("visualize_feature", *LUCID_SETTINGS)
 LUCID = SETTINGS.defaults
 
@@ -69,14 +72,18 @@ def check_settings(cfg: dict) -> None:
 
 def lucid_views_for(model, cfg: dict) -> list:
     """The recipe's views at the model's input size: pad (mid-grey), crop-jitter, random scale,
-    random rotation, crop-jitter, resize back to the input size."""
+    random rotation, [random mirror], crop-jitter, [colour jitter], resize back to the input size
+    (the bracketed ones only where cfg turns them on)."""
     size = model.input_size
     k = size / 128.0
     lo, hi = model.pixel_bounds()
     grey = ((np.asarray(lo) + np.asarray(hi)) / 2).reshape(1, -1, 1, 1)
     s = cfg["scale_jitter"]
+    flip = [random_flip(cfg["flip"])] if cfg["flip"] else []
+    colour = [colour_jitter(cfg["colour_jitter"], grey, (np.asarray(hi) - np.asarray(lo)).reshape(1, -1, 1, 1) / 2)] \
+        if cfg["colour_jitter"] else []
     return [pad(round(cfg["pad"] * k), grey), crop_jitter(round(cfg["jitter"] * k)), random_scale(1 - s, 1 + s),
-            random_rotate(cfg["rotate"]), crop_jitter(round(cfg["jitter2"] * k)), resize_to(size)]
+            random_rotate(cfg["rotate"]), *flip, crop_jitter(round(cfg["jitter2"] * k)), *colour, resize_to(size)]
 
 
 def lucid_render(model, objective, n: int, cfg: dict, seed: int = 0, callback=None, dtype=np.float32):

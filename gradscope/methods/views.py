@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-__all__ = ["View", "AfterStep", "pad", "crop_jitter", "random_scale", "random_rotate", "resize_to", "affine_sample",
+__all__ = ["View", "AfterStep", "pad", "crop_jitter", "random_scale", "random_rotate", "random_flip", "colour_jitter",
+           "resize_to", "affine_sample",
            "sample_bilinear", "sample_bilinear_transpose", "lucid_views", "apply_views"]
 
 
@@ -193,6 +194,34 @@ def random_rotate(max_degrees: float = 10.0) -> View:
         return affine_sample(x, rot)
 
     return View(f"random_rotate({max_degrees:g})", fn)
+
+
+def random_flip(p: float = 0.5) -> View:
+    """Mirror left-right with probability p (the adjoint mirrors the gradient back)."""
+    def fn(x, rng):
+        if rng.uniform() >= p:
+            return x, (lambda g: g)
+        return x[:, :, :, ::-1], (lambda g: g[:, :, :, ::-1])
+
+    return View(f"random_flip({p:g})", fn)
+
+
+def colour_jitter(amount: float, centre=0.0, spread=1.0) -> View:
+    """Per image and channel, a random gain g in [1 - amount, 1 + amount] about `centre` and
+    a random offset in [-amount, amount] * spread: x -> centre + g (x - centre) + offset
+    (centre, spread: numbers or (1, C, 1, 1) arrays, e.g. mid-grey and half the pixel range
+    in model units). An affine map; the adjoint of its linear part scales the gradient by g."""
+    a = float(amount)
+
+    def fn(x, rng):
+        if a <= 0:
+            return x, (lambda g: g)
+        gain = rng.uniform(1 - a, 1 + a, size=x.shape[:2] + (1, 1)).astype(x.dtype)  # (N, C, 1, 1)
+        offset = (rng.uniform(-a, a, size=x.shape[:2] + (1, 1)) * np.asarray(spread)).astype(x.dtype)
+        c = np.asarray(centre, dtype=x.dtype)
+        return c + gain * (x - c) + offset, (lambda g: g * gain)
+
+    return View(f"colour_jitter({a:g})", fn)
 
 
 def lucid_views(pad_width: int = 12, jitter1: int = 8, scale=(0.9, 1.1), degrees: float = 10.0, jitter2: int = 4,
