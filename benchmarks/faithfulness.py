@@ -22,10 +22,13 @@ import _setup
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data")
-    p.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 or tinyimagenet")
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="a model spec (gradscope.modelspec), e.g. efficientnet_lite0, tinyimagenet or the torch twin "
+                        "gradscope/torch/efficientnet_ref.py:torch_model")
     p.add_argument("--n", type=int, default=25)
     p.add_argument("--methods", default="random,vanilla,smoothgrad,ig,gradcam,occlusion")
-    p.add_argument("--captum", default="", help="captum methods: saliency,smoothgrad,ig,gradcam (comma list)")
+    p.add_argument("--captum", default="", help="captum methods: saliency,smoothgrad,ig,gradcam,gradcam_bn1 "
+                   "(comma list; gradcam at gradscope's default layer, gradcam_bn1 at the twin's _bn1)")
     p.add_argument("--settings", default="{}", help='JSON {method: {setting: value}}, e.g. {"perturbation": {"iterations": 100}}')
     p.add_argument("--sanity", action="store_true", help="also the model-randomisation check")
     p.add_argument("--out")
@@ -46,13 +49,13 @@ import numpy as np  # noqa: E402
 from gradscope.methods import faithfulness as F  # noqa: E402
 
 
-def captum_methods(names):
+def captum_methods(names, model):
     import torch
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 
     from gradscope.torch.efficientnet_ref import load_reference
 
-    net = load_reference()
+    net = model.module if hasattr(model, "module") else load_reference()  # the twin of the NumPy network
     t = (lambda x: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
     stdev = 0.15 * 255 / 128  # SmoothGrad's 15% of the input range, in model-input units
 
@@ -69,11 +72,15 @@ def captum_methods(names):
         a = IntegratedGradients(net).attribute(t(x), target=c.tolist(), n_steps=50, internal_batch_size=25)
         return a.abs().sum(1).detach().numpy()
 
-    def gc(model, x, c, seed=0):
-        a = LayerGradCam(net, net._bn1).attribute(t(x), target=c.tolist(), relu_attributions=True)
-        return LayerAttribution.interpolate(a, x.shape[2:], "bilinear")[:, 0].detach().numpy()
+    def gradcam_at(layer):
+        def gc(model, x, c, seed=0):
+            a = LayerGradCam(net, layer).attribute(t(x), target=c.tolist(), relu_attributions=True)
+            return LayerAttribution.interpolate(a, x.shape[2:], "bilinear")[:, 0].detach().numpy()
+        return gc
 
-    table = {"saliency": sal, "smoothgrad": sg, "ig": ig, "gradcam": gc}
+    head = net._head_act  # gradscope's default Grad-CAM layer on the twin (the NumPy network's `head`)
+    table = {"saliency": sal, "smoothgrad": sg, "ig": ig, "gradcam": gradcam_at(head),
+             "gradcam_bn1": gradcam_at(net._bn1)}
     return [F.MapMethod("captum_" + name, table[name]) for name in names]
 
 
@@ -82,18 +89,15 @@ def main():
         table = F.merge_records(args.merge, common=not args.all_images)
         print("\n".join(F.format_table(table)))
         return 0
-    if args.model == "efficientnet_lite0":
-        from gradscope.cnn import load_pretrained
-        model = load_pretrained("efficientnet_lite0")
-    else:
-        from gradscope.cnn import load_pretrained
-        model = load_pretrained()
+    from gradscope.modelspec import load_image_model
+
+    model = load_image_model(args.model)
     k, n = (int(v) for v in args.shard.split("/"))
     items = F.shard_items(F.folder_items(model, args.data), args.n, (k, n), seed=args.seed)
     import json
     methods = F.map_methods([m for m in args.methods.split(",") if m], json.loads(args.settings))
     if args.captum:
-        methods += captum_methods([m for m in args.captum.split(",") if m])
+        methods += captum_methods([m for m in args.captum.split(",") if m], model)
     if args.order:
         rank = {name: i for i, name in enumerate(args.order.split(","))}
         methods.sort(key=lambda m: rank.get(m.name, len(rank)))
