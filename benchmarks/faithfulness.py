@@ -30,6 +30,8 @@ def parse_args():
     p.add_argument("--captum", default="", help="captum methods: saliency,smoothgrad,ig,gradcam,gradcam_bn1 "
                    "(comma list; gradcam at gradscope's default layer, gradcam_bn1 at the twin's _bn1)")
     p.add_argument("--settings", default="{}", help='JSON {method: {setting: value}}, e.g. {"perturbation": {"iterations": 100}}')
+    p.add_argument("--variants", default="{}", help='JSON {label: [method, {setting: value}]}: more rows of gradscope '
+                   'methods with other settings, e.g. {"gradcam_14x14": ["gradcam", {"layer": "block10"}]}')
     p.add_argument("--sanity", action="store_true", help="also the model-randomisation check")
     p.add_argument("--out")
     p.add_argument("--order", default="", help="comma list: the order in which each image's methods run")
@@ -96,6 +98,8 @@ def main():
     items = F.shard_items(F.folder_items(model, args.data), args.n, (k, n), seed=args.seed)
     import json
     methods = F.map_methods([m for m in args.methods.split(",") if m], json.loads(args.settings))
+    for label, (name, kw) in json.loads(args.variants).items():
+        methods.append(F.MapMethod(label, F.map_methods([name], {name: kw})[0].maps))
     if args.captum:
         methods += captum_methods([m for m in args.captum.split(",") if m], model)
     if args.order:
