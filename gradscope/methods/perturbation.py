@@ -7,12 +7,10 @@ hand-written backward.
     mask   = bilinear upsampling of a (g, g) grid of parameters in [0, 1] (clamped after each step),
              all 1 at the start; the masked image is mirrored left-right at every other step
              (TorchRay's start and jitter)
-    keep   : x_m = x * mask + blur(x) * (1 - mask)          maximise f_c(x_m)
-    delete : x_m = x * (1 - mask) + blur(x) * mask          minimise f_c(x_m)
+    keep   : x_m = x * mask + blur(x) * (1 - mask)          maximise score_c(x_m)
+    delete : x_m = x * (1 - mask) + blur(x) * mask          minimise score_c(x_m)
     area   : weight_t * mean((sort(grid) - r_a)^2), r_a = (1 - a) n zeros then a n ones,
              weight_t ramped geometrically from area_weight[0] to area_weight[1] over the steps
-    f_c    : the class's raw score (TorchRay's reward; objective="score") or its log-softmax
-             probability (objective="log_prob", the probability Fong & Vedaldi 2017 optimise)
 
 The perturbation is Fong & Vedaldi's blur (one Gaussian of sigma blur_sigma, 10 pixels at
 224 by default) blended by the mask, a one-level form of TorchRay's blur pyramid; the
@@ -31,7 +29,7 @@ from gradscope.errors import GradscopeError
 from gradscope.methods import params as pm
 from gradscope.methods._inputs import check_images, check_not_constant, check_positive, class_indices
 from gradscope.methods.ascent import optimize
-from gradscope.methods.objectives import CLASS_OBJECTIVES, Evaluation, class_objective
+from gradscope.methods.objectives import Evaluation, class_score
 from gradscope.methods.regularizers import Prior, gaussian_blur
 from gradscope.methods.saliency import SaliencyResult
 from gradscope.methods.settings import MethodSettings, Setting
@@ -51,10 +49,7 @@ SETTINGS = MethodSettings(
     Setting("lr", 0.05, "positive_float", "perturbation: Adam step size on the mask grid"),
     Setting("grid", None, "optional_int", "perturbation: mask grid side (none: a seventh of the image side)"),
     Setting("blur_sigma", None, "blur", "perturbation: blur of the perturbation in pixels (none: H / 22)"),
-    Setting("area_weight", (300.0, 4900.0), "positive_list", "perturbation: area penalty weight, first and last step"),
-    Setting("objective", "score", "choice", "perturbation: what the mask keeps (removes): the class's raw score "
-            "(TorchRay) or its log-softmax probability (Fong & Vedaldi 2017's probability)",
-            choices=tuple(CLASS_OBJECTIVES), flag="--mask-objective"))
+    Setting("area_weight", (300.0, 4900.0), "positive_list", "perturbation: area penalty weight, first and last step"))
 DEFAULTS = SETTINGS.defaults
 
 
@@ -72,10 +67,8 @@ def _check(s: SimpleNamespace, h: int) -> SimpleNamespace:
         raise GradscopeError(f"area_weight must be two positive numbers (first, last), got {s.area_weight!r}")
     grid = max(2, h // 7) if s.grid is None else check_positive("grid", s.grid, integer=True)
     sigma = h / 22 if s.blur_sigma is None else check_positive("blur_sigma", s.blur_sigma)
-    if s.objective not in CLASS_OBJECTIVES:
-        raise GradscopeError(f"objective must be one of {', '.join(CLASS_OBJECTIVES)}, got {s.objective!r}")
     return SimpleNamespace(areas=areas, game=s.game, iterations=s.iterations, lr=s.lr, grid=grid,
-                           blur_sigma=sigma, area_weight=weights, objective=s.objective)
+                           blur_sigma=sigma, area_weight=weights)
 
 
 def area_penalty(areas, weights, iterations: int, seed: int = 0) -> Prior:
@@ -118,7 +111,7 @@ def _signed(objective, signs):
 def extremal_perturbation(model, x, classes=None, *, areas=DEFAULTS["areas"],
                           game: str = DEFAULTS["game"], iterations: int = DEFAULTS["iterations"],
                           lr: float = DEFAULTS["lr"], grid=None, blur_sigma=None,
-                          area_weight=DEFAULTS["area_weight"], objective: str = DEFAULTS["objective"], seed: int = 0,
+                          area_weight=DEFAULTS["area_weight"], seed: int = 0,
                           callback=None) -> SaliencyResult:
     """Extremal perturbation masks and their sum as the map.
 
@@ -126,7 +119,7 @@ def extremal_perturbation(model, x, classes=None, *, areas=DEFAULTS["areas"],
         model: an ImageModel.
         x: (N, 3, H, W) model input (or one (3, H, W) image).
         classes: one class or N classes (index, wnid or name); None = predicted class.
-        areas, game, iterations, lr, grid, blur_sigma, area_weight, objective: see SETTINGS (defaults: areas {areas},
+        areas, game, iterations, lr, grid, blur_sigma, area_weight: see SETTINGS (defaults: areas {areas},
             game {game}, iterations {iterations}, lr {lr}, area_weight {area_weight}).
         seed: seeds the order in which the area penalty ranks tied mask values.
         callback: callback(step, info) with 'total', 'objective', 'penalty' (per mask row).
@@ -137,7 +130,7 @@ def extremal_perturbation(model, x, classes=None, *, areas=DEFAULTS["areas"],
     x = check_not_constant(check_images("x", x))
     n, _, h, w = x.shape
     s = _check(SimpleNamespace(areas=areas, game=game, iterations=iterations, lr=lr, grid=grid,
-                               blur_sigma=blur_sigma, area_weight=area_weight, objective=objective), h)
+                               blur_sigma=blur_sigma, area_weight=area_weight), h)
     classes = class_indices(model, classes, n, x)
     signs = np.asarray(GAMES[s.game])
     na, ng = len(s.areas), len(signs)
@@ -152,7 +145,7 @@ def extremal_perturbation(model, x, classes=None, *, areas=DEFAULTS["areas"],
     param = pm.chain(np.ones((len(rows_img), 1, s.grid, s.grid), dtype=x.dtype),
                      [pm.upsample((h, w)), pm.blend(top, bottom)], name="extremal mask")
     clamp = AfterStep("clamp to [0, 1]", lambda p, it, model: np.clip(p, 0, 1))
-    run = optimize(model, param, _signed(class_objective(s.objective, classes[rows_img]), rows_sign),
+    run = optimize(model, param, _signed(class_score(classes[rows_img]), rows_sign),
                    iterations=s.iterations,
                    step=adam_step(s.lr), views=[alternate_flip()], after=[clamp],
                    penalty=area_penalty(np.tile(s.areas, n * ng), s.area_weight, s.iterations, seed),
