@@ -77,23 +77,11 @@ def _adjoint_gap(view, shape, seed):
 
 
 @pytest.mark.parametrize("view", [vw.pad(3), vw.crop_jitter(4), vw.random_scale(0.7, 1.3), vw.random_rotate(30),
-                                  vw.resize_to((11, 9)), jitter(3), scale_jitter(0.2), vw.alternate_flip()],
+                                  vw.resize_to((11, 9)), jitter(3), scale_jitter(0.2)],
                          ids=lambda v: v.name)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_view_adjoint(view, seed):
     assert _adjoint_gap(view, (2, 3, 10, 12), seed) < 1e-12
-
-
-def test_alternate_flip_mirrors_every_other_call():
-    view = vw.alternate_flip()
-    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
-    first, back = view(x, None)
-    np.testing.assert_array_equal(first, x[..., ::-1])
-    np.testing.assert_array_equal(back(first), x)  # the adjoint mirrors back
-    second, back2 = view(x, None)
-    np.testing.assert_array_equal(second, x)
-    np.testing.assert_array_equal(back2(x), x)
-    np.testing.assert_array_equal(view(x, None)[0], x[..., ::-1])
 
 
 def test_views_change_the_image_and_rotation_keeps_a_constant():

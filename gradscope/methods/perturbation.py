@@ -4,9 +4,7 @@ score as high as possible (preservation game) or removes it (deletion game), opt
 the parameterised ascent loop (gradscope.methods.ascent.optimize) through the model's
 hand-written backward.
 
-    mask   = bilinear upsampling of a (g, g) grid of parameters in [0, 1] (clamped after each step),
-             all 1 at the start; the masked image is mirrored left-right at every other step
-             (TorchRay's start and jitter)
+    mask   = bilinear upsampling of a (g, g) grid of parameters in [0, 1] (clamped after each step)
     keep   : x_m = x * mask + blur(x) * (1 - mask)          maximise score_c(x_m)
     delete : x_m = x * (1 - mask) + blur(x) * mask          minimise score_c(x_m)
     area   : weight_t * mean((sort(grid) - r_a)^2), r_a = (1 - a) n zeros then a n ones,
@@ -34,7 +32,7 @@ from gradscope.methods.regularizers import Prior, gaussian_blur
 from gradscope.methods.saliency import SaliencyResult
 from gradscope.methods.settings import MethodSettings, Setting
 from gradscope.methods.steps import adam_step
-from gradscope.methods.views import AfterStep, alternate_flip
+from gradscope.methods.views import AfterStep
 
 __all__ = ["SETTINGS", "DEFAULTS", "extremal_perturbation", "area_penalty"]
 
@@ -141,13 +139,11 @@ def extremal_perturbation(model, x, classes=None, *, areas=DEFAULTS["areas"],
     # preserve rows show x where the mask is 1; delete rows show the blur there
     top = np.where(rows_sign[:, None, None, None] > 0, keep, gone)
     bottom = np.where(rows_sign[:, None, None, None] > 0, gone, keep)
-    # TorchRay's start: the whole mask on (preserve: the image itself; delete: all of it blurred)
-    param = pm.chain(np.ones((len(rows_img), 1, s.grid, s.grid), dtype=x.dtype),
+    param = pm.chain(np.full((len(rows_img), 1, s.grid, s.grid), 0.5, dtype=x.dtype),
                      [pm.upsample((h, w)), pm.blend(top, bottom)], name="extremal mask")
     clamp = AfterStep("clamp to [0, 1]", lambda p, it, model: np.clip(p, 0, 1))
-    run = optimize(model, param, _signed(class_score(classes[rows_img]), rows_sign),
-                   iterations=s.iterations,
-                   step=adam_step(s.lr), views=[alternate_flip()], after=[clamp],
+    run = optimize(model, param, _signed(class_score(classes[rows_img]), rows_sign), iterations=s.iterations,
+                   step=adam_step(s.lr), after=[clamp],
                    penalty=area_penalty(np.tile(s.areas, n * ng), s.area_weight, s.iterations, seed),
                    maximize=True, rng=seed, callback=callback)
     masks = pm.upsample((h, w)).forward(run.params)[0].reshape(n, ng, na, h, w)

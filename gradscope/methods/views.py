@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-__all__ = ["View", "AfterStep", "pad", "crop_jitter", "alternate_flip", "random_scale", "random_rotate", "resize_to", "affine_sample",
+__all__ = ["View", "AfterStep", "pad", "crop_jitter", "random_scale", "random_rotate", "resize_to", "affine_sample",
            "sample_bilinear", "sample_bilinear_transpose", "lucid_views", "apply_views"]
 
 
@@ -100,20 +100,6 @@ def crop_jitter(d: int) -> View:
         return view, back
 
     return View(f"crop_jitter({d})", fn)
-
-
-def alternate_flip() -> View:
-    """Mirror left-right on every other call, starting with the first (TorchRay's jitter for
-    extremal perturbations); the adjoint mirrors the gradient back. Not random: rng unused."""
-    calls = [0]
-
-    def fn(x, rng):
-        calls[0] += 1
-        if calls[0] % 2 == 0:
-            return x, (lambda g: g)
-        return x[..., ::-1], (lambda g: g[..., ::-1])
-
-    return View("alternate_flip", fn)
 
 
 # ---- resampling -----------------------------------------------------------------------------------------
