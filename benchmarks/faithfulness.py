@@ -6,9 +6,11 @@ captum's methods on the same weights, all scored by gradscope.methods.evaluation
         --methods random,vanilla,smoothgrad,ig,gradcam,occlusion --captum gradcam,smoothgrad,ig --out run.jsonl [--shard 1/2]
     python benchmarks/faithfulness.py --merge run*.jsonl
 
-DIR is a TinyImageNet directory or an ImageFolder (DIR/<wnid>/*.JPEG). With --captum and
+DIR is a TinyImageNet directory or an ImageFolder (DIR/<wnid>/*.JPEG). --model takes any model
+spec; `--model gradscope/torch/efficientnet_ref.py:torch_model` runs everything on EfficientNet-Lite0's
+parity-tested torch twin (how the README's ImageNet table was made, in shards). With --captum and
 EfficientNet-Lite0, captum's Saliency, NoiseTunnel(Saliency) (SmoothGrad), IntegratedGradients
-and LayerGradCam run on the torch twin (gradscope.torch.efficientnet_ref.load_reference())
+and LayerGradCam run on the torch twin (the model's module, or gradscope.torch.efficientnet_ref.load_reference())
 with their usual settings; their maps are reduced over channels like gradscope's
 (max |.| for gradients, sum |.| for IG) and upsampled bilinearly for Grad-CAM.
 Records are per image (JSONL), so a killed run resumes and shards merge.
