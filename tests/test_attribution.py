@@ -12,6 +12,7 @@ from PIL import Image
 from gradscope.cnn import CNN, tiny_vgg
 from gradscope.errors import GradscopeError, UnknownClassError
 from gradscope.gradcheck import eval_numerical_gradient, rel_error
+from gradscope.layers.core import softmax
 from gradscope.methods import gradcam, integrated_gradients, occlusion, saliency, smoothgrad
 from gradscope.methods import faithfulness as F
 from gradscope.methods.evaluation import deletion_insertion_auc, rank_correlation, rise_auc, step_counts
@@ -121,7 +122,7 @@ def test_attribution_errors(x12):
 def test_occlusion_equals_captum_occlusion(x12):
     net = torch_net()
     tm = torch_model(net)
-    r = occlusion(tm, x12, [0, 3, 4], window=4, stride=2)   # (12 - 4) % 2 == 0: the same patches as captum
+    r = occlusion(tm, x12, [0, 3, 4], window=4, stride=2, target="score")  # (12 - 4) % 2 == 0: captum's patches
     lo, hi = tm.pixel_bounds()
     base = torch.from_numpy(np.broadcast_to((lo + hi) / 2, x12.shape).astype(np.float64).copy())
     ref = captum_attr.Occlusion(net).attribute(torch.from_numpy(x12), sliding_window_shapes=(3, 4, 4),
@@ -136,7 +137,7 @@ def test_occlusion_known_answer_and_edge_patch():
     W[:, 6:8, 6:8, 0] = 1.0                      # class 0 reads the bottom-right corner only
     m = LinearImageModel(W.reshape(-1, 2))
     x = np.random.default_rng(0).standard_normal((1, 3, 8, 8))
-    r = occlusion(m, x, 0, window=3, stride=3)   # starts 0, 3 and the flush 5: the corner is covered
+    r = occlusion(m, x, 0, window=3, stride=3, target="score")  # starts 0, 3 and the flush 5: the corner is covered
     assert r.attributions.shape == (1, 3, 3)
     lo, hi = m.pixel_bounds()
     gray = (lo + hi) / 2
@@ -144,6 +145,23 @@ def test_occlusion_known_answer_and_edge_patch():
     assert r.attributions[0, 2, 2] == pytest.approx(expect)
     np.testing.assert_allclose(r.attributions[0, :2, :], 0, atol=1e-12)
     assert abs(r.maps[0, 0, 0]) < 1e-12 and r.maps[0, 7, 7] == pytest.approx(expect)
+
+
+def test_occlusion_probability_target_is_the_softmax_drop():
+    W = np.random.default_rng(1).standard_normal((3 * 6 * 6, 4))
+    m = LinearImageModel(W)
+    x = np.random.default_rng(2).standard_normal((2, 3, 6, 6))
+    r = occlusion(m, x, [1, 3], window=3, stride=3)  # the default target: the class's softmax probability
+    assert r.params["target"] == "probability"
+    p = softmax(m.scores(x))
+    lo, hi = m.pixel_bounds()
+    for i, c in enumerate([1, 3]):
+        y = x[i:i + 1].copy()
+        y[:, :, 3:6, 0:3] = (lo + hi) / 2  # the patch of row 1, column 0
+        assert r.attributions[i, 1, 0] == pytest.approx(p[i, c] - softmax(m.scores(y))[0, c], rel=1e-6)
+        assert r.scores[i] == pytest.approx(m.scores(x)[i, c])  # scores stay the raw class scores
+    with pytest.raises(GradscopeError, match="target"):
+        occlusion(m, x, 0, target="logit")
 
 
 # ---------------------------------------------------------------- extremal perturbation

@@ -200,3 +200,21 @@ def test_array_level_helpers_equal_the_model(arrays, model):
     x = E.preprocess_lite0(imgs)
     np.testing.assert_allclose(x, model.preprocess(imgs), atol=1e-6)
     np.testing.assert_array_equal(E.forward_numpy(arrays, x, end="pool"), model.forward(x, end="pool")[0])
+
+
+def test_torch_twin_image_model_matches_numpy(model):
+    from gradscope.methods import gradcam
+    from gradscope.torch.efficientnet_ref import torch_model
+
+    twin = torch_model()
+    wide = photos(1, size=(300, 450), seed=5)
+    x = model.preprocess(wide)
+    np.testing.assert_array_equal(twin.preprocess(wide), x)  # same resize, crop and (p - 127) / 128
+    assert twin.wnids == model.wnids and twin.class_names == model.class_names
+    for a, b in zip(twin.pixel_bounds(), model.pixel_bounds()):
+        np.testing.assert_allclose(a.ravel(), np.ravel(b), atol=1e-6)
+    s, t = model.scores(x), twin.scores(x)
+    assert np.abs(s - t).max() / np.abs(s).max() < 1e-4
+    g, h = gradcam(model, x, 7), gradcam(twin, x, 7)  # default layers: `head` and `_head_act` (its ReLU6)
+    assert (g.params["layer"], h.params["layer"]) == ("head", "_head_act")
+    assert np.abs(g.maps - h.maps).max() / np.abs(g.maps).max() < 1e-3

@@ -1,9 +1,13 @@
 """Occlusion (Zeiler & Fergus 2014): slide a grey patch over the image and record how
-much the class score drops; each pixel's map value is the mean drop over the patches
+much the class's output drops; each pixel's map value is the mean drop over the patches
 that cover it.
 
-    drop[p] = score_c(x) - score_c(x with patch p set to the fill)
+    drop[p] = f_c(x) - f_c(x with patch p set to the fill)
     map[i, j] = mean of drop[p] over the patches p covering pixel (i, j)
+
+f_c is the class's softmax probability (`target="probability"`, what Zeiler & Fergus plot
+as the grey square moves, and what RISE's deletion and insertion curves track) or its raw
+score (`target="score"`, captum's Occlusion on a network's logits).
 
 Patches start every `stride` pixels, the last flush with the far edge, so every pixel is
 covered. The fill is mid-grey (pixel 127.5) or the image's per-channel mean. Maps are
@@ -16,11 +20,16 @@ from types import SimpleNamespace
 import numpy as np
 
 from gradscope.errors import GradscopeError
+from gradscope.layers.core import softmax
 from gradscope.methods._inputs import check_images, check_not_constant, check_positive, class_indices, report
 from gradscope.methods.saliency import SaliencyResult
 from gradscope.methods.settings import MethodSettings, Setting
 
-__all__ = ["SETTINGS", "DEFAULTS", "occlusion", "patch_starts", "fill_values"]
+__all__ = ["SETTINGS", "DEFAULTS", "TARGETS", "occlusion", "patch_starts", "fill_values"]
+
+# target -> f(scores (B, K), classes (B,)) -> (B,): the output whose drop a patch is scored by
+TARGETS = {"probability": lambda s, c: softmax(s.astype(np.float64))[np.arange(len(c)), c],
+           "score": lambda s, c: s.astype(np.float64)[np.arange(len(c)), c]}
 
 SETTINGS = MethodSettings(
     "occlusion",
@@ -28,6 +37,8 @@ SETTINGS = MethodSettings(
     Setting("stride", None, "optional_int", "occlusion: patch step in pixels (none: half the window)"),
     Setting("fill", "gray", "choice", "occlusion: patch colour, gray (pixel 127.5) or mean (the image's channel "
             "means)", choices=("gray", "mean")),
+    Setting("target", "probability", "choice", "occlusion: the drop of the class's probability (softmax, as Zeiler & "
+            "Fergus) or of its raw score (as captum on logits)", choices=tuple(TARGETS), flag="--occlusion-target"),
     Setting("chunk", 32, "positive_int", "occluded images per model call"))
 DEFAULTS = SETTINGS.defaults
 
@@ -50,11 +61,13 @@ def fill_values(model, x, fill: str) -> np.ndarray:
     raise GradscopeError(f"fill must be 'gray' or 'mean', got {fill!r}")
 
 
-def _settings(h, w, window, stride, fill, chunk) -> SimpleNamespace:
+def _settings(h, w, window, stride, fill, target, chunk) -> SimpleNamespace:
     """The resolved settings (window and stride filled in), checked."""
     window = max(1, min(h, w) // 7) if window is None else window
     s = SimpleNamespace(window=window, stride=max(1, window // 2) if stride is None else stride, fill=fill,
-                        chunk=chunk)
+                        target=target, chunk=chunk)
+    if target not in TARGETS:
+        raise GradscopeError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     for name in ("window", "stride", "chunk"):
         check_positive(name, getattr(s, name), integer=True)
     if s.window > min(h, w):
@@ -64,24 +77,26 @@ def _settings(h, w, window, stride, fill, chunk) -> SimpleNamespace:
 
 @SETTINGS.document
 def occlusion(model, x, classes=None, *, window=None, stride=None, fill: str = DEFAULTS["fill"],
-              chunk: int = DEFAULTS["chunk"], callback=None) -> SaliencyResult:
+              target: str = DEFAULTS["target"], chunk: int = DEFAULTS["chunk"], callback=None) -> SaliencyResult:
     """Occlusion maps.
 
     Args:
         model: an ImageModel.
         x: (N, 3, H, W) model input (or one (3, H, W) image).
         classes: one class or N classes (index, wnid or name); None = predicted class.
-        window, stride, fill, chunk: see SETTINGS (defaults: fill {fill}, chunk {chunk}).
+        window, stride, fill, target, chunk: see SETTINGS (defaults: fill {fill}, target {target}, chunk {chunk}).
         callback: callback(occluded_images_scored, info) with 'total' after each model call.
     Returns:
-        SaliencyResult with maps (N, H, W) (mean raw-score drop) and attributions the drops
-        per patch (N, rows, cols).
+        SaliencyResult with maps (N, H, W) (mean drop of the target) and attributions the
+        drops per patch (N, rows, cols); scores are the raw class scores of x.
     """
     x = check_not_constant(check_images("x", x))
     n, _, h, w = x.shape
-    s = _settings(h, w, window, stride, fill, chunk)
+    s = _settings(h, w, window, stride, fill, target, chunk)
     classes = class_indices(model, classes, n, x)
-    base = model.scores(x)[np.arange(n), classes]
+    f = TARGETS[s.target]
+    raw = model.scores(x)
+    base = f(raw, classes)
     ys, xs = patch_starts(h, s.window, s.stride), patch_starts(w, s.window, s.stride)
     patches = [(i, a, b) for i in range(n) for a in ys for b in xs]
     colour = fill_values(model, x, s.fill)
@@ -92,7 +107,7 @@ def occlusion(model, x, classes=None, *, window=None, stride=None, fill: str = D
         for k, (i, a, b) in enumerate(part):
             batch[k, :, a:a + s.window, b:b + s.window] = colour[i]
         owners = np.array([p[0] for p in part])
-        drops[start:start + len(part)] = base[owners] - model.scores(batch)[np.arange(len(part)), classes[owners]]
+        drops[start:start + len(part)] = base[owners] - f(model.scores(batch), classes[owners])
         report(callback, start + len(part), total=len(patches))
     drops = drops.reshape(n, len(ys), len(xs))
     total, count = np.zeros((n, h, w)), np.zeros((h, w))
@@ -101,5 +116,5 @@ def occlusion(model, x, classes=None, *, window=None, stride=None, fill: str = D
             total[:, a:a + s.window, b:b + s.window] += drops[:, r, c, None, None]
             count[a:a + s.window, b:b + s.window] += 1
     return SaliencyResult(method="occlusion", maps=(total / count).astype(x.dtype), attributions=drops.astype(x.dtype),
-                          classes=classes, scores=base, images=model.deprocess(x),
+                          classes=classes, scores=raw[np.arange(n), classes], images=model.deprocess(x),
                           class_names=[str(model.class_names[c]) for c in classes], params=SETTINGS.params(vars(s)))

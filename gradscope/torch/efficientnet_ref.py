@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from gradscope.cnn.efficientnet_arch import BN_EPS, LITE0_BLOCKS
 
-__all__ = ["EfficientNetLite0Ref", "same_pad", "load_reference"]
+__all__ = ["EfficientNetLite0Ref", "same_pad", "load_reference", "torch_model"]
 
 
 def same_pad(x, kernel: int, stride: int):
@@ -74,6 +74,7 @@ class EfficientNetLite0Ref(nn.Module):
         self._blocks = nn.ModuleList(MBConv(*b) for b in LITE0_BLOCKS)
         self._conv_head = SameConv(LITE0_BLOCKS[-1][1], 1280, 1)
         self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
+        self._head_act = nn.ReLU6()  # a module (no parameters), so Grad-CAM can name the head's output
         self._dropout = nn.Dropout(0.2)
         self._fc = nn.Linear(1280, 1000)
 
@@ -82,7 +83,7 @@ class EfficientNetLite0Ref(nn.Module):
         h = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             h = block(h)
-        return F.relu6(self._bn1(self._conv_head(h)))
+        return self._head_act(self._bn1(self._conv_head(h)))
 
     def features(self, x):
         """Pooled (N, 1280) features."""
@@ -101,3 +102,22 @@ def load_reference(path=None) -> EfficientNetLite0Ref:
     model = EfficientNetLite0Ref()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return model.eval()
+
+
+def torch_model(device="cpu"):
+    """The twin as an ImageModel (a gradscope.torch.TorchModel): the package's weights, the NumPy
+    network's preprocessing (gradscope.cnn.efficientnet.preprocess_lite0: (p - 127) / 128 after
+    its resize and crop) and its ImageNet classes, so every method and evaluation runs on it,
+    faster than the NumPy engine on a CPU. Its last spatial layer is `_head_act` (the head's
+    ReLU6 output, the NumPy network's `head`). Model spec: `gradscope/torch/efficientnet_ref.py:torch_model`."""
+    from gradscope.cnn.efficientnet import preprocess_lite0
+    from gradscope.cnn.imagenet import imagenet_classes
+    from gradscope.torch.adapter import TorchModel
+
+    class Lite0Twin(TorchModel):
+        def preprocess(self, images):
+            return preprocess_lite0(images)
+
+    wnids, names = imagenet_classes()
+    return Lite0Twin(load_reference(), mean=(127.0,) * 3, std=(128.0,) * 3, input_size=224, pixel_range=(0, 255),
+                     class_names=list(names), wnids=list(wnids), device=device)
