@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -165,6 +166,76 @@ def attention_maps(alpha, size) -> np.ndarray:
                                 .resize((W, H), Image.BILINEAR)) for a in alpha])
 
 
+def deletion_baseline(x) -> np.ndarray:
+    """(1, 3, 1, 1): the image's mean pixel (per channel, in model-input space), the value the
+    deletion check gives the deleted pixels and the baseline of the contribution maps."""
+    return np.asarray(x).mean(axis=(2, 3), keepdims=True)
+
+
+def contribution(gradients, x, baseline) -> np.ndarray:
+    """(T, H, W) sum over channels of gradients * (x - baseline), signed: per pixel, the
+    first-order estimate of the fall of each word's log-prob when the pixel takes the baseline.
+    gradients (T, 3, H, W); x (1, 3, H, W); baseline broadcastable to x."""
+    return (np.asarray(gradients) * (np.asarray(x) - baseline)).sum(axis=1)
+
+
+# --- the per-word maps: one record each ------------------------------------------------------
+
+@dataclass(frozen=True)
+class MapInputs:
+    """What a per-word map is made from: captioner, extractor, x (1, 3, H, W) the model input,
+    words (T,) ids, gradients (T, 3, H, W) d log p(w_t | image, w_<t) / d x, baseline (1, 3, 1, 1)
+    the deletion baseline, alpha (T, L) the attention (None without attention)."""
+    captioner: object
+    extractor: object
+    x: np.ndarray
+    words: np.ndarray
+    gradients: np.ndarray
+    baseline: np.ndarray
+    alpha: np.ndarray | None = None
+
+
+def gradient_map(inputs: MapInputs) -> np.ndarray:
+    """(T, H, W) max over colour channels of |gradient|."""
+    return np.abs(inputs.gradients).max(axis=1)
+
+
+def contribution_map(inputs: MapInputs) -> np.ndarray:
+    """(T, H, W) gradient x (input - mean pixel), summed over channels, signed (contribution)."""
+    return contribution(inputs.gradients, inputs.x, inputs.baseline)
+
+
+def attention_map(inputs: MapInputs) -> np.ndarray:
+    """(T, H, W) alpha upsampled over the model input."""
+    return attention_maps(inputs.alpha, inputs.x.shape[2:])
+
+
+@dataclass(frozen=True)
+class WordMap:
+    """One kind of per-word map. name: its name (CLI --map, JSON <name>_deletion_drop_top);
+    compute: MapInputs -> (T, H, W), larger = the pixel matters more to the word; attention: needs
+    an attention captioner; signed: may be negative (shown clipped at 0); help: one line."""
+    name: str
+    compute: Callable
+    help: str
+    attention: bool = False
+    signed: bool = False
+
+
+WORD_MAPS = (
+    WordMap("contribution", contribution_map, "gradient x (pixel - mean pixel) summed over colour channels, signed: "
+            "the first-order estimate of the log-prob's fall when the pixel takes the mean", signed=True),
+    WordMap("gradient", gradient_map, "max over colour channels of |d log p(word) / d pixel|"),
+    WordMap("attention", attention_map, "the word's attention over the regions, upsampled", attention=True),
+)
+MAPS = {m.name: m for m in WORD_MAPS}
+
+
+def available_maps(captioner) -> list:
+    """Names of the maps this captioner has (attention maps only for an attention captioner)."""
+    return [m.name for m in WORD_MAPS if captioner.cell.spatial or not m.attention]
+
+
 def deletion_drops(captioner, extractor, x, words, maps, fraction: float = 0.1, seed: int = 0):
     """(drop_top (T,), drop_random (T,)): the fall of log p(w_t | image, w_<t) when the top
     `fraction` of pixels by maps[t] (T, H, W), or a random `fraction` (seeded), are set to the
@@ -186,7 +257,7 @@ def _deletion(captioner, extractor, x, words, map_list, fraction, seed):
         for m, maps in enumerate(map_list):
             masks[m, t, np.argpartition(-maps[t].ravel(), k - 1)[:k]] = True
         masks[M, t, rng.choice(H * W, k, replace=False)] = True
-    mean = x.mean(axis=(2, 3), keepdims=True)  # (1, 3, 1, 1)
+    mean = deletion_baseline(x)  # (1, 3, 1, 1)
     deleted = np.where(masks.reshape((M + 1) * T, 1, H, W), mean, x).astype(x.dtype)  # ((M+1)T, 3, H, W)
     feats, _, _ = _features(extractor, deleted)
     base = word_log_probs(captioner, _features(extractor, x)[0][0], words)
@@ -283,15 +354,18 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
         beam, max_length, length_norm: decoding, as the CLI's (beam 1 = greedy).
         fraction, deletion, seed: the deletion check (top / seeded random fraction of pixels).
         callback: optional callable(stage, done, total) with stage 'gradients' or 'deletion'.
-        default_map: 'attention' or 'gradient' (default DEFAULT_MAP for an attention captioner,
-            else 'gradient', the only map a captioner without attention has).
+        default_map: the map shown first and scored as drop_top/drop_random, a name of MAPS
+            (default DEFAULT_MAP); every other map the captioner has (available_maps) is made
+            and scored beside it.
     Returns:
         CaptionExplanation.
     """
-    spatial = captioner.cell.spatial
-    default_map = default_map or (DEFAULT_MAP if spatial else "gradient")
-    if default_map not in (("attention", "gradient") if spatial else ("gradient",)):
-        raise GradscopeError(f"no {default_map!r} map for a {captioner.cell_type} captioner")
+    names = available_maps(captioner)
+    default_map = default_map or DEFAULT_MAP
+    if default_map not in names:
+        raise GradscopeError(f"no {default_map!r} map for a {captioner.cell_type} captioner: "
+                             f"choose one of {', '.join(names)}")
+    names = [default_map] + [k for k in names if k != default_map]
     x = cnn.model.preprocess([image])  # (1, 3, H, W)
     feats = _features(cnn, x)[0]
     words = decode_caption(captioner, feats, beam, max_length, length_norm)
@@ -305,14 +379,11 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
         return CaptionExplanation(name, cnn.model.deprocess(x)[0], [], words, empty, np.zeros((0, 3, H, W)),
                                   np.zeros((0, H, W)), empty, empty, params, default_map)
     logp, grads = word_image_gradients(captioner, cnn, x, words)
-    maps = {"gradient": np.abs(grads).max(axis=1)}  # (T, H, W)
-    alpha = None
-    if spatial:
-        alpha = word_attention(captioner, feats[0], words)  # (T, L)
-        maps["attention"] = attention_maps(alpha, (H, W))
+    alpha = word_attention(captioner, feats[0], words) if captioner.cell.spatial else None  # (T, L)
+    inputs = MapInputs(captioner, cnn, x, words, grads, deletion_baseline(x), alpha)
+    maps = {k: MAPS[k].compute(inputs) for k in names}  # each (T, H, W)
     if callback is not None:
         callback("gradients", 1, 1)
-    names = [default_map] + [k for k in maps if k != default_map]
     nan = np.full(len(words), np.nan)
     tops, rand = (_deletion(captioner, cnn, x, words, [maps[k] for k in names], fraction, seed) if deletion
                   else ([nan] * len(names), nan))
