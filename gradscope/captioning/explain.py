@@ -2,12 +2,16 @@
 
 For each word w_t of a generated caption, the gradient of log p(w_t | image, w_<t) with
 respect to the CNN's input, through the captioner's and the CNN's hand-written backward
-passes (CaptioningRNN.forward/backward, then the CNN's backward_from); the word's gradient
-map is the max over colour channels of its absolute value. The T words are one batch: row
-t carries the image's features, the caption's prefix and a one-hot upstream gradient at
-step t, so one captioner pass and one CNN forward/backward (batch T) give every word's
-gradient. An attention captioner also gives each word's attention map: its alpha over the
-image regions at step t, upsampled (bilinear) to the model input.
+passes (CaptioningRNN.forward/backward, then the CNN's backward_from). The T words are one
+batch: row t carries the image's features, the caption's prefix and a one-hot upstream
+gradient at step t, so one captioner pass and one CNN forward/backward (batch T) give every
+word's gradient. The per-word maps are records of WORD_MAPS: the contribution map (the default)
+sum_c gradient_c * (x_c - mean_c), the first-order estimate of the word's log-prob fall when
+the pixel takes the image's mean pixel (gradient x input against that baseline, Shrikumar et al.
+2016); the gradient map, max over colour channels of |gradient|; integrated gradients from the
+mean image (a few batched CNN passes); occlusion by mean-pixel patches (a CNN forward per
+patch, shared by all words); and for an attention captioner the attention map, its alpha over
+the image regions at step t upsampled (bilinear) to the model input.
 
 Faithfulness check (deletion), for every map: the fall in the word's log-prob (same prefix)
 when the top `fraction` of the pixels of the CNN's input by its map, or a random `fraction`
@@ -26,13 +30,14 @@ from gradscope.errors import GradscopeError
 
 __all__ = ["CaptionExplanation", "explain_caption", "word_log_probs", "word_feature_gradients",
            "word_image_gradients", "word_attention", "attention_maps", "deletion_drops", "DEFAULT_MAP",
+           "MAPS", "WORD_MAPS", "WordMap", "MapInputs", "available_maps", "contribution", "deletion_baseline",
            "is_content_word", "FUNCTION_WORDS"]
 
-# the map `caption explain` shows first and scores as deletion_drop_top/random for an attention
-# captioner: the one whose deletion check came out better on Flickr8k dev (content words: the
-# gradient map's top 10% beat random deletion for 52.5% of 240, the attention map's for 37.1%, on
-# 50 dev photos; see README); a captioner without attention has only the gradient map
-DEFAULT_MAP = "gradient"
+# the map `caption explain` shows first and scores as deletion_drop_top/random: the one whose
+# deletion check came out best on Flickr8k dev (scripts/caption_faithfulness.py, shipped attention
+# captioner, first 50 dev photos; content words whose log-prob fell more under top-10% than under
+# random-10% deletion: contribution XXX, gradient XXX, attention XXX; see README)
+DEFAULT_MAP = "contribution"
 
 
 # words the faithfulness numbers leave out when counting content words: articles, prepositions,
@@ -210,30 +215,82 @@ def attention_map(inputs: MapInputs) -> np.ndarray:
     return attention_maps(inputs.alpha, inputs.x.shape[2:])
 
 
+# integrated gradients: midpoint steps on the straight path from the mean pixel to the image
+IG_STEPS = 8
+# occlusion: square patches of the mean pixel, side and step in model-input pixels
+OCCLUSION_PATCH, OCCLUSION_STRIDE, OCCLUSION_CHUNK = 32, 16, 32
+
+
+def integrated_gradients_map(inputs: MapInputs, steps: int = IG_STEPS) -> np.ndarray:
+    """(T, H, W) integrated gradients from the mean pixel to the image (midpoint rule, `steps`
+    points, each one batched CNN pass for all T words), times (pixel - mean pixel), summed
+    over colour channels, signed."""
+    x, base = inputs.x, inputs.baseline
+    total = np.zeros(inputs.gradients.shape)  # (T, 3, H, W)
+    for k in range(steps):
+        xk = (base + (k + 0.5) / steps * (x - base)).astype(x.dtype)
+        total += word_image_gradients(inputs.captioner, inputs.extractor, xk, inputs.words)[1]
+    return contribution(total / steps, x, base)
+
+
+def _starts(size, window, stride):
+    """Patch offsets along one axis: 0, stride, ... and the last one flush with the edge."""
+    return np.unique(np.r_[np.arange(0, size - window + 1, stride), size - window])
+
+
+def occlusion_map(inputs: MapInputs, patch: int = OCCLUSION_PATCH, stride: int = OCCLUSION_STRIDE,
+                  chunk: int = OCCLUSION_CHUNK) -> np.ndarray:
+    """(T, H, W) per pixel, the mean fall of each word's log-prob (same prefix) over the patches
+    of the mean pixel covering it. The occluded photos' features are shared by all T words: one
+    CNN forward per patch (in batches of `chunk`), then one captioner pass per patch."""
+    cap, ext, x, words = inputs.captioner, inputs.extractor, inputs.x, inputs.words
+    H, W = x.shape[2:]
+    p = min(patch, H, W)
+    boxes = [(i, j) for i in _starts(H, p, stride) for j in _starts(W, p, stride)]
+    base = word_log_probs(cap, _features(ext, x)[0][0], words)
+    total, cover = np.zeros((len(words), H, W)), np.zeros((H, W))
+    for c in range(0, len(boxes), chunk):
+        batch = np.repeat(x, len(boxes[c:c + chunk]), axis=0)  # (n, 3, H, W)
+        for n, (i, j) in enumerate(boxes[c:c + chunk]):
+            batch[n, :, i:i + p, j:j + p] = inputs.baseline[0]
+        feats = _features(ext, batch)[0]
+        for n, (i, j) in enumerate(boxes[c:c + chunk]):
+            total[:, i:i + p, j:j + p] += (base - word_log_probs(cap, feats[n], words))[:, None, None]
+            cover[i:i + p, j:j + p] += 1
+    return total / cover
+
+
 @dataclass(frozen=True)
 class WordMap:
     """One kind of per-word map. name: its name (CLI --map, JSON <name>_deletion_drop_top);
     compute: MapInputs -> (T, H, W), larger = the pixel matters more to the word; attention: needs
-    an attention captioner; signed: may be negative (shown clipped at 0); help: one line."""
+    an attention captioner; signed: may be negative (shown clipped at 0); help: one line;
+    passes: CNN passes it adds to the gradient's (0: free; -1: a forward per occluded patch)."""
     name: str
     compute: Callable
     help: str
     attention: bool = False
     signed: bool = False
+    passes: int = 0
 
 
 WORD_MAPS = (
     WordMap("contribution", contribution_map, "gradient x (pixel - mean pixel) summed over colour channels, signed: "
             "the first-order estimate of the log-prob's fall when the pixel takes the mean", signed=True),
     WordMap("gradient", gradient_map, "max over colour channels of |d log p(word) / d pixel|"),
+    WordMap("integrated", integrated_gradients_map, f"integrated gradients from the mean pixel ({IG_STEPS} steps) x "
+            "(pixel - mean pixel) summed over colour channels, signed", signed=True, passes=IG_STEPS),
+    WordMap("occlusion", occlusion_map, f"mean fall of the log-prob over the {OCCLUSION_PATCH}-px mean-pixel patches "
+            "covering the pixel", signed=True, passes=-1),
     WordMap("attention", attention_map, "the word's attention over the regions, upsampled", attention=True),
 )
 MAPS = {m.name: m for m in WORD_MAPS}
 
 
-def available_maps(captioner) -> list:
-    """Names of the maps this captioner has (attention maps only for an attention captioner)."""
-    return [m.name for m in WORD_MAPS if captioner.cell.spatial or not m.attention]
+def available_maps(captioner, costly: bool = True) -> list:
+    """Names of the maps this captioner has (attention maps only for an attention captioner),
+    in WORD_MAPS order; costly=False leaves out the maps that need CNN passes of their own."""
+    return [m.name for m in WORD_MAPS if (captioner.cell.spatial or not m.attention) and (costly or not m.passes)]
 
 
 def deletion_drops(captioner, extractor, x, words, maps, fraction: float = 0.1, seed: int = 0):
@@ -274,10 +331,9 @@ class CaptionExplanation:
     image: (H, W, 3) uint8 the CNN's view of the photo (its crop); name: the image's name;
     words: the caption's words; word_ids (T,); logprobs (T,) log p(w_t | image, w_<t);
     gradients (T, 3, H, W) d logprob_t / d model input;
-    map_name: the default map's name ('attention' or 'gradient'); maps (T, H, W) that map;
+    map_name: the default map's name (a key of MAPS); maps (T, H, W) that map;
     drop_top, drop_random (T,) its deletion drops (NaN when not measured);
-    other_maps: {name: (T, H, W)} the other maps (gradient: max over channels of |gradient|;
-    attention: alpha upsampled); other_drops: {name: (drop_top (T,), drop_random (T,))};
+    other_maps: {name: (T, H, W)} the other maps made (WORD_MAPS order); other_drops: {name: (drop_top (T,), drop_random (T,))};
     attention: (T, L) alpha of an attention captioner (None otherwise); params: settings.
     """
     name: str
@@ -290,7 +346,7 @@ class CaptionExplanation:
     drop_top: np.ndarray
     drop_random: np.ndarray
     params: dict = field(default_factory=dict)
-    map_name: str = "gradient"
+    map_name: str = DEFAULT_MAP
     other_maps: dict = field(default_factory=dict)
     other_drops: dict = field(default_factory=dict)
     attention: np.ndarray | None = None
@@ -310,7 +366,7 @@ class CaptionExplanation:
         return {self.map_name: self.maps, **self.other_maps}
 
     def to_dict(self, map_pngs=None) -> dict:
-        """{"image", "caption", "map", "words": [{"word", "logprob", "map_png", "deletion_drop_top",
+        """{"image", "caption", "map" (the default map's name), "words": [{"word", "logprob", "map_png", "deletion_drop_top",
         "deletion_drop_random", and per other map <name>_deletion_drop_top / _random}]};
         map_pngs: optional per-word PNG paths (from save)."""
         pngs = map_pngs or [None] * len(self.words)
@@ -322,10 +378,7 @@ class CaptionExplanation:
                 row[f"{name}_deletion_drop_top"] = _num(top[t])
                 row[f"{name}_deletion_drop_random"] = _num(rand[t])
             words.append(row)
-        out = {"image": self.name, "caption": self.caption, "words": words}
-        if self.other_maps:
-            out["map"] = self.map_name
-        return out
+        return {"image": self.name, "caption": self.caption, "map": self.map_name, "words": words}
 
     def save(self, out_dir, stem: str | None = None) -> dict:
         """Write <stem>_<t>_<word>.png per word (its maps over the photo, the word under them) and
@@ -344,7 +397,7 @@ def _num(v):
 
 def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3, max_length: int = 30,
                     length_norm: float = 0.5, fraction: float = 0.1, deletion: bool = True, seed: int = 0,
-                    callback=None, default_map: str | None = None) -> CaptionExplanation:
+                    callback=None, default_map: str | None = None, maps=None) -> CaptionExplanation:
     """Caption one image as `gradscope caption IMAGE` does, and explain every word.
 
     Args:
@@ -356,16 +409,14 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
         callback: optional callable(stage, done, total) with stage 'gradients' or 'deletion'.
         default_map: the map shown first and scored as drop_top/drop_random, a name of MAPS
             (default DEFAULT_MAP); every other map the captioner has (available_maps) is made
-            and scored beside it.
+            named in `maps` is made and scored beside it.
+        maps: the other maps' names, or None for every map available_maps(captioner, costly=False)
+            gives (those free beyond the gradient), or 'all' for every map the captioner has.
     Returns:
         CaptionExplanation.
     """
-    names = available_maps(captioner)
-    default_map = default_map or DEFAULT_MAP
-    if default_map not in names:
-        raise GradscopeError(f"no {default_map!r} map for a {captioner.cell_type} captioner: "
-                             f"choose one of {', '.join(names)}")
-    names = [default_map] + [k for k in names if k != default_map]
+    names = _map_names(captioner, default_map or DEFAULT_MAP, maps)
+    default_map = names[0]
     x = cnn.model.preprocess([image])  # (1, 3, H, W)
     feats = _features(cnn, x)[0]
     words = decode_caption(captioner, feats, beam, max_length, length_norm)
@@ -393,6 +444,16 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
                               logp, grads, maps[default_map], tops[0], rand, params, default_map,
                               {k: maps[k] for k in names[1:]}, {k: (top, rand) for k, top in zip(names[1:], tops[1:])},
                               alpha)
+
+
+def _map_names(captioner, default_map, maps):
+    """[default map, other maps...] checked against the maps the captioner has."""
+    have = available_maps(captioner)
+    others = (available_maps(captioner, costly=False) if maps is None else have if maps == "all" else list(maps))
+    for k in [default_map] + others:
+        if k not in have:
+            raise GradscopeError(f"no {k!r} map for a {captioner.cell_type} captioner: choose one of {', '.join(have)}")
+    return [default_map] + [k for k in have if k in others and k != default_map]
 
 
 def decode_caption(captioner, features, beam: int = 3, max_length: int = 30, length_norm: float = 0.5):
