@@ -5,7 +5,7 @@ photo's index in the dev list), over all words and over content words (not artic
 prepositions, pronouns, auxiliaries or conjunctions). Prints a summary table.
 
     python scripts/caption_faithfulness.py FLICKR8K_DIR [--images 50] [--start 0] [--model PATH]
-        [--engine torch|numpy] [--log FILE.jsonl] [--out DIR]
+        [--engine torch|numpy] [--log FILE.jsonl] [--all-maps] [--out DIR]
 
 The photos are the first --images of Flickr_8k.devImages.txt from --start, captioned as
 `gradscope caption explain` does (beam 3). The captioner is the shipped default one (or --model);
@@ -15,7 +15,9 @@ NumPy engine; --engine torch (the default) runs the same network's torch twin
 3.4e-5 on the head map), ~30x faster on a CPU. The captioner's backward is gradscope's in both.
 Resumable: each photo's result is one line of --log (default caption_faithfulness.jsonl in the
 working directory); a rerun skips the photos already there and the table counts every logged
-photo of the range. About 15 s a photo at 1 thread (torch engine).
+photo of the range. About 15 s a photo at 1 thread (torch engine) on a quiet machine; --all-maps
+adds integrated gradients (8 CNN forward/backward passes) and occlusion (49 forwards), several
+times that.
 """
 from __future__ import annotations
 
@@ -114,6 +116,8 @@ def main():
     p.add_argument("--engine", choices=("torch", "numpy"), default="torch")
     p.add_argument("--model", default=None, help="captioner .npz (default: the shipped default captioner)")
     p.add_argument("--log", default="caption_faithfulness.jsonl", help="per-photo results (resumable)")
+    p.add_argument("--all-maps", action="store_true",
+                   help="also the maps that need CNN passes of their own (integrated gradients, occlusion)")
     p.add_argument("--out", default=None, help="also save each photo's figures and JSON here")
     args = p.parse_args()
     names = read_split_names(args.root, "val")[args.start:args.start + args.images]
@@ -127,7 +131,7 @@ def main():
                                     regions=extractor.regions)
     for k, (index, name) in enumerate(todo):
         result = explain_caption(captioner, extractor, load_image(os.path.join(_image_dir(args.root), name)),
-                                 name=name, seed=index)
+                                 name=name, seed=index, maps="all" if args.all_maps else None)
         if args.out:
             result.save(args.out, os.path.splitext(name)[0])
         done[name] = photo_record(result)
