@@ -334,7 +334,8 @@ class CaptionExplanation:
     gradients (T, 3, H, W) d logprob_t / d model input;
     map_name: the default map's name (a key of MAPS); maps (T, H, W) that map;
     drop_top, drop_random (T,) its deletion drops (NaN when not measured);
-    other_maps: {name: (T, H, W)} the other maps made (WORD_MAPS order); other_drops: {name: (drop_top (T,), drop_random (T,))};
+    other_maps: {name: (T, H, W)} the other maps made (WORD_MAPS order);
+    other_drops: {name: (drop_top (T,), drop_random (T,))};
     attention: (T, L) alpha of an attention captioner (None otherwise); params: settings.
     """
     name: str
@@ -367,8 +368,8 @@ class CaptionExplanation:
         return {self.map_name: self.maps, **self.other_maps}
 
     def to_dict(self, map_pngs=None) -> dict:
-        """{"image", "caption", "map" (the default map's name), "words": [{"word", "logprob", "map_png", "deletion_drop_top",
-        "deletion_drop_random", and per other map <name>_deletion_drop_top / _random}]};
+        """{"image", "caption", "map" (the default map's name), "words": [{"word", "logprob", "map_png",
+        "deletion_drop_top", "deletion_drop_random", and per other map <name>_deletion_drop_top / _random}]};
         map_pngs: optional per-word PNG paths (from save)."""
         pngs = map_pngs or [None] * len(self.words)
         words = []
@@ -409,8 +410,7 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
         fraction, deletion, seed: the deletion check (top / seeded random fraction of pixels).
         callback: optional callable(stage, done, total) with stage 'gradients' or 'deletion'.
         default_map: the map shown first and scored as drop_top/drop_random, a name of MAPS
-            (default DEFAULT_MAP); every other map the captioner has (available_maps) is made
-            named in `maps` is made and scored beside it.
+            (default DEFAULT_MAP); every other map named in `maps` is made and scored beside it.
         maps: the other maps' names, or None for every map available_maps(captioner, costly=False)
             gives (those free beyond the gradient), or 'all' for every map the captioner has.
     Returns:
