@@ -133,6 +133,12 @@ def _features(extractor, x):
     return _arrange(extractor, act), cache, act.shape
 
 
+def _features_only(extractor, x, chunk: int = 16):
+    """(N, ...) the features of the images x (N, 3, H, W), `chunk` images per CNN forward (the
+    forward caches are dropped between chunks, so memory stays that of `chunk` images)."""
+    return np.concatenate([_features(extractor, x[i:i + chunk])[0] for i in range(0, len(x), chunk)])
+
+
 def _arrange(extractor, act):
     arrange = getattr(extractor, "arrange", None)
     return act.reshape(len(act), -1) if arrange is None else arrange(act)
@@ -219,7 +225,7 @@ def attention_map(inputs: MapInputs) -> np.ndarray:
 IG_STEPS = 8
 # occlusion: square patches of the mean pixel, side and step in model-input pixels (at 224 px: 7 x 7
 # patches, 49 CNN forwards)
-OCCLUSION_PATCH, OCCLUSION_STRIDE, OCCLUSION_CHUNK = 32, 32, 32
+OCCLUSION_PATCH, OCCLUSION_STRIDE = 32, 32
 
 
 def integrated_gradients_map(inputs: MapInputs, steps: int = IG_STEPS) -> np.ndarray:
@@ -240,7 +246,7 @@ def _starts(size, window, stride):
 
 
 def occlusion_map(inputs: MapInputs, patch: int = OCCLUSION_PATCH, stride: int = OCCLUSION_STRIDE,
-                  chunk: int = OCCLUSION_CHUNK) -> np.ndarray:
+                  chunk: int = 16) -> np.ndarray:
     """(T, H, W) per pixel, the mean fall of each word's log-prob (same prefix) over the patches
     of the mean pixel covering it. The occluded photos' features are shared by all T words: one
     CNN forward per patch (in batches of `chunk`), then one captioner pass per patch."""
@@ -254,7 +260,7 @@ def occlusion_map(inputs: MapInputs, patch: int = OCCLUSION_PATCH, stride: int =
         batch = np.repeat(x, len(boxes[c:c + chunk]), axis=0)  # (n, 3, H, W)
         for n, (i, j) in enumerate(boxes[c:c + chunk]):
             batch[n, :, i:i + p, j:j + p] = inputs.baseline[0]
-        feats = _features(ext, batch)[0]
+        feats = _features_only(ext, batch, chunk)
         for n, (i, j) in enumerate(boxes[c:c + chunk]):
             total[:, i:i + p, j:j + p] += (base - word_log_probs(cap, feats[n], words))[:, None, None]
             cover[i:i + p, j:j + p] += 1
@@ -317,7 +323,7 @@ def _deletion(captioner, extractor, x, words, map_list, fraction, seed):
         masks[M, t, rng.choice(H * W, k, replace=False)] = True
     mean = deletion_baseline(x)  # (1, 3, 1, 1)
     deleted = np.where(masks.reshape((M + 1) * T, 1, H, W), mean, x).astype(x.dtype)  # ((M+1)T, 3, H, W)
-    feats, _, _ = _features(extractor, deleted)
+    feats = _features_only(extractor, deleted)
     base = word_log_probs(captioner, _features(extractor, x)[0][0], words)
     drops = [base - word_log_probs(captioner, feats[m * T:(m + 1) * T], words) for m in range(M + 1)]
     return drops[:M], drops[M]
