@@ -5,7 +5,7 @@ photo's index in the dev list), over all words and over content words (not artic
 prepositions, pronouns, auxiliaries or conjunctions). Prints a summary table.
 
     python scripts/caption_faithfulness.py FLICKR8K_DIR [--images 50] [--start 0] [--model PATH]
-        [--engine torch|numpy] [--log FILE.jsonl] [--all-maps] [--out DIR]
+        [--engine torch|numpy] [--log FILE.jsonl] [--all-maps | --maps A,B] [--out DIR]
 
 The photos are the first --images of Flickr_8k.devImages.txt from --start, captioned as
 `gradscope caption explain` does (beam 3). The captioner is the shipped default one (or --model);
@@ -118,6 +118,8 @@ def main():
     p.add_argument("--log", default="caption_faithfulness.jsonl", help="per-photo results (resumable)")
     p.add_argument("--all-maps", action="store_true",
                    help="also the maps that need CNN passes of their own (integrated gradients, occlusion)")
+    p.add_argument("--maps", default=None, help="comma-separated other maps to score beside the default "
+                   "(instead of the free ones; --all-maps: every map)")
     p.add_argument("--out", default=None, help="also save each photo's figures and JSON here")
     args = p.parse_args()
     names = read_split_names(args.root, "val")[args.start:args.start + args.images]
@@ -131,7 +133,8 @@ def main():
                                     regions=extractor.regions)
     for k, (index, name) in enumerate(todo):
         result = explain_caption(captioner, extractor, load_image(os.path.join(_image_dir(args.root), name)),
-                                 name=name, seed=index, maps="all" if args.all_maps else None)
+                                 name=name, seed=index, maps="all" if args.all_maps else
+                                 args.maps.split(",") if args.maps else None)
         if args.out:
             result.save(args.out, os.path.splitext(name)[0])
         done[name] = photo_record(result)
