@@ -11,4 +11,4 @@ gradscope caption explain "$DATA/images/$PHOTO" -o "$OUT" --map attention  # att
 python -c "from PIL import Image; import sys
 im = Image.open(sys.argv[1]).convert('RGB')
 im.resize((im.width * 2 // 3, im.height * 2 // 3), Image.LANCZOS).save('docs/explain_attention.jpg', quality=85)" \
-    "$OUT/$(basename "$PHOTO" .jpg)_caption.png"
+    "$OUT/$(basename "$PHOTO" .jpg | tr _ -)_caption.png"
