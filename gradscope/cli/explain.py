@@ -39,8 +39,8 @@ def register_explain(sub) -> None:
                    help="beam length normalisation (default %(default)s)")
     p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
     p.add_argument("--map", choices=list(MAPS), default=DEFAULT_MAP,
-                   help="the map shown first and scored as deletion_drop_top/random (default %(default)s, the map "
-                        "whose deletion check came out best on Flickr8k dev): "
+                   help="the map shown first and scored as deletion_drop_top/random (default %(default)s: of the "
+                        "maps free beyond the gradient, the one whose deletion check came out best on Flickr8k dev): "
                         + "; ".join(f"{m.name}: {m.help}" for m in WORD_MAPS))
     p.add_argument("--all-maps", action="store_true",
                    help="also make and score the maps that need CNN passes of their own ("
