@@ -7,8 +7,8 @@ DATA="${1:-../shared/data/flickr8k}"
 PHOTO="${2:-2090545563_a4e66ec76b.jpg}"
 OUT="${TMPDIR:-/tmp}/gradscope_explain_figure"
 rm -rf "$OUT"
-gradscope caption explain "$DATA/images/$PHOTO" -o "$OUT" --map attention  # attention maps in the first row
+gradscope caption explain "$DATA/images/$PHOTO" -o "$OUT" --map attention  # attention maps in the first row, then contribution, gradient
 python -c "from PIL import Image; import sys
 im = Image.open(sys.argv[1]).convert('RGB')
 im.resize((im.width * 2 // 3, im.height * 2 // 3), Image.LANCZOS).save('docs/explain_attention.jpg', quality=85)" \
-    "$OUT/$(basename "$PHOTO" .jpg)_caption.png"
+    "$OUT/$(basename "$PHOTO" .jpg | tr _ -)_caption.png"

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from gradscope.captioning import CaptioningRNN, sequence_log_prob
-from gradscope.captioning.explain import (deletion_drops, explain_caption, word_feature_gradients,
-                                          word_image_gradients, word_log_probs)
+from gradscope.captioning.explain import (MAPS, MapInputs, _deletion, deletion_baseline, deletion_drops,
+                                          explain_caption, integrated_gradients_map, occlusion_map,
+                                          word_feature_gradients, word_image_gradients, word_log_probs)
 from gradscope.captioning.features import CNNFeatures
 from gradscope.cnn import CNN, tiny_vgg
 from gradscope.gradcheck import eval_numerical_gradient_array, rel_error
@@ -94,6 +95,75 @@ def test_deletion_drops_are_the_log_prob_falls_of_masked_images():
     assert not np.allclose(rand, deletion_drops(captioner, extractor, x, words, maps, 0.25, seed=4)[1])
 
 
+def _map_inputs(seed, size=12, T=4):
+    captioner, extractor = _tiny()
+    x = extractor.model.preprocess([_image(seed, size)])  # (1, 3, size, size)
+    words = np.random.default_rng(seed).integers(3, 8, T)
+    _, grads = word_image_gradients(captioner, extractor, x, words)
+    return MapInputs(captioner, extractor, x, words, grads, deletion_baseline(x))
+
+
+def _logp_of(inputs):
+    ext = inputs.extractor
+    return lambda x_: word_log_probs(inputs.captioner, ext.model.forward_to(x_, ext.layer)[0].reshape(-1),
+                                     inputs.words)
+
+
+def test_contribution_map_is_numeric_gradient_times_input_minus_mean():
+    inputs = _map_inputs(7)
+    x, mean = inputs.x, inputs.x.mean(axis=(2, 3), keepdims=True)
+    logp_of, h = _logp_of(inputs), 1e-5
+    num = np.zeros(inputs.gradients.shape)  # (T, 3, H, W) central differences of every word's log-prob
+    for idx in np.ndindex(x.shape[1:]):
+        up, down = x.copy(), x.copy()
+        up[(0,) + idx] += h
+        down[(0,) + idx] -= h
+        num[(slice(None),) + idx] = (logp_of(up) - logp_of(down)) / (2 * h)
+    got = MAPS["contribution"].compute(inputs)  # (T, H, W)
+    np.testing.assert_allclose(got, (num * (x - mean)).sum(axis=1), rtol=1e-4, atol=1e-9)
+    eps = 1e-6  # summed over pixels: the log-prob's fall along the step towards the mean image
+    np.testing.assert_allclose(got.sum(axis=(1, 2)), (logp_of(x) - logp_of(x - eps * (x - mean))) / eps, rtol=1e-4)
+
+
+def test_integrated_gradients_sum_to_the_fall_to_the_mean_image():
+    inputs = _map_inputs(3, size=16)
+    logp_of = _logp_of(inputs)
+    fall = logp_of(inputs.x) - logp_of(np.broadcast_to(inputs.baseline, inputs.x.shape).copy())
+    ig = integrated_gradients_map(inputs, steps=64)
+    assert np.abs(fall).max() > 0.05  # the mean image changes the words' log-probs
+    np.testing.assert_allclose(ig.sum(axis=(1, 2)), fall, atol=0.01)  # completeness, up to the midpoint rule
+    assert rel_error(integrated_gradients_map(inputs, steps=1), MAPS["contribution"].compute(
+        MapInputs(inputs.captioner, inputs.extractor, inputs.x, inputs.words, word_image_gradients(
+            inputs.captioner, inputs.extractor, (inputs.x + inputs.baseline) / 2, inputs.words)[1],
+            inputs.baseline))) < 1e-12  # one step: the gradient at the midpoint x (x - mean)
+
+
+def test_occlusion_map_averages_the_falls_of_the_patches_covering_a_pixel():
+    inputs = _map_inputs(5)
+    logp_of, x = _logp_of(inputs), inputs.x
+    got = occlusion_map(inputs, patch=6, stride=3, chunk=4)  # 3 x 3 patches of 6 px on 12 px
+    falls = {}
+    for i in (0, 3, 6):
+        for j in (0, 3, 6):
+            occluded = x.copy()
+            occluded[0, :, i:i + 6, j:j + 6] = inputs.baseline[0]
+            falls[i, j] = logp_of(x) - logp_of(occluded)
+    np.testing.assert_allclose(got[:, 0, 0], falls[0, 0], rtol=1e-9)  # one patch covers the corner
+    np.testing.assert_allclose(got[:, 4, 7], np.mean([falls[i, j] for i in (0, 3) for j in (3, 6)], axis=0),
+                               rtol=1e-9)
+
+
+def test_contribution_top_pixels_drop_the_word_more_than_random_pixels():
+    beats = []
+    for seed in range(4):  # tiny seeded captioner + CNN, 24-px photos, random caption words
+        inputs = _map_inputs(seed, size=24, T=6)
+        maps = [MAPS[k].compute(inputs) for k in ("contribution", "gradient")]
+        (top, grad_top), rand = _deletion(inputs.captioner, inputs.extractor, inputs.x, inputs.words, maps, 0.1, seed)
+        beats.append((top > rand).mean())
+        assert (top > grad_top).mean() >= 0.5  # and more than the |gradient| map's top pixels, mostly
+    assert np.mean(beats) >= 0.9, beats
+
+
 def test_explain_caption_explains_the_decoded_caption(tmp_path):
     captioner, extractor = _tiny(dtype=np.float32)
     captioner.params["b_vocab"][2] = -5.0  # a caption of a few words before <END>
@@ -104,15 +174,20 @@ def test_explain_caption_explains_the_decoded_caption(tmp_path):
     ids = beam_search(captioner, extractor(_image(2, 20)[None]), beam_size=2, max_length=4)[0][0]
     expected = [captioner.idx_to_word[i] for i in ids if i not in (0, 2)]
     assert result.words == expected[:len(result.words)] and len(result.words) >= 1
-    assert result.maps.shape == (len(result.words), 12, 12) and (result.maps >= 0).all()
-    np.testing.assert_allclose(result.maps, np.abs(result.gradients).max(axis=1))
+    assert result.map_name == "contribution" and result.maps.shape == (len(result.words), 12, 12)
+    x = extractor.model.preprocess([_image(2, 20)])
+    np.testing.assert_allclose(result.maps, (result.gradients * (x - x.mean(axis=(2, 3), keepdims=True))).sum(axis=1),
+                               rtol=1e-5, atol=1e-9)
+    assert list(result.other_maps) == ["gradient"]  # the free maps only, unless asked
+    np.testing.assert_allclose(result.other_maps["gradient"], np.abs(result.gradients).max(axis=1))
     assert np.isfinite(result.drop_top).all() and np.isfinite(result.drop_random).all()
     assert ("gradients", 1) in stages and ("deletion", 1) in stages
     saved = result.save(tmp_path)
     assert saved["caption"] == result.caption and saved["image"] == "photo.jpg"
     assert len(saved["words"]) == len(result.words)
     for w in saved["words"]:
-        assert set(w) == {"word", "logprob", "map_png", "deletion_drop_top", "deletion_drop_random"}
+        assert set(w) == {"word", "logprob", "map_png", "deletion_drop_top", "deletion_drop_random",
+                          "gradient_deletion_drop_top", "gradient_deletion_drop_random"}
         assert (tmp_path / w["map_png"].rsplit("/", 1)[-1]).stat().st_size > 1000
     assert (tmp_path / "photo_caption.png").exists()
     json.dumps(saved)
@@ -148,6 +223,13 @@ def test_cli_explain_writes_pngs_strip_and_json(tmp_path, monkeypatch, capsys):
     assert main(argv) == 2 and "not empty" in capsys.readouterr().err  # the earlier run is kept
     assert main(argv + ["--overwrite"]) == 0
     assert "more than random deletion for" in capsys.readouterr().out
+    assert main(argv + ["--overwrite", "--map", "gradient", "--all-maps", "--json"]) == 0
+    row = check_output(capsys.readouterr().out, "caption explain")["results"][0]
+    assert row["map"] == "gradient" and set(row["words"][0]) == {
+        "word", "logprob", "map_png", "deletion_drop_top", "deletion_drop_random"} | {
+        f"{m}_deletion_drop_{k}" for m in ("contribution", "integrated", "occlusion") for k in ("top", "random")}
+    assert main(argv + ["--overwrite", "--map", "attention"]) == 2  # no attention in an LSTM captioner
+    assert "no 'attention' map" in capsys.readouterr().err
     assert main(argv[:4] + [str(tmp_path / "missing.png"), "-o", str(out), "--overwrite"]) == 2
     assert main(argv + ["--fraction", "1.5"]) == 2
 

@@ -2,12 +2,16 @@
 
 For each word w_t of a generated caption, the gradient of log p(w_t | image, w_<t) with
 respect to the CNN's input, through the captioner's and the CNN's hand-written backward
-passes (CaptioningRNN.forward/backward, then the CNN's backward_from); the word's gradient
-map is the max over colour channels of its absolute value. The T words are one batch: row
-t carries the image's features, the caption's prefix and a one-hot upstream gradient at
-step t, so one captioner pass and one CNN forward/backward (batch T) give every word's
-gradient. An attention captioner also gives each word's attention map: its alpha over the
-image regions at step t, upsampled (bilinear) to the model input.
+passes (CaptioningRNN.forward/backward, then the CNN's backward_from). The T words are one
+batch: row t carries the image's features, the caption's prefix and a one-hot upstream
+gradient at step t, so one captioner pass and one CNN forward/backward (batch T) give every
+word's gradient. The per-word maps are records of WORD_MAPS: the contribution map (the default)
+sum_c gradient_c * (x_c - mean_c), the first-order estimate of the word's log-prob fall when
+the pixel takes the image's mean pixel (gradient x input against that baseline, Shrikumar et al.
+2016); the gradient map, max over colour channels of |gradient|; integrated gradients from the
+mean image (a few batched CNN passes); occlusion by mean-pixel patches (a CNN forward per
+patch, shared by all words); and for an attention captioner the attention map, its alpha over
+the image regions at step t upsampled (bilinear) to the model input.
 
 Faithfulness check (deletion), for every map: the fall in the word's log-prob (same prefix)
 when the top `fraction` of the pixels of the CNN's input by its map, or a random `fraction`
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -25,13 +30,16 @@ from gradscope.errors import GradscopeError
 
 __all__ = ["CaptionExplanation", "explain_caption", "word_log_probs", "word_feature_gradients",
            "word_image_gradients", "word_attention", "attention_maps", "deletion_drops", "DEFAULT_MAP",
+           "MAPS", "WORD_MAPS", "WordMap", "MapInputs", "available_maps", "contribution", "deletion_baseline",
            "is_content_word", "FUNCTION_WORDS"]
 
-# the map `caption explain` shows first and scores as deletion_drop_top/random for an attention
-# captioner: the one whose deletion check came out better on Flickr8k dev (content words: the
-# gradient map's top 10% beat random deletion for 52.5% of 240, the attention map's for 37.1%, on
-# 50 dev photos; see README); a captioner without attention has only the gradient map
-DEFAULT_MAP = "gradient"
+# the map `caption explain` shows first and scores as deletion_drop_top/random: of the maps free
+# beyond the gradient, the one whose deletion check came out best on Flickr8k dev
+# (scripts/caption_faithfulness.py, shipped attention captioner, first 50 dev photos; content words
+# whose log-prob fell more under top-10% than under random-10% deletion: contribution 89.2% of 240,
+# gradient 52.5%, attention 37.1%; 88.0% of 192 on the next 40). Integrated gradients did a little
+# better on the first 30 dev photos (91.3% of 150 against 88.0%) at 8 CNN passes more; see README.
+DEFAULT_MAP = "contribution"
 
 
 # words the faithfulness numbers leave out when counting content words: articles, prepositions,
@@ -127,6 +135,12 @@ def _features(extractor, x):
     return _arrange(extractor, act), cache, act.shape
 
 
+def _features_only(extractor, x, chunk: int = 16):
+    """(N, ...) the features of the images x (N, 3, H, W), `chunk` images per CNN forward (the
+    forward caches are dropped between chunks, so memory stays that of `chunk` images)."""
+    return np.concatenate([_features(extractor, x[i:i + chunk])[0] for i in range(0, len(x), chunk)])
+
+
 def _arrange(extractor, act):
     arrange = getattr(extractor, "arrange", None)
     return act.reshape(len(act), -1) if arrange is None else arrange(act)
@@ -165,6 +179,129 @@ def attention_maps(alpha, size) -> np.ndarray:
                                 .resize((W, H), Image.BILINEAR)) for a in alpha])
 
 
+def deletion_baseline(x) -> np.ndarray:
+    """(1, 3, 1, 1): the image's mean pixel (per channel, in model-input space), the value the
+    deletion check gives the deleted pixels and the baseline of the contribution maps."""
+    return np.asarray(x).mean(axis=(2, 3), keepdims=True)
+
+
+def contribution(gradients, x, baseline) -> np.ndarray:
+    """(T, H, W) sum over channels of gradients * (x - baseline), signed: per pixel, the
+    first-order estimate of the fall of each word's log-prob when the pixel takes the baseline.
+    gradients (T, 3, H, W); x (1, 3, H, W); baseline broadcastable to x."""
+    return (np.asarray(gradients) * (np.asarray(x) - baseline)).sum(axis=1)
+
+
+# --- the per-word maps: one record each ------------------------------------------------------
+
+@dataclass(frozen=True)
+class MapInputs:
+    """What a per-word map is made from: captioner, extractor, x (1, 3, H, W) the model input,
+    words (T,) ids, gradients (T, 3, H, W) d log p(w_t | image, w_<t) / d x, baseline (1, 3, 1, 1)
+    the deletion baseline, alpha (T, L) the attention (None without attention)."""
+    captioner: object
+    extractor: object
+    x: np.ndarray
+    words: np.ndarray
+    gradients: np.ndarray
+    baseline: np.ndarray
+    alpha: np.ndarray | None = None
+
+
+def gradient_map(inputs: MapInputs) -> np.ndarray:
+    """(T, H, W) max over colour channels of |gradient|."""
+    return np.abs(inputs.gradients).max(axis=1)
+
+
+def contribution_map(inputs: MapInputs) -> np.ndarray:
+    """(T, H, W) gradient x (input - mean pixel), summed over channels, signed (contribution)."""
+    return contribution(inputs.gradients, inputs.x, inputs.baseline)
+
+
+def attention_map(inputs: MapInputs) -> np.ndarray:
+    """(T, H, W) alpha upsampled over the model input."""
+    return attention_maps(inputs.alpha, inputs.x.shape[2:])
+
+
+# integrated gradients: midpoint steps on the straight path from the mean pixel to the image
+IG_STEPS = 8
+# occlusion: square patches of the mean pixel, side and step in model-input pixels (at 224 px: 7 x 7
+# patches, 49 CNN forwards)
+OCCLUSION_PATCH, OCCLUSION_STRIDE = 32, 32
+
+
+def integrated_gradients_map(inputs: MapInputs, steps: int = IG_STEPS) -> np.ndarray:
+    """(T, H, W) integrated gradients from the mean pixel to the image (midpoint rule, `steps`
+    points, each one batched CNN pass for all T words), times (pixel - mean pixel), summed
+    over colour channels, signed."""
+    x, base = inputs.x, inputs.baseline
+    total = np.zeros(inputs.gradients.shape)  # (T, 3, H, W)
+    for k in range(steps):
+        xk = (base + (k + 0.5) / steps * (x - base)).astype(x.dtype)
+        total += word_image_gradients(inputs.captioner, inputs.extractor, xk, inputs.words)[1]
+    return contribution(total / steps, x, base)
+
+
+def _starts(size, window, stride):
+    """Patch offsets along one axis: 0, stride, ... and the last one flush with the edge."""
+    return np.unique(np.r_[np.arange(0, size - window + 1, stride), size - window])
+
+
+def occlusion_map(inputs: MapInputs, patch: int = OCCLUSION_PATCH, stride: int = OCCLUSION_STRIDE,
+                  chunk: int = 16) -> np.ndarray:
+    """(T, H, W) per pixel, the mean fall of each word's log-prob (same prefix) over the patches
+    of the mean pixel covering it. The occluded photos' features are shared by all T words: one
+    CNN forward per patch (in batches of `chunk`), then one captioner pass per patch."""
+    cap, ext, x, words = inputs.captioner, inputs.extractor, inputs.x, inputs.words
+    H, W = x.shape[2:]
+    p = min(patch, H, W)
+    boxes = [(i, j) for i in _starts(H, p, stride) for j in _starts(W, p, stride)]
+    base = word_log_probs(cap, _features(ext, x)[0][0], words)
+    total, cover = np.zeros((len(words), H, W)), np.zeros((H, W))
+    for c in range(0, len(boxes), chunk):
+        batch = np.repeat(x, len(boxes[c:c + chunk]), axis=0)  # (n, 3, H, W)
+        for n, (i, j) in enumerate(boxes[c:c + chunk]):
+            batch[n, :, i:i + p, j:j + p] = inputs.baseline[0]
+        feats = _features_only(ext, batch, chunk)
+        for n, (i, j) in enumerate(boxes[c:c + chunk]):
+            total[:, i:i + p, j:j + p] += (base - word_log_probs(cap, feats[n], words))[:, None, None]
+            cover[i:i + p, j:j + p] += 1
+    return total / cover
+
+
+@dataclass(frozen=True)
+class WordMap:
+    """One kind of per-word map. name: its name (CLI --map, JSON <name>_deletion_drop_top);
+    compute: MapInputs -> (T, H, W), larger = the pixel matters more to the word; attention: needs
+    an attention captioner; signed: may be negative (shown clipped at 0); help: one line;
+    passes: CNN passes it adds to the gradient's (0: free; -1: a forward per occluded patch)."""
+    name: str
+    compute: Callable
+    help: str
+    attention: bool = False
+    signed: bool = False
+    passes: int = 0
+
+
+WORD_MAPS = (
+    WordMap("contribution", contribution_map, "gradient x (pixel - mean pixel) summed over colour channels, signed: "
+            "the first-order estimate of the log-prob's fall when the pixel takes the mean", signed=True),
+    WordMap("gradient", gradient_map, "max over colour channels of |d log p(word) / d pixel|"),
+    WordMap("integrated", integrated_gradients_map, f"integrated gradients from the mean pixel ({IG_STEPS} steps) x "
+            "(pixel - mean pixel) summed over colour channels, signed", signed=True, passes=IG_STEPS),
+    WordMap("occlusion", occlusion_map, f"mean fall of the log-prob over the {OCCLUSION_PATCH}-px mean-pixel patches "
+            "covering the pixel", signed=True, passes=-1),
+    WordMap("attention", attention_map, "the word's attention over the regions, upsampled", attention=True),
+)
+MAPS = {m.name: m for m in WORD_MAPS}
+
+
+def available_maps(captioner, costly: bool = True) -> list:
+    """Names of the maps this captioner has (attention maps only for an attention captioner),
+    in WORD_MAPS order; costly=False leaves out the maps that need CNN passes of their own."""
+    return [m.name for m in WORD_MAPS if (captioner.cell.spatial or not m.attention) and (costly or not m.passes)]
+
+
 def deletion_drops(captioner, extractor, x, words, maps, fraction: float = 0.1, seed: int = 0):
     """(drop_top (T,), drop_random (T,)): the fall of log p(w_t | image, w_<t) when the top
     `fraction` of pixels by maps[t] (T, H, W), or a random `fraction` (seeded), are set to the
@@ -186,9 +323,9 @@ def _deletion(captioner, extractor, x, words, map_list, fraction, seed):
         for m, maps in enumerate(map_list):
             masks[m, t, np.argpartition(-maps[t].ravel(), k - 1)[:k]] = True
         masks[M, t, rng.choice(H * W, k, replace=False)] = True
-    mean = x.mean(axis=(2, 3), keepdims=True)  # (1, 3, 1, 1)
+    mean = deletion_baseline(x)  # (1, 3, 1, 1)
     deleted = np.where(masks.reshape((M + 1) * T, 1, H, W), mean, x).astype(x.dtype)  # ((M+1)T, 3, H, W)
-    feats, _, _ = _features(extractor, deleted)
+    feats = _features_only(extractor, deleted)
     base = word_log_probs(captioner, _features(extractor, x)[0][0], words)
     drops = [base - word_log_probs(captioner, feats[m * T:(m + 1) * T], words) for m in range(M + 1)]
     return drops[:M], drops[M]
@@ -203,10 +340,10 @@ class CaptionExplanation:
     image: (H, W, 3) uint8 the CNN's view of the photo (its crop); name: the image's name;
     words: the caption's words; word_ids (T,); logprobs (T,) log p(w_t | image, w_<t);
     gradients (T, 3, H, W) d logprob_t / d model input;
-    map_name: the default map's name ('attention' or 'gradient'); maps (T, H, W) that map;
+    map_name: the default map's name (a key of MAPS); maps (T, H, W) that map;
     drop_top, drop_random (T,) its deletion drops (NaN when not measured);
-    other_maps: {name: (T, H, W)} the other maps (gradient: max over channels of |gradient|;
-    attention: alpha upsampled); other_drops: {name: (drop_top (T,), drop_random (T,))};
+    other_maps: {name: (T, H, W)} the other maps made (WORD_MAPS order);
+    other_drops: {name: (drop_top (T,), drop_random (T,))};
     attention: (T, L) alpha of an attention captioner (None otherwise); params: settings.
     """
     name: str
@@ -219,7 +356,7 @@ class CaptionExplanation:
     drop_top: np.ndarray
     drop_random: np.ndarray
     params: dict = field(default_factory=dict)
-    map_name: str = "gradient"
+    map_name: str = DEFAULT_MAP
     other_maps: dict = field(default_factory=dict)
     other_drops: dict = field(default_factory=dict)
     attention: np.ndarray | None = None
@@ -239,8 +376,8 @@ class CaptionExplanation:
         return {self.map_name: self.maps, **self.other_maps}
 
     def to_dict(self, map_pngs=None) -> dict:
-        """{"image", "caption", "map", "words": [{"word", "logprob", "map_png", "deletion_drop_top",
-        "deletion_drop_random", and per other map <name>_deletion_drop_top / _random}]};
+        """{"image", "caption", "map" (the default map's name), "words": [{"word", "logprob", "map_png",
+        "deletion_drop_top", "deletion_drop_random", and per other map <name>_deletion_drop_top / _random}]};
         map_pngs: optional per-word PNG paths (from save)."""
         pngs = map_pngs or [None] * len(self.words)
         words = []
@@ -251,10 +388,7 @@ class CaptionExplanation:
                 row[f"{name}_deletion_drop_top"] = _num(top[t])
                 row[f"{name}_deletion_drop_random"] = _num(rand[t])
             words.append(row)
-        out = {"image": self.name, "caption": self.caption, "words": words}
-        if self.other_maps:
-            out["map"] = self.map_name
-        return out
+        return {"image": self.name, "caption": self.caption, "map": self.map_name, "words": words}
 
     def save(self, out_dir, stem: str | None = None) -> dict:
         """Write <stem>_<t>_<word>.png per word (its maps over the photo, the word under them) and
@@ -273,7 +407,7 @@ def _num(v):
 
 def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3, max_length: int = 30,
                     length_norm: float = 0.5, fraction: float = 0.1, deletion: bool = True, seed: int = 0,
-                    callback=None, default_map: str | None = None) -> CaptionExplanation:
+                    callback=None, default_map: str | None = None, maps=None) -> CaptionExplanation:
     """Caption one image as `gradscope caption IMAGE` does, and explain every word.
 
     Args:
@@ -283,15 +417,15 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
         beam, max_length, length_norm: decoding, as the CLI's (beam 1 = greedy).
         fraction, deletion, seed: the deletion check (top / seeded random fraction of pixels).
         callback: optional callable(stage, done, total) with stage 'gradients' or 'deletion'.
-        default_map: 'attention' or 'gradient' (default DEFAULT_MAP for an attention captioner,
-            else 'gradient', the only map a captioner without attention has).
+        default_map: the map shown first and scored as drop_top/drop_random, a name of MAPS
+            (default DEFAULT_MAP); every other map named in `maps` is made and scored beside it.
+        maps: the other maps' names, or None for every map available_maps(captioner, costly=False)
+            gives (those free beyond the gradient), or 'all' for every map the captioner has.
     Returns:
         CaptionExplanation.
     """
-    spatial = captioner.cell.spatial
-    default_map = default_map or (DEFAULT_MAP if spatial else "gradient")
-    if default_map not in (("attention", "gradient") if spatial else ("gradient",)):
-        raise GradscopeError(f"no {default_map!r} map for a {captioner.cell_type} captioner")
+    names = _map_names(captioner, default_map or DEFAULT_MAP, maps)
+    default_map = names[0]
     x = cnn.model.preprocess([image])  # (1, 3, H, W)
     feats = _features(cnn, x)[0]
     words = decode_caption(captioner, feats, beam, max_length, length_norm)
@@ -305,14 +439,11 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
         return CaptionExplanation(name, cnn.model.deprocess(x)[0], [], words, empty, np.zeros((0, 3, H, W)),
                                   np.zeros((0, H, W)), empty, empty, params, default_map)
     logp, grads = word_image_gradients(captioner, cnn, x, words)
-    maps = {"gradient": np.abs(grads).max(axis=1)}  # (T, H, W)
-    alpha = None
-    if spatial:
-        alpha = word_attention(captioner, feats[0], words)  # (T, L)
-        maps["attention"] = attention_maps(alpha, (H, W))
+    alpha = word_attention(captioner, feats[0], words) if captioner.cell.spatial else None  # (T, L)
+    inputs = MapInputs(captioner, cnn, x, words, grads, deletion_baseline(x), alpha)
+    maps = {k: MAPS[k].compute(inputs) for k in names}  # each (T, H, W)
     if callback is not None:
         callback("gradients", 1, 1)
-    names = [default_map] + [k for k in maps if k != default_map]
     nan = np.full(len(words), np.nan)
     tops, rand = (_deletion(captioner, cnn, x, words, [maps[k] for k in names], fraction, seed) if deletion
                   else ([nan] * len(names), nan))
@@ -322,6 +453,16 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
                               logp, grads, maps[default_map], tops[0], rand, params, default_map,
                               {k: maps[k] for k in names[1:]}, {k: (top, rand) for k, top in zip(names[1:], tops[1:])},
                               alpha)
+
+
+def _map_names(captioner, default_map, maps):
+    """[default map, other maps...] checked against the maps the captioner has."""
+    have = available_maps(captioner)
+    others = (available_maps(captioner, costly=False) if maps is None else have if maps == "all" else list(maps))
+    for k in [default_map] + others:
+        if k not in have:
+            raise GradscopeError(f"no {k!r} map for a {captioner.cell_type} captioner: choose one of {', '.join(have)}")
+    return [default_map] + [k for k in have if k in others and k != default_map]
 
 
 def decode_caption(captioner, features, beam: int = 3, max_length: int = 30, length_norm: float = 0.5):

@@ -1,7 +1,7 @@
 """Figures of an explained caption: per word, its maps over the photo side by side (the
-default map first: attention, then gradient, for an attention captioner), the word under
-them, and the strip of the whole caption (one row per map). Maps are shown scaled by their
-99th percentile and clipped above it. Written atomically; never shown."""
+default map first), the word under them, and the strip of the whole caption (one row per map).
+Maps are shown scaled by their 99th percentile and clipped above it; a signed map (contribution:
+negative where the pixel props the word up) is clipped at 0 first. Written atomically; never shown."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from gradscope.captioning.explain import MAPS
 from gradscope.figures import _figure, save_figure
 from gradscope.imageio import overlay
 
@@ -17,15 +18,18 @@ PERCENTILE = 99.0
 __all__ = ["word_figure", "caption_strip", "save_explanation"]
 
 
-def _shown(m):
-    """The map clipped at its 99th percentile (so that the percentile is the top colour)."""
+def _shown(m, signed: bool = False):
+    """The map clipped at its 99th percentile (so that the percentile is the top colour), and at
+    0 below when it is signed."""
     m = np.asarray(m, dtype=np.float64)
+    if signed:
+        m = np.maximum(m, 0.0)
     top = float(np.percentile(m, PERCENTILE))
     return np.minimum(m, top) if top > 0 else m
 
 
 def _panel(ax, result, t, name, label):
-    ax.imshow(overlay(result.image, _shown(result.all_maps()[name][t])), interpolation="nearest")
+    ax.imshow(overlay(result.image, _shown(result.all_maps()[name][t], MAPS[name].signed)), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlabel(label, fontsize=11)

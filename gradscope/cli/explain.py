@@ -1,17 +1,18 @@
 """`gradscope caption explain IMAGE... -o OUT [--json]`: where each word of each image's caption looked.
 
 For every word of the caption `gradscope caption IMAGE` gives, OUT gets <image>_<t>_<word>.png
-(the word's maps over the photo: for an attention captioner its attention, alpha upsampled,
-beside the gradient map |d log p(word | image, words before) / d pixels|; the gradient map alone
-otherwise) and <image>_caption.png (the strip of the whole caption); OUT/explain.json holds the
-numbers, with the deletion check per word for every map.
+(the word's maps over the photo, gradscope.captioning.explain.WORD_MAPS: the default contribution
+map, gradient x (pixel - mean pixel) of log p(word | image, words before); the gradient map
+|d log p / d pixels|; for an attention captioner its attention, alpha upsampled; with --all-maps
+also integrated gradients and occlusion) and <image>_caption.png (the strip of the whole
+caption); OUT/explain.json holds the numbers, with the deletion check per word for every map.
 """
 from __future__ import annotations
 
 import os
 
 from gradscope.captioning.evaluate import BEAM_SIZE, LENGTH_NORM
-from gradscope.captioning.explain import DEFAULT_MAP
+from gradscope.captioning.explain import DEFAULT_MAP, MAPS, WORD_MAPS
 from gradscope.cli.args import beam_size, caption_length, exponent, fraction, seed_int
 from gradscope.cli.common import add_json_arg, captioner_info
 from gradscope.cli.output import add_output_args, emit, envelope, image_stems, new_output
@@ -37,10 +38,13 @@ def register_explain(sub) -> None:
     p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
                    help="beam length normalisation (default %(default)s)")
     p.add_argument("--max-length", type=caption_length, default=30, metavar="T", help="longest caption (default 30)")
-    p.add_argument("--map", choices=("attention", "gradient"), default=None,
-                   help=f"the map shown first and scored as deletion_drop_top/random (default: {DEFAULT_MAP} for an "
-                        "attention captioner, the map whose deletion check came out better on Flickr8k dev; gradient "
-                        "otherwise)")
+    p.add_argument("--map", choices=list(MAPS), default=DEFAULT_MAP,
+                   help="the map shown first and scored as deletion_drop_top/random (default %(default)s: of the "
+                        "maps free beyond the gradient, the one whose deletion check came out best on Flickr8k dev): "
+                        + "; ".join(f"{m.name}: {m.help}" for m in WORD_MAPS))
+    p.add_argument("--all-maps", action="store_true",
+                   help="also make and score the maps that need CNN passes of their own ("
+                        + ", ".join(m.name for m in WORD_MAPS if m.passes) + "); otherwise only the free ones")
     add_json_arg(p)
     p.set_defaults(func=run_explain)
 
@@ -68,7 +72,7 @@ def run_explain(args) -> int:
             result = explain_caption(captioner, extractor, image, name=path, beam=args.beam,
                                      max_length=args.max_length, length_norm=args.length_norm,
                                      fraction=args.fraction, deletion=not args.no_deletion, seed=args.seed,
-                                     default_map=args.map)
+                                     default_map=args.map, maps="all" if args.all_maps else None)
             rows.append(_final_paths(result.save(out.dir, stem), out))
             bar.update(k + 1)
         payload = envelope("caption explain", captioner_info(captioner, args.model), rows)
@@ -96,7 +100,7 @@ def _summary(rows, out, fraction) -> list:
     and per map how often top-pixel deletion beat random deletion."""
     lines, counts = [], {}  # map name -> [beats, words]
     for row in rows:
-        default = row.get("map", "gradient")
+        default = row["map"]
         lines.append(f'{row["image"]}: "{row["caption"]}"  ({row["figure"]})')
         for w in row["words"]:
             checks = []

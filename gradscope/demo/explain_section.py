@@ -9,9 +9,10 @@ __all__ = ["explain_words", "DESCRIPTION"]
 
 DESCRIPTION = ("For each word of the shipped captioner's caption (beam search, as `gradscope caption IMAGE`), "
                "the gradient of log p(word | image, words before) with respect to the pixels, through the "
-               "captioner and the CNN by their hand-written backward passes; the map is the max over colour "
-               "channels of its absolute value. Deletion check: the fall of the word's log-prob when the top 10% "
-               "of pixels by its map, or a random 10%, take the mean pixel.")
+               "captioner and the CNN by their hand-written backward passes; the map is its contribution: "
+               "gradient x (pixel - mean pixel) summed over colour channels, the first-order estimate of the "
+               "log-prob's fall when the pixel takes the mean. Deletion check: the fall of the word's log-prob "
+               "when the top 10% of pixels by its map, or a random 10%, take the mean pixel.")
 
 
 def explain_words(ctx, callback) -> Section:
