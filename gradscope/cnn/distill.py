@@ -18,8 +18,8 @@ import numpy as np
 
 from gradscope.errors import DataError
 
-__all__ = ["TEACHER_FORMAT", "DistillSettings", "relative_files", "teacher_key", "teacher_cache_path",
-           "teacher_files", "load_teacher_logits"]
+__all__ = ["TEACHER_FORMAT", "DistillSettings", "class_balanced_order", "relative_files", "teacher_key",
+           "teacher_cache_path", "teacher_files", "load_teacher_logits"]
 
 TEACHER_FORMAT = "gradscope-teacher-logits-v1"
 
@@ -47,6 +47,19 @@ class DistillSettings:
             raise GradscopeError(f"distillation weight {self.weight} is not in (0, 1]")
         if not self.temperature > 0:
             raise GradscopeError(f"distillation temperature {self.temperature} is not positive")
+
+
+def class_balanced_order(labels) -> np.ndarray:
+    """Indices of images (labels: (N,) ints) in the order: the 1st image of every class (by
+    class index), then the 2nd of every class, ..., so that the first k * classes indices
+    are k images of each class (a teacher file for any prefix is class-balanced). (N,) int64."""
+    labels = np.asarray(labels)
+    rank = np.zeros(len(labels), np.int64)  # how many images of its class come before each image
+    seen: dict = {}
+    for i, c in enumerate(labels.tolist()):
+        rank[i] = seen.get(c, 0)
+        seen[c] = rank[i] + 1
+    return np.lexsort((labels, rank))
 
 
 def relative_files(files, root) -> list:
