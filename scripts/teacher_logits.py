@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gradscope.cnn.distill import TEACHER_FORMAT, relative_files, teacher_cache_path
+from gradscope.cnn.distill import TEACHER_FORMAT, class_balanced_order, relative_files, teacher_cache_path
 from gradscope.cnn.imagenet import imagenet_classes
 from gradscope.data.tinyimagenet import TinyImageNet, load_rgb
 from gradscope.fileio import json_array, load_npz, save_npz
@@ -90,7 +90,7 @@ def main(argv=None):
               f"top-5 {np.mean((top5 == y[:, None]).any(1)):.4f}  {len(s) / (time.time() - t0):.1f} images/s")
         return
     check_twin(net, decode([0, 1]), args.size, columns)
-    order = interleaved(y)
+    order = class_balanced_order(y)
     rel = relative_files([path for path, _, _ in items], ds.root)
     rel_order = [rel[i] for i in order]
     partial = teacher_cache_path(rel_order, TEACHER, args.size, args.split)[:-4] + ".partial.npz"
@@ -122,17 +122,6 @@ def main(argv=None):
     top1 = np.mean(logits[:count].argmax(1) == y[order[:count]])
     print(f"top-1 of the teacher on {count} {args.split} images: {top1:.4f}")
     print(path)
-
-
-def interleaved(y):
-    """Image indices in the order: the 1st image of every class, then the 2nd of every class, ...
-    (so that the first k * classes images are k of each class)."""
-    rank = np.zeros(len(y), np.int64)
-    seen: dict = {}
-    for i, c in enumerate(y):
-        rank[i] = seen.get(int(c), 0)
-        seen[int(c)] = rank[i] + 1
-    return np.lexsort((y, rank))
 
 
 if __name__ == "__main__":

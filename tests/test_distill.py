@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gradscope.cnn import CNN  # noqa: E402
-from gradscope.cnn.distill import (TEACHER_FORMAT, DistillSettings, load_teacher_logits,  # noqa: E402
-                                   relative_files)
+from gradscope.cnn.distill import (TEACHER_FORMAT, DistillSettings, class_balanced_order,  # noqa: E402
+                                   load_teacher_logits, relative_files)
 from gradscope.cnn.train_torch import distill_loss, train_tinyimagenet_torch  # noqa: E402
 from gradscope.data.tinyimagenet import TinyImageNet  # noqa: E402
 from gradscope.errors import DataError  # noqa: E402
@@ -45,6 +45,15 @@ def test_teacher_file_matches_images_by_name(tmp_path):
         load_teacher_logits(path, rel[:2], 3)
     with pytest.raises(DataError, match="shape"):
         load_teacher_logits(path, rel, 4)
+
+
+def test_class_balanced_order_gives_balanced_prefixes():
+    labels = np.array([2, 0, 0, 1, 2, 0, 1, 1, 2, 0])
+    order = class_balanced_order(labels)
+    np.testing.assert_array_equal(order, [1, 3, 0, 2, 6, 4, 5, 7, 8, 9])
+    assert sorted(order.tolist()) == list(range(10))
+    for k in (1, 2, 3):  # the first k images of every class, each class in file order
+        assert sorted(labels[order[:3 * k]].tolist()) == sorted([0, 1, 2] * k)
 
 
 def test_distill_loss_parts():
