@@ -109,13 +109,27 @@ def score_gradient(model, x: np.ndarray, classes) -> tuple[np.ndarray, np.ndarra
     return model.scores_backward(x, _onehot(classes))
 
 
-def score_layer_gradient(model, x: np.ndarray, layer, classes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _log_softmax_grad(classes):
+    """dscores_fn of log softmax(scores)[i, classes[i]]: onehot - softmax(scores)."""
+    onehot = _onehot(classes)
+
+    def grad(scores):
+        s = scores.astype(np.float64)
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        return (onehot(scores) - p / p.sum(axis=1, keepdims=True)).astype(scores.dtype)
+
+    return grad
+
+
+def score_layer_gradient(model, x: np.ndarray, layer, classes, log_prob: bool = False
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scores (N, C), act, dact) with dact[i] = d scores[i, classes[i]] / d act[i], act the
-    output of `layer`, through model.layer_gradient."""
+    output of `layer`, through model.layer_gradient. log_prob=True: the gradient of the class's
+    log-softmax instead of its raw score."""
     if not callable(getattr(model, "layer_gradient", None)):
         raise GradscopeError(f"{type(model).__name__} has no layer_gradient(x, layer, dscores_fn): the gradient "
                              "with respect to a layer's output is needed here")
-    return model.layer_gradient(x, layer, _onehot(classes))
+    return model.layer_gradient(x, layer, (_log_softmax_grad if log_prob else _onehot)(classes))
 
 
 def resolve_class(model, cls) -> int:

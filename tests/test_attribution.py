@@ -57,6 +57,22 @@ def test_gradcam_equals_captum_layergradcam(x12, layer):
     np.testing.assert_allclose(r.maps, ref, rtol=1e-9, atol=1e-12)
 
 
+def test_gradcam_log_prob_target_equals_captum_on_log_softmax(x12):
+    """target='log_prob' differentiates log softmax(scores)[c]: captum's LayerGradCam on the same
+    net followed by LogSoftmax."""
+    net = torch_net()
+    r = gradcam(torch_model(net), x12, [0, 3, 4], layer="3", target="log_prob")
+    wrapped = torch.nn.Sequential(*net, torch.nn.LogSoftmax(dim=1))
+    ref = captum_attr.LayerGradCam(wrapped, wrapped[3]).attribute(torch.from_numpy(x12), target=[0, 3, 4],
+                                                                  relu_attributions=True)
+    ref = captum_attr.LayerAttribution.interpolate(ref, (12, 12), "bilinear")[:, 0].detach().numpy()
+    assert ref.max() > 0 and r.params["target"] == "log_prob"
+    np.testing.assert_allclose(r.maps, ref, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(r.maps, gradcam(torch_model(net), x12, [0, 3, 4], layer="3").maps)
+    with pytest.raises(GradscopeError, match="target"):
+        gradcam(torch_model(net), x12, 0, target="prob")
+
+
 def test_gradcam_default_layer_is_last_spatial_one(x12):
     net = torch_net()
     assert gradcam(torch_model(net), x12, 0).params["layer"] == "4"   # the ReLU before pooling

@@ -41,6 +41,27 @@ def test_train_resume_continues(trained, capsys):
     assert len(json.loads((trained / "train_result.json").read_text())["epochs"]) == 2
 
 
+def test_train_init_from_starts_at_the_given_parameters(trained, tmp_path, capsys):
+    """--init-from copies a captioner's parameters before the first step (fine-tuning): at a
+    learning rate of 1e-12 the run ends where the file started (a run from scratch does not);
+    another size is one clear error."""
+    start = load_captioner(trained / "model.npz")
+    tiny_lr = [x if x != "1e-2" else "1e-12" for x in SMALL]
+    for name, extra in (("ft", ["--init-from", str(trained / "model.npz")]), ("scratch", ["--seed", "7"])):
+        assert main(["caption", "train", *tiny_lr, "--epochs", "1", "--out", str(tmp_path / name), *extra]) == 0
+    tuned, scratch = (load_captioner(tmp_path / name / "model.npz") for name in ("ft", "scratch"))
+    assert tuned.info["training"]["init_from"] == "model.npz"
+    for k, v in start.params.items():
+        np.testing.assert_allclose(tuned.params[k], v, atol=1e-9)
+    assert not np.allclose(scratch.params["W_embed"], start.params["W_embed"])
+    capsys.readouterr()
+    argv = [x if x != "16" else "12" for x in SMALL]   # --hidden 12: not the file's size
+    assert main(["caption", "train", *argv, "--epochs", "1", "--out", str(tmp_path / "bad"),
+                 "--init-from", str(trained / "model.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "init_from" in err[0] and "differ" in err[0], err
+
+
 def report_vocabulary(path) -> int:
     from gradscope.captioning import load_captioner
 

@@ -25,7 +25,7 @@ def train_captioner(source: str, out_dir, *, cell_type: str = "lstm", hidden_dim
                     attention_reg: float = 0.0, update_rule: str = "adam", learning_rate: float = 1e-3,
                     lr_decay: float = 0.95, batch_size: int = 100, num_epochs: int = 10, clip_norm=None,
                     seed: int = 0, max_train: int | None = None, val_images: int = 500,
-                    one_caption_per_image: bool = False, resume: bool = False,
+                    one_caption_per_image: bool = False, resume: bool = False, init_from=None,
                     callback=None, progress=None, feature_progress=None) -> CaptionerTrainResult:
     """Train a captioner on `source` (synthetic[:N], coco:DIR, flickr8k:DIR) into out_dir.
 
@@ -38,6 +38,9 @@ def train_captioner(source: str, out_dir, *, cell_type: str = "lstm", hidden_dim
     one_caption_per_image: an epoch visits every training image once with one of its captions
     drawn at random (seeded; on Flickr8k 5x shorter epochs), instead of every caption once.
     resume: continue from out_dir's checkpoint; DataError when there is none.
+    init_from: a captioner file (or a shipped name, 'attention' / 'global') whose parameters
+    start the run instead of random ones (fine-tuning); its cell, sizes and vocabulary must be
+    the ones asked for.
     callback(EpochRecord) after every epoch; progress(step, total_steps) after every step;
     feature_progress(split, done, total) while image features are computed.
     """
@@ -62,12 +65,16 @@ def train_captioner(source: str, out_dir, *, cell_type: str = "lstm", hidden_dim
     model = CaptioningRNN(train.word_to_idx, input_dim=train.feature_dim, wordvec_dim=wordvec_dim,
                           hidden_dim=hidden_dim, cell_type=cell_type, seed=seed, attention_dim=attention_dim,
                           dropout=dropout, attention_reg=attention_reg)
+    if init_from is not None:
+        _start_from(model, init_from)
     val_fn = bleu_val_fn(val, val_images) if val is not None and val_images > 0 else None
     settings = {"optimizer": update_rule, "lr": learning_rate, "lr_decay": lr_decay, "batch_size": batch_size,
                 "epochs": num_epochs, "clip": clip_norm, "seed": seed}
     if spatial or dropout or attention_reg or one_caption_per_image:  # the older captioners' records as they were
         settings.update(attention_dim=attention_dim, dropout=dropout, attention_reg=attention_reg,
                         one_caption_per_image=one_caption_per_image)
+    if init_from is not None:
+        settings["init_from"] = os.path.basename(os.fspath(init_from))
     epochs = _OneCaptionPerImage(train) if one_caption_per_image else train
     trainer = Trainer(model, _Stepping(epochs, progress, num_epochs, batch_size, dropout > 0), update_rule=update_rule,
                       optim_config={"learning_rate": learning_rate}, lr_decay=lr_decay, batch_size=batch_size,
@@ -84,6 +91,22 @@ def train_captioner(source: str, out_dir, *, cell_type: str = "lstm", hidden_dim
     if result.loss_history:
         plot_loss_curve(result, os.path.join(out_dir, "loss.png"), title=f"{CELL_TYPES[cell_type].label} on {source}")
     return CaptionerTrainResult(model, result, model_path)
+
+
+def _start_from(model, init_from) -> None:
+    """Copy the parameters of the captioner `init_from` (a file or a shipped name) into model."""
+    from gradscope.captioning import load_captioner, load_pretrained
+
+    name = os.fspath(init_from)
+    source = load_pretrained(name=name) if name in ("attention", "global") and not os.path.exists(name) \
+        else load_captioner(name)
+    shape = lambda m: (m.cell_type, m.input_dim, m.wordvec_dim, m.hidden_dim, m.attention_dim,  # noqa: E731
+                       list(m.idx_to_word))
+    if shape(source) != shape(model):
+        raise DataError(f"init_from {name!r}: its cell, sizes or vocabulary ({source!r}) differ from the run's "
+                        f"({model!r})")
+    for k in model.params:
+        model.params[k] = source.params[k].astype(model.dtype)
 
 
 class _Stepping:

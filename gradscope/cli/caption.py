@@ -105,6 +105,9 @@ def _register_train(sub) -> None:
                         "needed; default %(default)s)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder: model.npz, checkpoint, loss.png")
     p.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint (error if it has none)")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this captioner's parameters (a .npz, or attention / global for a shipped one) "
+                        "instead of random ones: fine-tuning; cell, sizes and vocabulary must match")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=run_train)
 
@@ -158,7 +161,7 @@ def run_train(args) -> int:
             one_caption_per_image=args.one_caption_per_image,
             update_rule=args.optimizer, learning_rate=args.lr, lr_decay=args.lr_decay, batch_size=args.batch_size,
             num_epochs=args.epochs, clip_norm=args.clip, seed=args.seed, max_train=args.max_train,
-            val_images=args.val_images, resume=args.resume, callback=lambda r: _print_epoch(r, steps),
+            val_images=args.val_images, resume=args.resume, init_from=args.init_from, callback=lambda r: _print_epoch(r, steps),
             progress=steps.update, feature_progress=_feature_progress(args))
     result = run.train
     print(f"trained {run.model!r} in {result.seconds:.1f}s; saved {run.model_path}")

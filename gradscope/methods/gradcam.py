@@ -1,10 +1,12 @@
 """Grad-CAM (Selvaraju et al. 2017): a class-discriminative map from one layer's
 activations A (N, K, h, w), weighted by the spatial mean of the class score's gradient.
 
-    weights[n, k] = mean over (i, j) of d score_c / d A[n, k, i, j]
+    weights[n, k] = mean over (i, j) of d f_c / d A[n, k, i, j]
     cam[n] = ReLU(sum_k weights[n, k] * A[n, k])                       # (N, h, w)
     maps = cam bilinearly upsampled (half-pixel centres) to the input's (H, W)
 
+f_c is the class's raw score (`target="score"`, the paper's and captum's LayerGradCam) or its
+log-softmax probability (`target="log_prob"`: the evidence for c against the other classes).
 The default layer is the last one with spatial extent (an (N, K, h, w) output with
 h * w > 1), found by walking layer_names back from the output: the last convolutional
 block, before global pooling. The gradient at the layer comes from model.layer_gradient.
@@ -22,9 +24,13 @@ from gradscope.methods.settings import MethodSettings, Setting
 
 __all__ = ["SETTINGS", "DEFAULTS", "gradcam", "default_layer"]
 
+TARGETS = ("score", "log_prob")
+
 SETTINGS = MethodSettings(
     "gradcam",
     Setting("layer", None, "text", "gradcam: layer name or index (none: the last layer with spatial extent)"),
+    Setting("target", "score", "choice", "gradcam: differentiate the class's raw score (as the paper and captum) "
+            "or its log-probability (log-softmax)", choices=TARGETS, flag="--gradcam-target"),
     Setting("chunk", 16, "positive_int", "images per model call"))
 DEFAULTS = SETTINGS.defaults
 
@@ -49,7 +55,8 @@ def _cam(act, dact):
 
 
 @SETTINGS.document
-def gradcam(model, x, classes=None, *, layer=None, chunk: int = DEFAULTS["chunk"], callback=None) -> SaliencyResult:
+def gradcam(model, x, classes=None, *, layer=None, target: str = DEFAULTS["target"], chunk: int = DEFAULTS["chunk"],
+            callback=None) -> SaliencyResult:
     """Grad-CAM maps of classes at a layer.
 
     Args:
@@ -57,6 +64,7 @@ def gradcam(model, x, classes=None, *, layer=None, chunk: int = DEFAULTS["chunk"
         x: (N, 3, H, W) model input (or one (3, H, W) image).
         classes: one class or N classes (index, wnid or name); None = predicted class.
         layer: layer name or index; None = the last layer with spatial extent.
+        target: 'score' (the raw class score) or 'log_prob' (its log-softmax) (default {target}).
         chunk: images per model call (default {chunk}).
         callback: callback(images_done, info) with 'total' after each chunk.
     Returns:
@@ -65,13 +73,15 @@ def gradcam(model, x, classes=None, *, layer=None, chunk: int = DEFAULTS["chunk"
         GradscopeError for a layer without spatial extent, a constant image or a bad class.
     """
     check_positive("chunk", chunk, integer=True)
+    if target not in TARGETS:
+        raise GradscopeError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     x = check_not_constant(check_images("x", x))
     classes = class_indices(model, classes, len(x), x)
     name = default_layer(model, x) if layer is None else model.layer_names[resolve_layer(model, layer)]
     cams, scores = [], []
     for start in range(0, len(x), chunk):
         part = slice(start, start + chunk)
-        out, act, dact = score_layer_gradient(model, x[part], name, classes[part])
+        out, act, dact = score_layer_gradient(model, x[part], name, classes[part], log_prob=target == "log_prob")
         if not _has_extent(act):
             raise GradscopeError(f"layer {name!r} has no spatial extent (output shape {act.shape[1:]}); Grad-CAM "
                                  "needs an (N, K, h, w) layer with h * w > 1, e.g. the last convolutional block")
@@ -83,4 +93,4 @@ def gradcam(model, x, classes=None, *, layer=None, chunk: int = DEFAULTS["chunk"
     return SaliencyResult(method="gradcam", maps=maps, attributions=cam.astype(x.dtype), classes=classes,
                           scores=np.concatenate(scores), images=model.deprocess(x),
                           class_names=[str(model.class_names[c]) for c in classes],
-                          params=SETTINGS.params(layer=name, chunk=chunk))
+                          params=SETTINGS.params(layer=name, target=target, chunk=chunk))
