@@ -18,7 +18,8 @@ report: for each model and recipe, over the classes rendered by every recipe of 
 
 Classes: the TinyImageNet-100-A wnids (all ImageNet classes). TUNING were used to look at
 images while choosing the recipe; HELDOUT (8, drawn once with a fixed seed from the others)
-were not looked at before the measurement.
+were not looked at before the measurement; HELDOUT2 (8 more, seed 23, outside both) was drawn
+after it, to see whether its margins hold.
 """
 from __future__ import annotations
 
@@ -56,6 +57,17 @@ def heldout(k: int = 8) -> list:
     """k wnids drawn with seed 22 from the TinyImageNet-100-A classes outside TUNING."""
     wnids = [w for w in load_pretrained("tinyimagenet100a").wnids if w not in TUNING]
     return sorted(np.random.default_rng(22).choice(wnids, size=k, replace=False).tolist())
+
+
+def heldout2(k: int = 8) -> list:
+    """A second held-out set: k wnids drawn with seed 23 from the classes outside TUNING and HELDOUT
+    (drawn after the first held-out measurement, to see whether its margins hold)."""
+    first = set(heldout())
+    wnids = [w for w in load_pretrained("tinyimagenet100a").wnids if w not in TUNING and w not in first]
+    return sorted(np.random.default_rng(23).choice(wnids, size=k, replace=False).tolist())
+
+
+SETS = {"heldout": heldout, "heldout2": heldout2, "tuning": lambda: TUNING}
 
 
 def _class_index(model, wnid) -> int:
@@ -161,7 +173,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--models", default="lite0,tiny")
     p.add_argument("--recipes", default="lucid,pixel")
-    p.add_argument("--set", choices=["heldout", "tuning"], default="heldout")
+    p.add_argument("--set", choices=tuple(SETS), default="heldout")
     p.add_argument("--first", type=int, default=0, help="only the first N classes of the set (0: all)")
     p.add_argument("--reverse", action="store_true", help="render the classes in reverse order (a second worker)")
     p.add_argument("--only", default="", help="comma-separated wnids of the set to render (a further worker)")
@@ -171,7 +183,7 @@ def main(argv=None) -> int:
         print(time.strftime("%H:%M:%S"), line, flush=True)
 
     if args.action == "render":
-        wnids = heldout() if args.set == "heldout" else TUNING
+        wnids = SETS[args.set]()
         wnids = [w for w in wnids if w in args.only.split(",")] if args.only else wnids
         wnids = wnids[::-1] if args.reverse else wnids
         render(args.out, args.models.split(","), args.recipes.split(","), wnids[:args.first or None], log)
