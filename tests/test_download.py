@@ -135,10 +135,11 @@ def test_http_error_and_offline(server, tmp_path):
 
 
 def coco_zip():
+    """The same bytes on every call (fixed member times: writestr with a name stamps the clock)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("coco_captioning/coco2014_captions.h5", b"h5 stand-in")
-        z.writestr("coco_captioning/coco2014_vocab.json", b"{}")
+        for name, data in (("coco2014_captions.h5", b"h5 stand-in"), ("coco2014_vocab.json", b"{}")):
+            z.writestr(zipfile.ZipInfo(f"coco_captioning/{name}", date_time=(2020, 1, 1, 0, 0, 0)), data)
     return buf.getvalue()
 
 

@@ -107,7 +107,8 @@ def _register_train(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint (error if it has none)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this captioner's parameters (a .npz, or attention / global for a shipped one) "
-                        "instead of random ones: fine-tuning; cell, sizes and vocabulary must match")
+                        "instead of random ones: fine-tuning; cell, sizes and vocabulary must match (default none: random "
+                        "parameters)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.set_defaults(func=run_train)
 
