@@ -310,8 +310,9 @@ def deletion_drops(captioner, extractor, x, words, maps, fraction: float = 0.1, 
     return tops[0], rand
 
 
-def _deletion(captioner, extractor, x, words, map_list, fraction, seed):
-    """([drop_top (T,) per map of map_list], drop_random (T,)): one random baseline for all maps."""
+def _deletion(captioner, extractor, x, words, map_list, fraction, seed, features=None):
+    """([drop_top (T,) per map of map_list], drop_random (T,)): one random baseline for all maps.
+    features: x's features when the caller has them (else one more CNN forward)."""
     if not 0 < fraction < 1:
         raise GradscopeError(f"fraction must be in (0, 1), got {fraction}")
     x = np.asarray(x)
@@ -326,7 +327,7 @@ def _deletion(captioner, extractor, x, words, map_list, fraction, seed):
     mean = deletion_baseline(x)  # (1, 3, 1, 1)
     deleted = np.where(masks.reshape((M + 1) * T, 1, H, W), mean, x).astype(x.dtype)  # ((M+1)T, 3, H, W)
     feats = _features_only(extractor, deleted)
-    base = word_log_probs(captioner, _features(extractor, x)[0][0], words)
+    base = word_log_probs(captioner, _features(extractor, x)[0][0] if features is None else features, words)
     drops = [base - word_log_probs(captioner, feats[m * T:(m + 1) * T], words) for m in range(M + 1)]
     return drops[:M], drops[M]
 
@@ -445,8 +446,8 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
     if callback is not None:
         callback("gradients", 1, 1)
     nan = np.full(len(words), np.nan)
-    tops, rand = (_deletion(captioner, cnn, x, words, [maps[k] for k in names], fraction, seed) if deletion
-                  else ([nan] * len(names), nan))
+    tops, rand = (_deletion(captioner, cnn, x, words, [maps[k] for k in names], fraction, seed, feats[0])
+                  if deletion else ([nan] * len(names), nan))
     if callback is not None and deletion:
         callback("deletion", 1, 1)
     return CaptionExplanation(name, cnn.model.deprocess(x)[0], [captioner.idx_to_word[w] for w in words], words,
