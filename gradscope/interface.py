@@ -111,25 +111,27 @@ def score_gradient(model, x: np.ndarray, classes) -> tuple[np.ndarray, np.ndarra
 
 def _log_softmax_grad(classes):
     """dscores_fn of log softmax(scores)[i, classes[i]]: onehot - softmax(scores)."""
+    from gradscope.layers.core import softmax
+
     onehot = _onehot(classes)
-
-    def grad(scores):
-        s = scores.astype(np.float64)
-        p = np.exp(s - s.max(axis=1, keepdims=True))
-        return (onehot(scores) - p / p.sum(axis=1, keepdims=True)).astype(scores.dtype)
-
-    return grad
+    return lambda scores: (onehot(scores) - softmax(scores.astype(np.float64))).astype(scores.dtype)
 
 
-def score_layer_gradient(model, x: np.ndarray, layer, classes, log_prob: bool = False
+# what a class's gradient differentiates: name -> (classes -> dscores_fn)
+SCORE_TARGETS = {"score": _onehot, "log_prob": _log_softmax_grad}
+
+
+def score_layer_gradient(model, x: np.ndarray, layer, classes, target: str = "score"
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scores (N, C), act, dact) with dact[i] = d scores[i, classes[i]] / d act[i], act the
-    output of `layer`, through model.layer_gradient. log_prob=True: the gradient of the class's
-    log-softmax instead of its raw score."""
+    """(scores (N, C), act, dact) with dact[i] = d f(scores)[i, classes[i]] / d act[i], act the
+    output of `layer`, through model.layer_gradient; f by target (SCORE_TARGETS): 'score' the raw
+    class score, 'log_prob' its log-softmax."""
+    if target not in SCORE_TARGETS:
+        raise GradscopeError(f"target must be one of {', '.join(SCORE_TARGETS)}, got {target!r}")
     if not callable(getattr(model, "layer_gradient", None)):
         raise GradscopeError(f"{type(model).__name__} has no layer_gradient(x, layer, dscores_fn): the gradient "
                              "with respect to a layer's output is needed here")
-    return model.layer_gradient(x, layer, (_log_softmax_grad if log_prob else _onehot)(classes))
+    return model.layer_gradient(x, layer, SCORE_TARGETS[target](classes))
 
 
 def resolve_class(model, cls) -> int:

@@ -198,7 +198,8 @@ def contribution(gradients, x, baseline) -> np.ndarray:
 class MapInputs:
     """What a per-word map is made from: captioner, extractor, x (1, 3, H, W) the model input,
     words (T,) ids, gradients (T, 3, H, W) d log p(w_t | image, w_<t) / d x, baseline (1, 3, 1, 1)
-    the deletion baseline, alpha (T, L) the attention (None without attention)."""
+    the deletion baseline, alpha (T, L) the attention (None without attention), features the
+    image's features (what _features gives for x, row 0; None: computed when needed)."""
     captioner: object
     extractor: object
     x: np.ndarray
@@ -206,6 +207,11 @@ class MapInputs:
     gradients: np.ndarray
     baseline: np.ndarray
     alpha: np.ndarray | None = None
+    features: np.ndarray | None = None
+
+    def image_features(self) -> np.ndarray:
+        """The features of x (one CNN forward unless they were given)."""
+        return _features(self.extractor, self.x)[0][0] if self.features is None else self.features
 
 
 def gradient_map(inputs: MapInputs) -> np.ndarray:
@@ -256,7 +262,7 @@ def occlusion_map(inputs: MapInputs, patch: int = OCCLUSION_PATCH, stride: int =
     H, W = x.shape[2:]
     p = min(patch, H, W)
     boxes = [(i, j) for i in _starts(H, p, stride) for j in _starts(W, p, stride)]
-    base = word_log_probs(cap, _features(ext, x)[0][0], words)
+    base = word_log_probs(cap, inputs.image_features(), words)
     total, cover = np.zeros((len(words), H, W)), np.zeros((H, W))
     for c in range(0, len(boxes), chunk):
         batch = np.repeat(x, len(boxes[c:c + chunk]), axis=0)  # (n, 3, H, W)
@@ -441,7 +447,7 @@ def explain_caption(captioner, cnn, image, *, name: str = "image", beam: int = 3
                                   np.zeros((0, H, W)), empty, empty, params, default_map)
     logp, grads = word_image_gradients(captioner, cnn, x, words)
     alpha = word_attention(captioner, feats[0], words) if captioner.cell.spatial else None  # (T, L)
-    inputs = MapInputs(captioner, cnn, x, words, grads, deletion_baseline(x), alpha)
+    inputs = MapInputs(captioner, cnn, x, words, grads, deletion_baseline(x), alpha, feats[0])
     maps = {k: MAPS[k].compute(inputs) for k in names}  # each (T, H, W)
     if callback is not None:
         callback("gradients", 1, 1)

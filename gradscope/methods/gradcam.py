@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradscope.errors import GradscopeError
-from gradscope.interface import resolve_layer, score_layer_gradient
+from gradscope.interface import SCORE_TARGETS, resolve_layer, score_layer_gradient
 from gradscope.methods._inputs import check_images, check_not_constant, check_positive, class_indices, report
 from gradscope.methods.regularizers import resize
 from gradscope.methods.saliency import SaliencyResult
@@ -24,13 +24,11 @@ from gradscope.methods.settings import MethodSettings, Setting
 
 __all__ = ["SETTINGS", "DEFAULTS", "gradcam", "default_layer"]
 
-TARGETS = ("score", "log_prob")
-
 SETTINGS = MethodSettings(
     "gradcam",
     Setting("layer", None, "text", "gradcam: layer name or index (none: the last layer with spatial extent)"),
     Setting("target", "score", "choice", "gradcam: differentiate the class's raw score (as the paper and captum) "
-            "or its log-probability (log-softmax)", choices=TARGETS, flag="--gradcam-target"),
+            "or its log-probability (log-softmax)", choices=tuple(SCORE_TARGETS), flag="--gradcam-target"),
     Setting("chunk", 16, "positive_int", "images per model call"))
 DEFAULTS = SETTINGS.defaults
 
@@ -73,15 +71,13 @@ def gradcam(model, x, classes=None, *, layer=None, target: str = DEFAULTS["targe
         GradscopeError for a layer without spatial extent, a constant image or a bad class.
     """
     check_positive("chunk", chunk, integer=True)
-    if target not in TARGETS:
-        raise GradscopeError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     x = check_not_constant(check_images("x", x))
     classes = class_indices(model, classes, len(x), x)
     name = default_layer(model, x) if layer is None else model.layer_names[resolve_layer(model, layer)]
     cams, scores = [], []
     for start in range(0, len(x), chunk):
         part = slice(start, start + chunk)
-        out, act, dact = score_layer_gradient(model, x[part], name, classes[part], log_prob=target == "log_prob")
+        out, act, dact = score_layer_gradient(model, x[part], name, classes[part], target)
         if not _has_extent(act):
             raise GradscopeError(f"layer {name!r} has no spatial extent (output shape {act.shape[1:]}); Grad-CAM "
                                  "needs an (N, K, h, w) layer with h * w > 1, e.g. the last convolutional block")
