@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from gradscope.captioning import CaptioningRNN, sequence_log_prob
+from gradscope.captioning import CaptioningRNN, beam_search, sequence_log_prob
 from gradscope.captioning.explain import (MAPS, MapInputs, _deletion, deletion_baseline, deletion_drops,
                                           explain_caption, integrated_gradients_map, occlusion_map,
                                           word_feature_gradients, word_image_gradients, word_log_probs)
@@ -249,3 +249,33 @@ def test_demo_section_explains_the_first_photo(monkeypatch):
     assert section.numbers["caption"] == " ".join(w["word"] for w in words) and words
     assert 0 <= section.numbers["faithful_fraction"] <= 1 and len(section.tables[0].rows) == len(words)
     assert section.visuals[0].image is not None and "of %d words" % len(words) in section.summary[0]
+
+
+def _tiny_ensemble(dtype=np.float64):
+    from gradscope.captioning import CaptionerEnsemble
+
+    first, extractor = _tiny("lstm", dtype)
+    second = CaptioningRNN(WORDS, input_dim=extractor.dim, wordvec_dim=5, hidden_dim=6, cell_type="lstm",
+                           dtype=dtype, seed=9)
+    for k, v in second.params.items():
+        second.params[k] = v * 3
+    return CaptionerEnsemble([first, second]), extractor
+
+
+def test_ensemble_word_gradients_match_numeric_differences():
+    ensemble, extractor = _tiny_ensemble()
+    feats = extractor(_image(3)[None]).astype(np.float64)
+    words = np.array([4, 5, 6, 7, 2])
+    logp, dfeats = word_feature_gradients(ensemble, feats[0], words)
+    np.testing.assert_allclose(logp.sum(), sequence_log_prob(ensemble, feats, words[None])[0], rtol=1e-10)
+    upstream = np.random.default_rng(5).standard_normal(len(words))
+    num = eval_numerical_gradient_array(lambda f: word_log_probs(ensemble, f, words), feats[0].copy(), upstream)
+    assert rel_error(upstream @ dfeats, num) < 1e-7
+
+
+def test_explain_caption_explains_an_ensembles_caption():
+    ensemble, extractor = _tiny_ensemble(np.float32)
+    result = explain_caption(ensemble, extractor, _image(2, 20), beam=2, max_length=4)
+    ids = beam_search(ensemble, extractor(_image(2, 20)[None]), beam_size=2, max_length=4)[0][0]
+    assert result.words == [ensemble.idx_to_word[i] for i in ids if i not in (0, 2)][:len(result.words)]
+    assert result.maps.shape[1:] == (12, 12) and np.isfinite(result.drop_top).all()

@@ -6,30 +6,43 @@ from __future__ import annotations
 import os
 
 from gradscope.captioning.beam_search import beam_search, sequence_log_prob
-from gradscope.captioning.io import load_captioner, save_captioner
+from gradscope.captioning.ensemble import CaptionerEnsemble
+from gradscope.captioning.io import load_captioner, load_captioners, save_captioner
 from gradscope.captioning.model import CaptioningRNN
 from gradscope.errors import DataError
 
-__all__ = ["CaptioningRNN", "beam_search", "sequence_log_prob", "save_captioner", "load_captioner",
-           "load_pretrained", "PRETRAINED", "PRETRAINED_PATH", "DEFAULT_CAPTIONER"]
+__all__ = ["CaptioningRNN", "CaptionerEnsemble", "beam_search", "sequence_log_prob", "save_captioner",
+           "load_captioner", "load_captioners",
+           "load_pretrained", "load_named", "PRETRAINED", "PRETRAINED_FILES", "DEFAULT_CAPTIONER"]
 
 _FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
-# the shipped captioners by name: attention over EfficientNet-Lite0's 7x7 regions, and the
-# global-feature LSTM over its pooled features
-PRETRAINED = {"attention": os.path.join(_FOLDER, "flickr8k_attention.npz"),
-              "global": os.path.join(_FOLDER, "flickr8k_lstm.npz")}
-DEFAULT_CAPTIONER = "attention" if os.path.exists(PRETRAINED["attention"]) else "global"
-PRETRAINED_PATH = PRETRAINED[DEFAULT_CAPTIONER]  # the default captioner's file
+# the shipped captioners by name, each a list of files (several: an ensemble, CaptionerEnsemble):
+# two attention captioners over EfficientNet-Lite0's 7x7 regions (trained alike from two seeds)
+# decoding together, the first of them alone, and the global-feature LSTM over the pooled features
+PRETRAINED = {"ensemble": [os.path.join(_FOLDER, "flickr8k_attention.npz"),
+                           os.path.join(_FOLDER, "flickr8k_attention_seed1.npz")],
+              "attention": [os.path.join(_FOLDER, "flickr8k_attention.npz")],
+              "global": [os.path.join(_FOLDER, "flickr8k_lstm.npz")]}
+# the default: the first whose files are all present (the one with the best dev scores first)
+DEFAULT_CAPTIONER = next((k for k, files in PRETRAINED.items() if all(map(os.path.exists, files))), "global")
+PRETRAINED_FILES = PRETRAINED[DEFAULT_CAPTIONER]  # the default captioner's files
 
 
-def load_pretrained(dtype=None, name: str | None = None) -> CaptioningRNN:
-    """A shipped captioner trained on Flickr8k: `name` 'attention' or 'global' (default
-    DEFAULT_CAPTIONER, the one with the better dev scores)."""
+def load_pretrained(dtype=None, name: str | None = None):
+    """A shipped captioner trained on Flickr8k: `name` a key of PRETRAINED (default
+    DEFAULT_CAPTIONER): a CaptioningRNN, or a CaptionerEnsemble for 'ensemble'."""
     name = name or DEFAULT_CAPTIONER
     if name not in PRETRAINED:
         raise DataError(f"no shipped captioner named {name!r}: choose one of {', '.join(PRETRAINED)}")
-    path = PRETRAINED[name]
-    if not os.path.exists(path):
-        raise DataError(f"the shipped captioner is missing ({path}); train one with "
+    missing = [p for p in PRETRAINED[name] if not os.path.exists(p)]
+    if missing:
+        raise DataError(f"the shipped captioner is missing ({', '.join(missing)}); train one with "
                         "`gradscope caption train --data flickr8k:DIR --out DIR` and pass --model DIR/model.npz")
-    return load_captioner(path, dtype=dtype)
+    return load_captioners(PRETRAINED[name], dtype=dtype)
+
+
+def load_named(spec, dtype=None):
+    """A shipped captioner's name (a key of PRETRAINED), or captioner files (one path, or several
+    separated by commas: an ensemble)."""
+    spec = os.fspath(spec)
+    return load_pretrained(dtype, spec) if spec in PRETRAINED and not os.path.exists(spec) else load_captioners(spec, dtype)

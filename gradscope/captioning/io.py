@@ -14,7 +14,7 @@ from gradscope.errors import DataError, GradscopeError
 from gradscope.fileio import json_array, load_npz, read_json_array, save_npz
 from gradscope.validate import check_fields, check_finite_arrays, list_of, of_type, one_of, positive_int
 
-__all__ = ["save_captioner", "load_captioner", "FORMAT"]
+__all__ = ["save_captioner", "load_captioner", "load_captioners", "FORMAT"]
 
 FORMAT = "gradscope-captioner/1"
 
@@ -66,3 +66,16 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
     model.info = dict(meta.get("info") or {})
     return model
 
+
+
+def load_captioners(paths, dtype=None):
+    """The captioner stored at one path, or a CaptionerEnsemble of the captioners at several
+    (paths: a list, or one string with the files separated by commas)."""
+    from gradscope.captioning.ensemble import CaptionerEnsemble
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths] if os.path.exists(paths) else [p for p in str(paths).split(",") if p]
+    models = [load_captioner(p, dtype=dtype) for p in paths]
+    if not models:
+        raise GradscopeError("no captioner file given")
+    return models[0] if len(models) == 1 else CaptionerEnsemble(models)

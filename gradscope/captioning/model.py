@@ -21,7 +21,7 @@ from gradscope.errors import GradscopeError, ShapeError
 from gradscope.layers import (dropout_backward, dropout_forward, temporal_affine_backward, temporal_affine_forward,
                               temporal_softmax_loss, word_embedding_backward, word_embedding_forward)
 
-__all__ = ["CaptioningRNN", "CaptionerCache", "attention_penalty", "take_rows", "NULL", "START", "END"]
+__all__ = ["CaptioningRNN", "CaptionerCache", "attention_penalty", "take_rows", "greedy_decode", "NULL", "START", "END"]
 
 NULL, START, END = "<NULL>", "<START>", "<END>"
 
@@ -200,21 +200,7 @@ class CaptioningRNN:
         """Greedy decoding: features (N, D) -> captions (N, max_length) int32 word ids,
         the most likely next word at every step (ending with <END> when generated),
         <NULL> after <END>."""
-        max_length = _positive_int("max_length", max_length)
-        state = self.initial_state(features)
-        n = len(state[0])
-        captions = np.full((n, max_length), self.null_idx, dtype=np.int32)
-        words = np.full(n, self.decoding_start())
-        done = np.zeros(n, dtype=bool)
-        for t in range(max_length):
-            if done.all():
-                break
-            scores, state = self.step(words, state)
-            scores[:, self.never_generated] = -np.inf
-            words = scores.argmax(axis=1)
-            captions[~done, t] = words[~done]
-            done |= words == self.end_idx
-        return captions
+        return greedy_decode(self, features, max_length)
 
     # --- input checks ------------------------------------------------------------------
 
@@ -249,6 +235,26 @@ class CaptioningRNN:
         att = f", attention_dim={self.attention_dim}" if self.cell.spatial else ""
         return (f"CaptioningRNN(cell_type={self.cell_type!r}, vocab={self.vocab_size}, input_dim={self.input_dim}, "
                 f"wordvec_dim={self.wordvec_dim}, hidden_dim={self.hidden_dim}{att}, dtype={self.dtype.name})")
+
+
+def greedy_decode(model, features, max_length=30) -> np.ndarray:
+    """The most likely next word at every step, for any model with initial_state/step and the
+    vocabulary fields (a CaptioningRNN or an ensemble): captions (N, max_length) int32."""
+    max_length = _positive_int("max_length", max_length)
+    state = model.initial_state(features)
+    n = len(state[0])
+    captions = np.full((n, max_length), model.null_idx, dtype=np.int32)
+    words = np.full(n, model.decoding_start())
+    done = np.zeros(n, dtype=bool)
+    for t in range(max_length):
+        if done.all():
+            break
+        scores, state = model.step(words, state)
+        scores[:, model.never_generated] = -np.inf
+        words = scores.argmax(axis=1)
+        captions[~done, t] = words[~done]
+        done |= words == model.end_idx
+    return captions
 
 
 def _positive_int(name, value) -> int:

@@ -95,10 +95,13 @@ def train_captioner(source: str, out_dir, *, cell_type: str = "lstm", hidden_dim
 
 def _start_from(model, init_from) -> None:
     """Copy the parameters of the captioner `init_from` (a file or a shipped name) into model."""
-    from gradscope.captioning import PRETRAINED, load_captioner, load_pretrained
+    from gradscope.captioning import CaptioningRNN, load_named
 
     name = os.fspath(init_from)
-    source = load_pretrained(name=name) if name in PRETRAINED and not os.path.exists(name) else load_captioner(name)
+    source = load_named(name)
+    if not isinstance(source, CaptioningRNN):
+        raise DataError(f"init_from {name!r} is an ensemble of {len(source.members)} captioners: "
+                        "start from one of its files")
     shape = lambda m: (m.cell_type, m.input_dim, m.wordvec_dim, m.hidden_dim, m.attention_dim,  # noqa: E731
                        list(m.idx_to_word))
     if shape(source) != shape(model):

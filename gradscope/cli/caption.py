@@ -20,7 +20,7 @@ from gradscope.captioning.model import CaptioningRNN
 from gradscope.captioning.train import train_captioner
 from gradscope.cli.args import (beam_size, caption_length, default_of, exponent, nonneg_float, nonneg_int, positive_float,
                                 positive_int, seed_int)
-from gradscope.cli.common import captioner_info
+from gradscope.cli.common import captioner_help, captioner_info
 from gradscope.cli.output import emit, envelope, output_folder
 from gradscope.cli.progress import Progress
 from gradscope.fileio import clean_stale_temp_files
@@ -54,9 +54,7 @@ def register(subparsers) -> None:
 
 
 def _add_decoding_args(p, beam_default) -> None:
-    p.add_argument("--model", default=None, metavar="PATH",
-                   help="captioner .npz, or a shipped one: attention (the default) or global (the LSTM over "
-                        "pooled features)")
+    p.add_argument("--model", default=None, metavar="PATH", help=captioner_help())
     p.add_argument("--beam", type=beam_size, default=beam_default, metavar="K",
                    help=f"beam size, 1 = greedy (default {beam_default})")
     p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
@@ -246,11 +244,9 @@ def run_image(args) -> int:
 # --- helpers --------------------------------------------------------------------------
 
 def _load_model(path):
-    from gradscope.captioning import PRETRAINED, load_captioner, load_pretrained
+    from gradscope.captioning import load_named, load_pretrained
 
-    if path is None:
-        return load_pretrained()
-    return load_pretrained(name=path) if path in PRETRAINED else load_captioner(path)
+    return load_pretrained() if path is None else load_named(path)
 
 
 def _load_split(args, model):

@@ -66,10 +66,21 @@ def captioner_info(model, path=None) -> dict:
     data = str(info.get("data", "")).split(":")[0]
     data = {"flickr8k": "Flickr8k", "coco": "COCO", "synthetic": "synthetic shapes"}.get(data, data or None)
     cell = getattr(model, "cell", None)
-    name = f"{getattr(cell, 'label', '') or str(getattr(model, 'cell_type', ''))} captioner on {cnn_name} features"
+    kind = getattr(cell, 'label', '') or str(getattr(model, 'cell_type', ''))
+    members = len(getattr(model, "members", ()))
+    kind = f"ensemble of {members} {kind} captioners" if members > 1 else f"{kind} captioner"
+    name = f"{kind} on {cnn_name} features"
     return {"name": name, "spec": os.fspath(path) if path else "shipped", "dataset": data,
             "vocabulary": int(model.vocab_size)}
 
 
+def captioner_help() -> str:
+    from gradscope.captioning import DEFAULT_CAPTIONER
+
+    return (f"captioner .npz (several separated by commas decode together as an ensemble), or a shipped one: "
+            f"ensemble (two attention captioners decoding together), attention (the first of them alone) or "
+            f"global (an LSTM over pooled features); default {DEFAULT_CAPTIONER}")
+
+
 __all__ = ["add_model_args", "add_json_arg", "add_seed_arg", "load_model", "load_images", "model_help",
-           "captioner_info", "DEFAULT_MODEL", "COURSE_MODEL"]
+           "captioner_info", "captioner_help", "DEFAULT_MODEL", "COURSE_MODEL"]

@@ -14,7 +14,7 @@ import os
 from gradscope.captioning.evaluate import BEAM_SIZE, LENGTH_NORM
 from gradscope.captioning.explain import DEFAULT_MAP, MAPS, WORD_MAPS
 from gradscope.cli.args import beam_size, caption_length, exponent, fraction, seed_int
-from gradscope.cli.common import add_json_arg, captioner_info
+from gradscope.cli.common import add_json_arg, captioner_help, captioner_info
 from gradscope.cli.output import add_output_args, emit, envelope, image_stems, new_output
 from gradscope.cli.progress import Progress
 from gradscope.errors import GradscopeError
@@ -31,8 +31,7 @@ def register_explain(sub) -> None:
                    help="deletion check: fraction of pixels replaced by the mean pixel (default 0.1)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random-deletion baseline (default %(default)s)")
     p.add_argument("--no-deletion", action="store_true", help="skip the deletion check")
-    p.add_argument("--model", default=None, metavar="PATH",
-                   help="captioner .npz, or a shipped one: attention (the default) or global")
+    p.add_argument("--model", default=None, metavar="PATH", help=captioner_help())
     p.add_argument("--beam", type=beam_size, default=BEAM_SIZE, metavar="K",
                    help="beam size (1 = greedy; default %(default)s)")
     p.add_argument("--length-norm", type=exponent, default=LENGTH_NORM, metavar="ALPHA",
@@ -50,7 +49,7 @@ def register_explain(sub) -> None:
 
 
 def run_explain(args) -> int:
-    from gradscope.captioning import PRETRAINED, load_captioner, load_pretrained
+    from gradscope.captioning import load_named, load_pretrained
     from gradscope.captioning.explain import explain_caption
     from gradscope.captioning.features import feature_fn_for
     from gradscope.fileio import save_json
@@ -58,8 +57,7 @@ def run_explain(args) -> int:
 
     if not 0 < args.fraction < 1:
         raise GradscopeError(f"--fraction must be between 0 and 1, got {args.fraction}")
-    captioner = (load_pretrained() if args.model is None else load_pretrained(name=args.model)
-                 if args.model in PRETRAINED else load_captioner(args.model))
+    captioner = load_pretrained() if args.model is None else load_named(args.model)
     extractor = feature_fn_for(captioner)
     if not hasattr(getattr(extractor, "model", None), "backward_from"):
         raise GradscopeError("this captioner's features do not come from a CNN with a backward pass to the "

@@ -247,7 +247,7 @@ def _results(ctx, sections, seconds) -> dict:
                         "shape": list(p.pixels.shape)} for p in ctx.photos],
             "models": {"cnn": _model_record(m.cnn, m.cnn_error, gradscope.cnn.pretrained_path() + ".json"),
                        "captioner": _model_record(m.captioner, m.captioner_error,
-                                                  gradscope.captioning.PRETRAINED_PATH)},
+                                                  ",".join(gradscope.captioning.PRETRAINED_FILES))},
             "sections": {s.key: s.to_dict() for s in sections}}
 
 
