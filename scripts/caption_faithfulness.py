@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from gradscope.captioning import load_captioner, load_pretrained
+from gradscope.captioning import load_named, load_pretrained
 from gradscope.captioning.explain import explain_caption, is_content_word
 from gradscope.captioning.features import CNNFeatures, feature_fn_for
 from gradscope.data.flickr8k import _image_dir, read_split_names
@@ -126,7 +126,7 @@ def main():
     done = read_log(args.log)
     todo = [(args.start + i, n) for i, n in enumerate(names) if n not in done]
     if todo:
-        captioner = load_pretrained() if args.model is None else load_captioner(args.model)
+        captioner = load_pretrained() if args.model is None else load_named(args.model)
         extractor = feature_fn_for(captioner)
         if args.engine == "torch":
             extractor = CNNFeatures(TorchLite0(), layer=extractor.layer, dim=extractor.dim, name=extractor.name,
