@@ -1,6 +1,6 @@
 #!/bin/sh
 # The README's figure of one caption with its per-word attention maps, docs/explain_attention.jpg:
-# `gradscope caption explain` (the shipped attention captioner, beam 3) on a Flickr8k dev photo.
+# `gradscope caption explain` (the shipped default captioner, beam 3) on a Flickr8k dev photo.
 #   sh scripts/explain_figure.sh [FLICKR8K_DIR] [PHOTO_NAME]
 set -e
 DATA="${1:-../shared/data/flickr8k}"

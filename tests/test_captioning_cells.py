@@ -133,7 +133,12 @@ def test_save_and_load_an_attention_captioner(tmp_path, float16):
 def test_the_shipped_captioners_load():
     from gradscope.captioning import DEFAULT_CAPTIONER, load_pretrained
 
-    assert DEFAULT_CAPTIONER == "attention" and load_pretrained().cell_type == "attention"
+    from gradscope.captioning import CaptionerEnsemble
+
+    default = load_pretrained()
+    assert DEFAULT_CAPTIONER == "ensemble" and isinstance(default, CaptionerEnsemble)
+    assert [m.cell_type for m in default.members] == ["attention", "attention"]
+    assert load_pretrained(name="attention").cell_type == "attention"
     model = load_pretrained(name="global")
     assert model.cell_type == "lstm" and not model.cell.spatial
     ids = model.sample(np.random.default_rng(0).random((1, model.input_dim)).astype(np.float32), max_length=5)
