@@ -150,3 +150,19 @@ def test_feature_fn_for_unknown_features_is_a_clear_error():
 
     with pytest.raises(DataError, match="cannot compute this captioner's image features"):
         feature_fn_for(Stub())
+
+
+def test_an_ensemble_of_files_evaluates_and_is_not_a_starting_point(trained, tmp_path, capsys):
+    """--model a.npz,b.npz decodes with both captioners (a second run of the recipe, another
+    seed); an ensemble cannot seed --init-from: one clear line, exit 2."""
+    second = tmp_path / "second"
+    assert main(["caption", "train", *SMALL, "--epochs", "1", "--seed", "3", "--out", str(second)]) == 0
+    pair = f"{trained / 'model.npz'},{second / 'model.npz'}"
+    capsys.readouterr()
+    assert main(["caption", "evaluate", "--data", "synthetic:40", "--split", "dev", "--model", pair,
+                 "--max-images", "5", "--json"]) == 0
+    d = check_output(capsys.readouterr().out, "caption evaluate")
+    assert d["model"]["name"].startswith("ensemble of 2 ") and d["results"][0]["images"] == 5
+    assert main(["caption", "train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "ft"), "--init-from", pair]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ensemble of 2" in err[0], err
