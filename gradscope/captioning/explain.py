@@ -35,7 +35,7 @@ __all__ = ["CaptionExplanation", "explain_caption", "word_log_probs", "word_feat
 
 # the map `caption explain` shows first and scores as deletion_drop_top/random: of the maps free
 # beyond the gradient, the one whose deletion check came out best on Flickr8k dev
-# (scripts/caption_faithfulness.py, the seed-0 attention captioner, first 50 dev photos; content words
+# (scripts/caption_faithfulness.py, the seed-0 run's epoch-8 file, first 50 dev photos; content words
 # whose log-prob fell more under top-10% than under random-10% deletion: contribution 89.2% of 240,
 # gradient 52.5%, attention 37.1%; 88.0% of 192 on the next 40). Integrated gradients did a little
 # better on the first 30 dev photos (91.3% of 150 against 88.0%) at 8 CNN passes more; the shipped
