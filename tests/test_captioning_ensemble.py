@@ -130,3 +130,8 @@ def test_load_captioners_gives_an_ensemble_for_several_files(tmp_path):
     both = load_captioners(paths)
     assert isinstance(both, CaptionerEnsemble) and len(both.members) == 2
     assert both.info["members"] == 2
+
+
+def test_saving_an_ensemble_asks_for_its_members(tmp_path):
+    with pytest.raises(GradscopeError, match="members one file each"):
+        save_captioner(tmp_path / "e.npz", CaptionerEnsemble([member("lstm", 0), member("lstm", 1)]))

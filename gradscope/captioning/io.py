@@ -27,7 +27,11 @@ META_FIELDS = {"cell_type": of_type(str, "a string"), "input_dim": positive_int,
 
 def save_captioner(path, model: CaptioningRNN, extra_meta: dict | None = None, float16: bool = False) -> None:
     """Write model to `path` (.npz) atomically; extra_meta (JSON-able) is merged into model.info.
-    float16=True stores the parameters at half precision (half the size; loading casts back)."""
+    float16=True stores the parameters at half precision (half the size; loading casts back).
+    An ensemble is saved as its members' files (load_captioners reads them back together)."""
+    if not isinstance(model, CaptioningRNN):
+        raise GradscopeError(f"save_captioner saves one CaptioningRNN, got {type(model).__name__}: save an "
+                             "ensemble's members one file each")
     info = {**model.info, **(extra_meta or {})}
     meta = {"format": FORMAT, "cell_type": model.cell_type, "input_dim": model.input_dim,
             "wordvec_dim": model.wordvec_dim, "hidden_dim": model.hidden_dim, "attention_dim": model.attention_dim,
