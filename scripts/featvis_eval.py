@@ -19,7 +19,7 @@ report: for each model and recipe, over the classes rendered by every recipe of 
 Classes: the TinyImageNet-100-A wnids (all ImageNet classes). TUNING were used to look at
 images while choosing the recipe; HELDOUT (8, drawn once with a fixed seed from the others)
 were not looked at before the measurement; HELDOUT2 (8 more, seed 23, outside both) was drawn
-after it, to see whether its margins hold.
+after it, to see whether its margins hold; HELDOUT3 (8 more, seed 24, outside all three) after that.
 """
 from __future__ import annotations
 
@@ -67,7 +67,15 @@ def heldout2(k: int = 8) -> list:
     return sorted(np.random.default_rng(23).choice(wnids, size=k, replace=False).tolist())
 
 
-SETS = {"heldout": heldout, "heldout2": heldout2, "tuning": lambda: TUNING}
+def heldout3(k: int = 8) -> list:
+    """A third held-out set: k wnids drawn with seed 24 from the classes outside TUNING, HELDOUT and
+    HELDOUT2 (drawn after the second measurement, for more classes behind the same comparison)."""
+    seen = set(heldout()) | set(heldout2())
+    wnids = [w for w in load_pretrained("tinyimagenet100a").wnids if w not in TUNING and w not in seen]
+    return sorted(np.random.default_rng(24).choice(wnids, size=k, replace=False).tolist())
+
+
+SETS = {"heldout": heldout, "heldout2": heldout2, "heldout3": heldout3, "tuning": lambda: TUNING}
 
 
 def _class_index(model, wnid) -> int:
