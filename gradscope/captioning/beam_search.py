@@ -14,6 +14,7 @@ import numpy as np
 
 from gradscope.captioning.model import _positive_int, take_rows
 from gradscope.errors import GradscopeError
+from gradscope.layers.core import log_softmax
 from gradscope.validate import check_finite_output
 
 __all__ = ["beam_search", "sequence_log_prob"]
@@ -87,9 +88,7 @@ class _Beams:
 def _next_log_probs(model, scores, done):
     """log softmax of scores (M, V) in float64, with never-generated words at -inf and
     the rows of finished beams allowing only <NULL> at cost 0 (DataError if scores are not finite)."""
-    scores = check_finite_output(scores, "the captioner", "word scores").astype(np.float64)
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    logp = log_softmax(check_finite_output(scores, "the captioner", "word scores").astype(np.float64))
     logp[:, model.never_generated] = -np.inf
     logp[done] = -np.inf
     logp[done, model.null_idx] = 0.0
@@ -111,9 +110,7 @@ def sequence_log_prob(model, features, captions):
         if not alive.any():
             break
         scores, state = model.step(words, state)
-        scores = scores.astype(np.float64)
-        shifted = scores - scores.max(axis=1, keepdims=True)
-        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        logp = log_softmax(scores.astype(np.float64))
         words = captions[:, t]
         total += np.where(alive, logp[np.arange(n), words], 0.0)
         alive &= words != model.end_idx

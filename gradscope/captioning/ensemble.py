@@ -16,14 +16,9 @@ import numpy as np
 
 from gradscope.captioning.model import greedy_decode
 from gradscope.errors import GradscopeError
+from gradscope.layers.core import log_softmax
 
 __all__ = ["CaptionerEnsemble", "EnsembleCache", "log_mixture", "log_mixture_backward"]
-
-
-def _log_softmax(scores):
-    scores = np.asarray(scores, dtype=np.float64)
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def log_mixture(scores_list):
@@ -32,7 +27,7 @@ def log_mixture(scores_list):
     Inputs: scores_list: M arrays of scores (..., V).
     Returns: (out (..., V) float64 log-probabilities, cache).
     """
-    logp = np.stack([_log_softmax(s) for s in scores_list])  # (M, ..., V)
+    logp = np.stack([log_softmax(np.asarray(s, dtype=np.float64)) for s in scores_list])  # (M, ..., V)
     top = logp.max(axis=0)
     out = top + np.log(np.exp(logp - top).mean(axis=0))  # (..., V)
     return out, (logp, out)

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from gradscope.errors import GradscopeError
+from gradscope.layers.core import log_softmax
 
 __all__ = ["CaptionExplanation", "explain_caption", "word_log_probs", "word_feature_gradients",
            "word_image_gradients", "word_attention", "attention_maps", "deletion_drops", "DEFAULT_MAP",
@@ -66,11 +67,6 @@ def is_content_word(word: str) -> bool:
 
 # --- the captioner: teacher-forced log-probs and their gradient w.r.t. the features -----------
 
-def _log_softmax(scores):
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 def _inputs(captioner, words):
     """(input words (T, T): every row <START> w_1..w_{T-1}; targets (T,))."""
     words = np.asarray(words, dtype=np.int64)
@@ -97,7 +93,7 @@ def word_log_probs(captioner, features, words) -> np.ndarray:
     inputs, targets = _inputs(captioner, words)
     scores, _ = captioner.forward(_rows(captioner, features, len(targets)), inputs)
     steps = np.arange(len(targets))
-    return _log_softmax(scores[steps, steps].astype(np.float64))[steps, targets]
+    return log_softmax(scores[steps, steps].astype(np.float64))[steps, targets]
 
 
 def word_attention(captioner, features, words) -> np.ndarray:
@@ -121,7 +117,7 @@ def word_feature_gradients(captioner, features, words):
     T = len(targets)
     scores, cache = captioner.forward(np.ascontiguousarray(_rows(captioner, features, T)), inputs)
     steps = np.arange(T)
-    logp = _log_softmax(scores[steps, steps].astype(np.float64))  # (T, V)
+    logp = log_softmax(scores[steps, steps].astype(np.float64))  # (T, V)
     dscores = np.zeros_like(scores)  # (T, T, V): only step t of row t has an objective
     dscores[steps, steps] = -np.exp(logp)
     dscores[steps, steps, targets] += 1.0  # d log softmax_w / d scores = onehot(w) - softmax

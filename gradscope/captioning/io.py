@@ -71,7 +71,6 @@ def load_captioner(path, dtype=None) -> CaptioningRNN:
     return model
 
 
-
 def load_captioners(paths, dtype=None):
     """The captioner stored at one path, or a CaptionerEnsemble of the captioners at several
     (paths: a list, or one string with the files separated by commas)."""

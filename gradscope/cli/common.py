@@ -78,7 +78,7 @@ def captioner_help() -> str:
     from gradscope.captioning import DEFAULT_CAPTIONER
 
     return (f"captioner .npz (several separated by commas decode together as an ensemble), or a shipped one: "
-            f"ensemble (two attention captioners decoding together), attention (the first of them alone) or "
+            f"ensemble (two attention captioners decoding together), attention (one attention captioner, seed 0) or "
             f"global (an LSTM over pooled features); default {DEFAULT_CAPTIONER}")
 
 
