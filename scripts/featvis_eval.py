@@ -20,6 +20,9 @@ Classes: the TinyImageNet-100-A wnids (all ImageNet classes). TUNING were used t
 images while choosing the recipe; HELDOUT (8, drawn once with a fixed seed from the others)
 were not looked at before the measurement; HELDOUT2 (8 more, seed 23, outside both) was drawn
 after it, to see whether its margins hold; HELDOUT3 (8 more, seed 24, outside all three) after that.
+TUNING2 (8 more, seed 25, outside all of those) is for choosing between VARIANTS on the transfer
+measure (the other network's mean log-probability of the class, a continuous form of its top-5
+count); HELDOUT4 (16 more, seed 26, outside everything above) measures the chosen recipe once.
 """
 from __future__ import annotations
 
@@ -44,7 +47,11 @@ MODELS = {"lite0": "efficientnet_lite0", "tiny": "tinyimagenet100a"}
 TUNING = ["n07749582", "n04146614", "n01443537", "n02279972"]  # lemon, school bus, goldfish, monarch
 # candidates tried on TUNING while choosing the default recipe: name -> (recipe, settings over its defaults)
 VARIANTS = {"lucid_geo": ("lucid", {"flip": 0.5, "scale_jitter": 0.2}),
-            "lucid_geo_colour": ("lucid", {"flip": 0.5, "scale_jitter": 0.2, "colour_jitter": 0.2})}
+            "lucid_geo_colour": ("lucid", {"flip": 0.5, "scale_jitter": 0.2, "colour_jitter": 0.2}),
+            # tried on TUNING2 for the transfer measure: smoother spectrum, wider rescaling, coarser parameterisation
+            "robust_decay15": ("robust", {"decay_power": 1.5}),
+            "robust_scale40": ("robust", {"scale_jitter": 0.4}),
+            "robust_param96": ("robust", {"param_size": 96})}
 
 
 def atomic_write_text(path, text) -> None:
@@ -75,7 +82,16 @@ def heldout3(k: int = 8) -> list:
     return sorted(np.random.default_rng(24).choice(wnids, size=k, replace=False).tolist())
 
 
-SETS = {"heldout": heldout, "heldout2": heldout2, "heldout3": heldout3, "tuning": lambda: TUNING}
+def _drawn(seed: int, k: int, before: tuple) -> list:
+    """k wnids drawn with `seed` from the TinyImageNet-100-A classes outside TUNING and the sets `before`."""
+    seen = set(TUNING).union(*(SETS[name]() for name in before))
+    wnids = [w for w in load_pretrained("tinyimagenet100a").wnids if w not in seen]
+    return sorted(np.random.default_rng(seed).choice(wnids, size=k, replace=False).tolist())
+
+
+SETS = {"heldout": heldout, "heldout2": heldout2, "heldout3": heldout3, "tuning": lambda: TUNING,
+        "tuning2": lambda: _drawn(25, 8, ("heldout", "heldout2", "heldout3")),
+        "heldout4": lambda: _drawn(26, 16, ("heldout", "heldout2", "heldout3", "tuning2"))}
 
 
 def _class_index(model, wnid) -> int:
@@ -170,6 +186,7 @@ def report(out) -> dict:
                 "min_p_target": float(np.min([r["p_target"] for r in per])),
                 "mean_p_after_edits": float(np.mean([r["p_edits_mean"] for r in per])),
                 f"{other_key}_top5_hits": int(sum(r[f"{other_key}_top5"] for r in per)),
+                f"{other_key}_mean_log_p": float(np.mean([np.log(max(r[f"{other_key}_p"], 1e-12)) for r in per])),
                 "mean_cpu_s": float(np.mean([r["cpu_s"] for r in per])), "per_class": per}
     atomic_write_text(os.path.join(out, "report.json"), json.dumps(rows, indent=1))
     return rows
@@ -199,7 +216,8 @@ def main(argv=None) -> int:
     for name, r in report(args.out).items():
         print(f"{name}: {r['classes']} classes, p(target) mean {r['mean_p_target']:.3f} min {r['min_p_target']:.3f}, "
               f"p after edits {r['mean_p_after_edits']:.3f}, other net top-5 "
-              f"{[v for k, v in r.items() if k.endswith('top5_hits')][0]}/{r['classes']}, cpu {r['mean_cpu_s']:.0f} s")
+              f"{[v for k, v in r.items() if k.endswith('top5_hits')][0]}/{r['classes']} "
+              f"(mean log p {[v for k, v in r.items() if k.endswith('mean_log_p')][0]:.2f}), cpu {r['mean_cpu_s']:.0f} s")
     return 0
 
 

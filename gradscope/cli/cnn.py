@@ -1,4 +1,4 @@
-"""Commands for the CNN: `classify` images, and the `cnn` group: train, evaluate, layers."""
+"""Commands for the CNN: `classify` images, and the `cnn` group: train, soup, evaluate, layers."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from gradscope.cli.args import default_of, int_list, positive_float, positive_int, schedule, seed_int
+from gradscope.cli.args import default_of, int_list, positive_float, positive_int, positive_list, schedule, seed_int
 from gradscope.cli.common import (COURSE_MODEL, DEFAULT_MODEL, add_json_arg, add_model_args, load_images, load_model,
                                   model_help)
 from gradscope.cli.output import class_fields, emit, envelope, output_folder
@@ -31,6 +31,7 @@ def register(subparsers) -> None:
     sub = cnn.add_subparsers(dest="cnn_command", metavar="SUBCOMMAND")
     cnn.set_defaults(func=lambda args: (cnn.print_help(), 0)[1])
     _add_train(sub)
+    _add_soup(sub)
     _add_evaluate(sub)
     _add_layers(sub)
 
@@ -229,6 +230,57 @@ def run_evaluate(args) -> int:
     emit(args, envelope("cnn evaluate", info, [{"data": args.data, "split": args.split, "images": acc.n,
                                                 "top1": acc.top1, "top5": acc.top5, "per_class": per_class}]),
          lines)
+    return 0
+
+
+# ---------------------------------------------------------------- cnn soup
+
+def _add_soup(sub) -> None:
+    from gradscope.cnn.soup import recompute_batchnorm
+
+    p = sub.add_parser("soup", help="average the weights of CNNs fine-tuned from one start (a model soup) and "
+                                    "measure its batch-norm statistics again on training images",
+                       description="Write the network whose weights are the (weighted) mean of the given ones' "
+                                   "(networks of one architecture, fine-tuned from the same weights), with its "
+                                   "batch-norm statistics measured again on --bn-per-class training images of "
+                                   "each class of --data (gradscope.cnn.soup).")
+    p.add_argument("models", nargs="+", metavar="MODEL.json", help="saved NumPy CNNs of one architecture")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder: model.json and model.npz")
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="TinyImageNet directory whose training images measure the batch-norm statistics "
+                        "(default none: the members' statistics are averaged like the weights)")
+    p.add_argument("--bn-per-class", type=positive_int, default=30,
+                   help="training images per class for the statistics (default %(default)s)")
+    p.add_argument("--mix", type=positive_list, default=None,
+                   help="comma-separated weight of each model, normalised to sum 1 (default equal)")
+    p.add_argument("--batch-size", type=positive_int, default=default_of(recompute_batchnorm, "batch_size"),
+                   help="images per batch for the statistics (default %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=default_of(recompute_batchnorm, "seed"),
+                   help="seed of the order of the training images (default %(default)s)")
+    p.set_defaults(func=run_soup)
+
+
+def run_soup(args) -> int:
+    from gradscope.cnn import load_cnn
+    from gradscope.cnn.soup import average_weights, recompute_batchnorm
+
+    if args.mix is not None and len(args.mix) != len(args.models):
+        raise GradscopeError(f"--mix gives {len(args.mix)} weights for {len(args.models)} models")
+    models = [load_cnn(path) for path in args.models]
+    soup = average_weights(models, args.mix)
+    if args.data is not None:
+        ds = _dataset_for_model(args.data, soup)
+        with Progress("load train", unit="images") as bar:
+            train = ds.load("train", per_class=args.bn_per_class, size=soup.input_size, progress=bar.update)
+        with Progress("batch-norm statistics", unit="batches") as bar:
+            recompute_batchnorm(soup, train.X, batch_size=args.batch_size, seed=args.seed, progress=bar.update)
+    with output_folder(args.out, "--out"):
+        stem = os.path.join(args.out, "model")
+        soup.save(stem)
+    how = (f"batch-norm statistics from {len(train.y)} training images" if args.data is not None
+           else "batch-norm statistics averaged")
+    print(f"averaged {len(models)} networks ({how})")
+    print(f"wrote {stem}.json and .npz")
     return 0
 
 
