@@ -200,13 +200,15 @@ def test_class_visualization_fourier_recipes_raise_probability_and_are_reproduci
 
 
 def test_robust_recipe_is_lucid_with_more_transformation_robustness(model):
-    """The default recipe differs from Lucid's only in the views' settings, and those matter."""
+    """The default recipe differs from Lucid's only in the views' settings and the Fourier image's
+    side, and those matter."""
     from gradscope.methods.class_visualization import DEFAULT_RECIPE, RECIPES, with_defaults
 
     robust, lucid = RECIPES["robust"].defaults, RECIPES["lucid"].defaults
     changed = {k for k in lucid if robust[k] != lucid[k]}
-    assert DEFAULT_RECIPE == "robust" and changed == {"flip", "scale_jitter", "colour_jitter"}
+    assert DEFAULT_RECIPE == "robust" and changed == {"flip", "scale_jitter", "colour_jitter", "param_size"}
     assert lucid["flip"] == lucid["colour_jitter"] == 0 and lucid["scale_jitter"] == 0.1
+    assert lucid["param_size"] == 128 and robust["param_size"] == 96
     a = visualize_class(model, 2, iterations=4, seed=1)
     b = visualize_class(model, 2, recipe="lucid", iterations=4, seed=1, **{k: robust[k] for k in changed})
     np.testing.assert_array_equal(a.images, b.images)

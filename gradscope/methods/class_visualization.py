@@ -4,7 +4,8 @@ Three recipes, each one settings record in RECIPES:
 - 'robust' (the default): Lucid's recipe with more transformation robustness: each step's
   view is also mirrored left-right with probability 0.5, rescaled by 0.8-1.2 (Lucid:
   0.9-1.1) and its colours jittered per channel (gain 0.8-1.2, offset up to 10% of the pixel
-  range);
+  range), and the Fourier image is coarser (96 px where Lucid's is 128, upsampled to the
+  network's input size);
 - 'lucid': Lucid's recipe (Olah et al. 2017; feature_visualization.py): Fourier
   coefficients scaled by 1/frequency in decorrelated colour, random pad / jitter / scale /
   rotation at each step, Adam, on the raw class score (Lucid's class objective);
@@ -71,8 +72,10 @@ def with_defaults(method: str, settings: MethodSettings, **defaults) -> MethodSe
 
 
 # robust: Lucid's recipe with more transformation robustness (left-right mirrors, scale 0.8-1.2,
-# per-channel colour jitter), chosen on scripts/featvis_eval.py's TUNING classes
-ROBUST = with_defaults("visualize_class.robust", LUCID_CLASS, flip=0.5, scale_jitter=0.2, colour_jitter=0.2)
+# per-channel colour jitter), chosen on scripts/featvis_eval.py's TUNING classes, and a coarser
+# Fourier image (96 px instead of 128, upsampled to the network's size), chosen on its TUNING2 classes
+ROBUST = with_defaults("visualize_class.robust", LUCID_CLASS, flip=0.5, scale_jitter=0.2, colour_jitter=0.2,
+                       param_size=96)
 RECIPES = {"robust": ROBUST, "lucid": LUCID_CLASS, "pixel": PIXEL}
 DEFAULT_RECIPE = "robust"
 DEFAULTS = RECIPES[DEFAULT_RECIPE].defaults
