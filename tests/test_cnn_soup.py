@@ -127,3 +127,14 @@ def _train_images(data):
     from gradscope.data.tinyimagenet import TinyImageNet
 
     return TinyImageNet(str(data), classes=WNIDS).load("train", per_class=30, size=8).X
+
+
+def test_demo_shows_the_longest_members_curves_for_a_soup():
+    from gradscope.demo.analyses import cnn_history, soup_size
+
+    a, b = _members()
+    a.config["training"] = {"history": [{"epoch": 1, "val_top1": 0.1}, {"epoch": 2, "val_top1": 0.2}]}
+    b.config["training"] = {"history": a.config["training"]["history"] + [{"epoch": 3, "val_top1": 0.3}]}
+    soup = average_weights([a, b])
+    assert soup_size(soup) == 2 and soup_size(a) == 0
+    assert [r["epoch"] for r in cnn_history(soup)] == [1, 2, 3] and len(cnn_history(a)) == 2

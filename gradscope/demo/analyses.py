@@ -14,7 +14,7 @@ from gradscope.interface import pixels_to_input, resolve_class
 
 __all__ = ["TopK", "Captions", "top_k", "caption_images", "attributions", "fooling", "class_visualizations",
            "inversions", "dream", "pick_classes", "pick_fooling_target", "inversion_layers", "dream_layer",
-           "dream_input", "cnn_history", "captioner_history"]
+           "dream_input", "cnn_history", "soup_size", "captioner_history"]
 
 
 @dataclass
@@ -173,9 +173,20 @@ def dream(model, x, layer, settings, seed: int, callback=None):
 
 
 def cnn_history(cnn) -> list:
-    """Per-epoch training records stored in the CNN's config (empty list if none)."""
-    history = (getattr(cnn, "config", {}).get("training") or {}).get("history") or []
+    """Per-epoch training records stored in the CNN's config (empty list if none); for a model
+    soup (gradscope.cnn.soup), the longest member's: the run the other members branch from."""
+    training = getattr(cnn, "config", {}).get("training") or {}
+    history = training.get("history") or []
+    if not history and isinstance(training.get("members"), list):
+        history = max(((m or {}).get("history") or [] for m in training["members"] if isinstance(m, dict)),
+                      key=len, default=[])
     return [dict(r) for r in history if isinstance(r, dict)]
+
+
+def soup_size(cnn) -> int:
+    """How many networks a model soup's weights average (0: not a soup)."""
+    members = (getattr(cnn, "config", {}).get("training") or {}).get("members")
+    return len(members) if isinstance(members, list) else 0
 
 
 def captioner_history(captioner) -> list:

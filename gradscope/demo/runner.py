@@ -154,6 +154,9 @@ def _training(ctx, callback) -> Section:
             notes.append(f"no {name} curves: the shipped {name} could not be loaded (see Models)")
         elif not hist:
             notes.append(f"the shipped {name} holds no training history")
+    if m.cnn is not None and an.soup_size(m.cnn) and cnn_hist:
+        notes.append(f"the CNN averages the weights of {an.soup_size(m.cnn)} networks (a model soup); "
+                     "its curves are the longest member's")
     return pr.training_section(cnn_hist, cap_hist, notes)
 
 
