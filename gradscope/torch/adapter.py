@@ -120,8 +120,9 @@ class TorchModel:
         """(lo, hi), each (1, 3, 1, 1): the model-input values of pixels 0 and 255."""
         lo, hi = self.pixel_range
         shape = (1, 3, 1, 1)
-        return (((lo - self.mean) / self.std).reshape(shape).astype(np.float32),
-                ((hi - self.mean) / self.std).reshape(shape).astype(np.float32))
+        dtype = np.float64 if self._dtype == torch.float64 else np.float32  # a float64 twin: float64 bounds
+        return (((lo - self.mean) / self.std).reshape(shape).astype(dtype),
+                ((hi - self.mean) / self.std).reshape(shape).astype(dtype))
 
     # ---- the ImageModel computations ----------------------------------------------
 
