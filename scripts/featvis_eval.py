@@ -60,28 +60,6 @@ def atomic_write_text(path, text) -> None:
             f.write(text)
 
 
-def heldout(k: int = 8) -> list:
-    """k wnids drawn with seed 22 from the TinyImageNet-100-A classes outside TUNING."""
-    wnids = [w for w in load_pretrained("tinyimagenet100a").wnids if w not in TUNING]
-    return sorted(np.random.default_rng(22).choice(wnids, size=k, replace=False).tolist())
-
-
-def heldout2(k: int = 8) -> list:
-    """A second held-out set: k wnids drawn with seed 23 from the classes outside TUNING and HELDOUT
-    (drawn after the first held-out measurement, to see whether its margins hold)."""
-    first = set(heldout())
-    wnids = [w for w in load_pretrained("tinyimagenet100a").wnids if w not in TUNING and w not in first]
-    return sorted(np.random.default_rng(23).choice(wnids, size=k, replace=False).tolist())
-
-
-def heldout3(k: int = 8) -> list:
-    """A third held-out set: k wnids drawn with seed 24 from the classes outside TUNING, HELDOUT and
-    HELDOUT2 (drawn after the second measurement, for more classes behind the same comparison)."""
-    seen = set(heldout()) | set(heldout2())
-    wnids = [w for w in load_pretrained("tinyimagenet100a").wnids if w not in TUNING and w not in seen]
-    return sorted(np.random.default_rng(24).choice(wnids, size=k, replace=False).tolist())
-
-
 def _drawn(seed: int, k: int, before: tuple) -> list:
     """k wnids drawn with `seed` from the TinyImageNet-100-A classes outside TUNING and the sets `before`."""
     seen = set(TUNING).union(*(SETS[name]() for name in before))
@@ -89,7 +67,15 @@ def _drawn(seed: int, k: int, before: tuple) -> list:
     return sorted(np.random.default_rng(seed).choice(wnids, size=k, replace=False).tolist())
 
 
-SETS = {"heldout": heldout, "heldout2": heldout2, "heldout3": heldout3, "tuning": lambda: TUNING,
+def heldout() -> list:
+    """The first held-out set: 8 wnids drawn with seed 22 from the classes outside TUNING."""
+    return _drawn(22, 8, ())
+
+
+SETS = {"heldout": heldout, "tuning": lambda: TUNING,
+        # each drawn after the measurement before it, outside TUNING and the sets named
+        "heldout2": lambda: _drawn(23, 8, ("heldout",)),
+        "heldout3": lambda: _drawn(24, 8, ("heldout", "heldout2")),
         "tuning2": lambda: _drawn(25, 8, ("heldout", "heldout2", "heldout3")),
         "heldout4": lambda: _drawn(26, 16, ("heldout", "heldout2", "heldout3", "tuning2"))}
 
