@@ -11,7 +11,7 @@ twin's logits equal the NumPy engine's to 1e-4 of the largest logit, and stops o
 Images are taken in the order: 1st of every class, 2nd of every class, ... so that --count N
 gives a class-balanced subset (the trainer uses the label loss alone on the rest). Writes
 gradscope/cnn/distill.py's teacher file to the cache (the path, keyed by the image list and the
-size, is the last line printed); a killed run resumes from its partial file (saved every
+size, is the last line printed; a file already there is used as it is); a killed run resumes from its partial file (saved every
 1,000 images), and a larger --count continues it. --measure prints top-1/top-5 instead.
 """
 from __future__ import annotations
@@ -93,8 +93,13 @@ def main(argv=None):
     order = class_balanced_order(y)
     rel = relative_files([path for path, _, _ in items], ds.root)
     rel_order = [rel[i] for i in order]
-    partial = teacher_cache_path(rel_order, TEACHER, args.size, args.split)[:-4] + ".partial.npz"
     count = len(rel) if args.count is None else min(args.count, len(rel))
+    finished = teacher_cache_path(rel_order[:count], TEACHER, args.size, args.split)
+    if os.path.isfile(finished):  # computed before: the cache key covers the image list and the size
+        print(f"teacher logits for {count} {args.split} images already in the cache")
+        print(finished)
+        return
+    partial = teacher_cache_path(rel_order, TEACHER, args.size, args.split)[:-4] + ".partial.npz"
     logits = np.zeros((len(rel), len(columns)), np.float32)  # in `order`
     done = 0
     if os.path.isfile(partial):
