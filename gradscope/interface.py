@@ -209,5 +209,12 @@ def resolve_layer(model, layer) -> int:
     if layer in names:
         return names.index(layer)
     close = difflib.get_close_matches(str(layer), names, n=5, cutoff=0.5)
-    hint = f"; close matches: {', '.join(close)}" if close else f"; layers: {', '.join(names)}"
+    if close:
+        hint = f"; close matches: {', '.join(close)}"
+    elif len(names) <= 40:
+        hint = f"; layers: {', '.join(names)}"
+    else:  # a long network: its blocks, not the 200 sublayers
+        listed = set(names)
+        top = [n for n in names if not any(".".join(n.split(".")[:k]) in listed for k in range(1, n.count(".") + 1))]
+        hint = f"; blocks: {', '.join(top)} ({len(names)} layers in all: `gradscope cnn layers --model ...` lists them)"
     raise UnknownLayerError(f"unknown layer {layer!r}{hint}")

@@ -178,3 +178,22 @@ def test_every_record_has_a_torch_twin():
 def test_build_torch_module_checks_config():
     with pytest.raises(GradscopeError, match="unknown type"):
         build_torch_module({"layers": [{"name": "x", "type": "warp"}]})
+
+
+def test_unknown_layer_names_the_blocks_of_a_long_network():
+    from types import SimpleNamespace
+
+    from gradscope.interface import UnknownLayerError
+
+    short = SimpleNamespace(layer_names=["conv1", "relu1", "fc"])
+    with pytest.raises(UnknownLayerError, match=r"unknown layer 'zz'; layers: conv1, relu1, fc$"):
+        resolve_layer(short, "zz")
+    names = ["stem"] + [f"block{i}.{s}" for i in range(12) for s in ("conv", "bn", "relu")] + \
+            [f"block{i}" for i in range(12)] + ["head", "fc"]
+    with pytest.raises(UnknownLayerError) as e:
+        resolve_layer(SimpleNamespace(layer_names=names), "zz")
+    msg = str(e.value)
+    assert "blocks: stem, block0, block1," in msg and "block11, head, fc (51 layers in all" in msg
+    assert "block0.conv" not in msg
+    with pytest.raises(UnknownLayerError, match="close matches: block1.relu"):
+        resolve_layer(SimpleNamespace(layer_names=names), "block1.rel")
