@@ -214,7 +214,12 @@ def resolve_layer(model, layer) -> int:
     elif len(names) <= 40:
         hint = f"; layers: {', '.join(names)}"
     else:  # a long network: its blocks, not the 200 sublayers
-        listed = set(names)
-        top = [n for n in names if not any(".".join(n.split(".")[:k]) in listed for k in range(1, n.count(".") + 1))]
-        hint = f"; blocks: {', '.join(top)} ({len(names)} layers in all: `gradscope cnn layers --model ...` lists them)"
+        hint = f"; blocks: {', '.join(_outermost(names))} ({len(names)} layers in all: `gradscope cnn layers --model ...` lists them)"
     raise UnknownLayerError(f"unknown layer {layer!r}{hint}")
+
+
+def _outermost(names) -> list:
+    """The dotted layer names that lie inside no other listed name ('block1', not 'block1.bn')."""
+    listed = set(names)
+    parents = lambda n: (n.rsplit(".", k)[0] for k in range(1, n.count(".") + 1))  # noqa: E731
+    return [n for n in names if not any(p in listed for p in parents(n))]
