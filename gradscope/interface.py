@@ -145,6 +145,8 @@ def resolve_class(model, cls) -> int:
             return i
         raise UnknownClassError(f"class index {i} out of range: the model has {n} classes (0..{n - 1})")
     key = str(cls).strip().lower()
+    if not key:
+        raise UnknownClassError(f"empty class name {cls!r}: give an index (0..{n - 1}), a wnid or a name")
     for i, w in enumerate(model.wnids):
         if str(w).lower() == key:
             return i

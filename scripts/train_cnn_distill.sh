@@ -1,7 +1,7 @@
 #!/bin/sh
 # Stage 5 of the TinyImageNet-100-A CNN (issue 26): distil EfficientNet-Lite0 into it, from the
 # project's root in a git checkout:
-#   [SEED=0] [RUN=runs/cnn5] sh scripts/train_cnn_distill.sh [TINYIMAGENET_DIR] [INIT_MODEL.json] [TEACHER_IMAGES]
+#   [SEED=0] [RUN=runs/cnn5] [THREADS=2] sh scripts/train_cnn_distill.sh [TINYIMAGENET_DIR] [INIT_MODEL.json] [TEACHER_IMAGES]
 # 1. the teacher's logits (160 px, restricted to the 100 classes) for the first TEACHER_IMAGES
 #    training images in class-balanced order (default all 50,000; 25-32 images/s on one core,
 #    27 minutes; resumable, and a larger count continues the cached partial file);
@@ -26,5 +26,5 @@ TEACHER="$(tail -n 1 runs/teacher_prefix.log)"
 RUN="${RUN:-runs/cnn5}"
 $PY -m gradscope cnn train --data "$DATA" --out "$RUN" --init-from "$INIT" --teacher "$TEACHER" \
     --distill-weight 0.5 --temperature 2 --epochs-schedule 64:4:48,64:2:56 --lr 0.05 \
-    --widths 32,64,128,256,256 --threads 2 --seed "${SEED:-0}" $RESUME
+    --widths 32,64,128,256,256 --threads "${THREADS:-2}" --seed "${SEED:-0}" $RESUME
 sh scripts/check_cnn.sh "$RUN/model.json" "$DATA"

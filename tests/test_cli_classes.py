@@ -60,3 +60,6 @@ def test_unknown_target_names_substring_matches_and_the_other_model(tiny_default
     code, _, err = run(capsys, "classvis", "tiger cat", "-o", tiny_default / "c", "--model", "tinyimagenet")
     assert code == 2 and "unknown class 'tiger cat'" in err and "EfficientNet-Lite0 has 'tiger cat'" in err
     assert not (tiny_default / "f").exists() and not (tiny_default / "c").exists()
+    code, _, err = run(capsys, "classvis", " ", "-o", tiny_default / "c", "--model", "tinyimagenet")
+    assert code == 2 and err.strip() == ("gradscope: error: empty class name ' ': give an index (0..99), a wnid or "
+                                         "a name; see `gradscope classes QUERY --model M`")

@@ -66,7 +66,8 @@ def resolve_class_arg(model, spec, query) -> int:
     try:
         return resolve_class(model, query)
     except UnknownClassError as e:
-        hint = other_models_with(spec, query) if isinstance(query, str) and not query.strip().isdigit() else ""
+        hint = (other_models_with(spec, query)
+                if isinstance(query, str) and query.strip() and not query.strip().isdigit() else "")
         raise UnknownClassError(f"{e}{hint}; see `gradscope classes QUERY --model M`") from None
 
 
