@@ -306,6 +306,13 @@ def test_faithfulness_shards_merge_and_resume(folder):
     assert F.format_table(table)[0].startswith("| method | n |")
     with pytest.raises(GradscopeError, match="shard"):
         F.shard_items(items, 5, (3, 2))
+    (folder / "bad.jsonl").write_text(open(paths[0]).read() + "not json\n")
+    with pytest.raises(GradscopeError, match=f"line {len(F.read_records(paths[0])) + 1} is not a result record"):
+        F.merge_records([paths[1], folder / "bad.jsonl"])
+    with pytest.raises(GradscopeError, match="results file not found"):
+        F.merge_records([folder / "none.jsonl"])
+    F.evaluate_images(toy, [], methods, folder / "empty.jsonl")   # an empty shard leaves an empty file
+    assert F.merge_records([folder / "empty.jsonl"]) == {}
 
 
 def test_randomized_copy_changes_only_the_top_layers():

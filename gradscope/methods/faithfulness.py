@@ -164,12 +164,27 @@ def _randomized_torch(model, layers, rng):
 
 # ---- the per-image run ------------------------------------------------------------------------
 
-def read_records(path) -> list:
-    """The records of a JSONL results file (none when it does not exist)."""
+def read_records(path, missing_ok: bool = True) -> list:
+    """The records of a JSONL results file (none when it does not exist and missing_ok).
+    A line that is not a JSON record with "image" and "method" is one DataError naming it."""
     if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        if missing_ok:
+            return []
+        raise DataError(f"results file not found: {str(path)!r}")
+    records = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                r = None
+            if not (isinstance(r, dict) and "image" in r and "method" in r):
+                raise DataError(f"{str(path)!r} line {n} is not a result record (a JSON object with \"image\" and "
+                                "\"method\", as `saliency evaluate --results` writes)")
+            records.append(r)
+    return records
 
 
 def _write_records(path, records) -> None:
@@ -227,6 +242,8 @@ def evaluate_images(model, items, methods, path, sanity_model=None, step=None, s
             records.append(rec)
             _write_records(path, records)
             report(callback, count, total=total, image=item[0], method=method.name)
+    if not os.path.exists(path):  # a shard with nothing to do still leaves its (empty) file
+        _write_records(path, records)
     return records
 
 
@@ -244,7 +261,7 @@ def merge_records(paths, common: bool = True) -> dict:
     images (else each method's own images)."""
     seen = {}
     for p in paths:
-        for r in read_records(p):
+        for r in read_records(p, missing_ok=False):
             seen[(r["image"], r["method"])] = r
     methods = list(dict.fromkeys(m for _, m in seen))
     images = {i for i, _ in seen}
