@@ -9,7 +9,8 @@
 #    the file shipped before the soup) with the shipped stage-4 schedule (6 epochs one-cycle, peak lr 0.05, 4 on 48-pixel
 #    and 2 on 56-pixel windows) and the distillation loss, w = 0.5, T = 2, on the images with
 #    teacher logits (the label loss alone on the rest; 48 minutes on 2 cores). Measured with all
-#    50,000: val-select 60.5% top-1 (seed 0), 61.9% (seed 1) and 61.7% (seed 2) against stage 4's 62.1%.
+#    50,000: val-select 60.5% top-1 (seed 0), 61.9% (seed 1), 61.7% (seed 2), 61.7% (seed 3) and
+#    60.7% (seed 4) against stage 4's 62.1% (THREADS=1 runs two seeds at once on 2 cores).
 # 3. scripts/check_cnn.sh on the result (in RUN, default runs/cnn5). Alone it does not beat the
 #    shipped stage-4 file; scripts/train_cnn.sh averages seeds 1 and 2 with stage 4 (a model soup, stage 6).
 # If it is interrupted, run it again with RESUME=--resume: the trainer resumes from its last epoch.
