@@ -129,6 +129,9 @@ def test_attribution_errors(x12):
         extremal_perturbation(tm, x12, 0, game="keep")
     with pytest.raises(GradscopeError, match="areas"):
         extremal_perturbation(tm, x12, 0, areas=(0.1, 1.5))
+    for grid in (1, 13):
+        with pytest.raises(GradscopeError, match=f"grid must be between 2 and the image side \\(12\\), got {grid}"):
+            extremal_perturbation(tm, x12, 0, grid=grid)
     with pytest.raises(GradscopeError, match="constant"):
         deletion_insertion_auc(tm, const, 0, np.zeros((1, 12, 12)))
 

@@ -64,6 +64,8 @@ def _check(s: SimpleNamespace, h: int) -> SimpleNamespace:
     if len(weights) != 2 or min(weights) <= 0:
         raise GradscopeError(f"area_weight must be two positive numbers (first, last), got {s.area_weight!r}")
     grid = max(2, h // 7) if s.grid is None else check_positive("grid", s.grid, integer=True)
+    if not 2 <= grid <= h:
+        raise GradscopeError(f"grid must be between 2 and the image side ({h}), got {grid}")
     sigma = h / 22 if s.blur_sigma is None else check_positive("blur_sigma", s.blur_sigma)
     return SimpleNamespace(areas=areas, game=s.game, iterations=s.iterations, lr=s.lr, grid=grid,
                            blur_sigma=sigma, area_weight=weights)
