@@ -346,6 +346,10 @@ def test_fixed_input_size_models_under_octaves(f, tmp_path, capsys):
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert "fixed input size of 16x16" in err and "--octaves 1" in err
         assert not (tmp_path / "never").exists()
+    # a model of any size (global pooling) whose smallest octave is too small for its pooling layers
+    code, err = run(["dream", str(tmp_path / "wide.png"), "--layer", "relu2", "--octaves", "4", "--octave-scale", "3",
+                     "--iterations", "1", "-o", str(tmp_path / "never"), "--model", "tinyimagenet"], capsys)
+    assert code == 2 and "the smallest octave is too small" in err and "fixed input size" not in err, err
     # one octave: the image is resized to the model's size instead of kept at 20x30
     assert main(["dream", str(tmp_path / "wide.png"), "--layer", "conv", "--octaves", "1", "--iterations", "2",
                  "-o", str(tmp_path / "d"), *model]) == 0

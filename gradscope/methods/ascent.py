@@ -195,10 +195,14 @@ def _check_shapes(model, shapes) -> None:
     size = model.input_size
     for h, w in dict.fromkeys(shapes):
         why = _shape_error(model, (h, w))
-        if why is not None:
-            fix = "use one octave (octaves=1, --octaves 1)" if len(shapes) > 1 else f"resize the image to {size}x{size}"
-            raise GradscopeError(f"the model cannot take {h}x{w} inputs ({why}); it has a fixed input size of "
-                                 f"{size}x{size}: {fix}")
+        if why is None:
+            continue
+        if len(shapes) > 1 and accepts_shape(model, (2 * size, 2 * size)):  # sizes vary: this octave is too small
+            raise GradscopeError(f"the model cannot take {h}x{w} inputs ({why}): the smallest octave is too small "
+                                 "for it; use fewer octaves or a smaller octave scale (--octaves, --octave-scale)")
+        fix = "use one octave (octaves=1, --octaves 1)" if len(shapes) > 1 else f"resize the image to {size}x{size}"
+        raise GradscopeError(f"the model cannot take {h}x{w} inputs ({why}); it has a fixed input size of "
+                             f"{size}x{size}: {fix}")
 
 
 def _stack(history):
