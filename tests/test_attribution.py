@@ -122,6 +122,9 @@ def test_attribution_errors(x12):
             method(tm, const, 0)
         with pytest.raises(UnknownClassError, match="out of range"):
             method(tm, x12, 9)
+        with pytest.raises(UnknownClassError, match="class must be an index, wnid or name, got 1.5"):
+            method(tm, x12, 1.5)
+        assert np.array_equal(method(tm, x12[:1], 2.0).maps, method(tm, x12[:1], 2).maps)
         assert np.all(np.isfinite(method(tm, x12[:1], 2).maps))
     with pytest.raises(GradscopeError, match="constant"):
         extremal_perturbation(tm, const, 0, iterations=1)

@@ -33,7 +33,7 @@ def class_indices(model, classes, n: int, x=None) -> np.ndarray:
         if x is None:
             raise GradscopeError("a class is required")
         return np.argmax(model.scores(x), axis=1).astype(np.int64)
-    if isinstance(classes, (str, int, np.integer)):
+    if isinstance(classes, (str, int, np.integer, float, np.floating)):
         classes = [classes] * n
     classes = list(np.asarray(classes, dtype=object).ravel()) if isinstance(classes, np.ndarray) else list(classes)
     if len(classes) == 1 and n > 1:
