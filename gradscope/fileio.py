@@ -142,8 +142,14 @@ def load_npz(path) -> dict:
     from gradscope.errors import DataError
 
     try:
+        with open(os.fspath(path), "rb") as f:
+            head = f.read(4)
+        if head and not head.startswith(b"PK"):  # an .npz is a zip archive; anything else is not one
+            raise DataError(f"not an .npz file (an .npz is a zip archive of arrays): {os.fspath(path)!r}")
         with np.load(os.fspath(path), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"file not found: {os.fspath(path)!r}") from None
     except IsADirectoryError:

@@ -118,3 +118,15 @@ def test_torch_model_non_finite_scores_name_the_model():
     model = TorchModel(module, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), input_size=8, pixel_range=(0, 1))
     with pytest.raises(DataError, match="model Sequential produced NaN or infinite scores"):
         model.scores(np.ones((1, 3, 8, 8), np.float32))
+
+
+def test_a_file_that_is_no_npz_is_one_clear_error(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(3))                  # np.load would return this array
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    (tmp_path / "b.npz").write_bytes(b'{"layers": 3}')        # np.load would try to unpickle this
+    (tmp_path / "c.npz").write_bytes(b"")
+    for name, message in (("a", "not an .npz file"), ("b", "not an .npz file"), ("c", "the file is empty")):
+        with pytest.raises(DataError, match=message):
+            load_npz(tmp_path / f"{name}.npz")
+    save_npz(tmp_path / "d.npz", {"w": np.arange(3)})
+    assert load_npz(tmp_path / "d.npz")["w"].tolist() == [0, 1, 2]
