@@ -38,6 +38,7 @@ def f(tmp_path_factory):
     rng = np.random.default_rng(0)
     save_image(root / "img.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     save_image(root / "one.png", np.zeros((1, 1, 3), np.uint8))
+    save_image(root / "grey.png", np.full((16, 16, 3), 128, np.uint8))
     good = (root / "img.png").read_bytes()
     (root / "trunc.png").write_bytes(good[:len(good) // 2])
     (root / "empty.png").write_bytes(b"")
@@ -82,6 +83,7 @@ CASES = {
     "truncated image": ["classify", "{r}/trunc.png", *M],
     "empty image": ["classify", "{r}/empty.png", *M],
     "text as image": ["classify", "{r}/text.png", *M],
+    "constant image saliency": ["saliency", "{r}/img.png", "{r}/grey.png", "-o", "{r}/never", *M],
     "decompression bomb": ["classify", "{r}/bomb.png", *M],
     "1x1 image": ["classify", "{r}/one.png", *M],
     "1x1 image captioned": ["caption", "{r}/one.png"],
@@ -209,7 +211,7 @@ def test_messages_name_the_problem(f, capsys):
               "truncated model npz": "truncated", "empty captioner": "empty", "resume without checkpoint": "resume",
               "train out is a file": "existing file", "train out parent is a file": "is a file",
               "train out read-only": "cannot write", "malformed url": "malformed", "plain http url": "https",
-              "resume corrupt checkpoint": "checkpoint.npz"}
+              "resume corrupt checkpoint": "checkpoint.npz", "constant image saliency": "grey.png' is constant"}
     for name, word in expect.items():
         _, err = run([a.format(r=f, m=f / "m.json") for a in CASES[name]], capsys)
         assert word in err, (name, err)

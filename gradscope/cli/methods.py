@@ -208,11 +208,13 @@ def _check_text(f) -> str:
 def _run_saliency(args) -> int:
     from gradscope.figures import saliency_figure
     from gradscope.imageio import heatmap, map_top, overlay
+    from gradscope.methods._inputs import check_not_constant
     images = load_images(args.images)
     stems = image_stems(args.images)
     with _output(args, "saliency") as out:
         model, info = load_model(args)
         x = np.concatenate([_model_input(model, im) for im in images])
+        check_not_constant(x, names=args.images)  # the file's name in the error, not its index
         classes = None if args.target is None else resolve_class_arg(model, info["spec"], args.target)
         with Progress(f"saliency {args.method}", unit="inputs") as bar:
             result = _attribute(model, x, classes, args, callback=bar.callback())

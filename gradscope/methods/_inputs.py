@@ -15,13 +15,16 @@ def check_images(name: str, x) -> np.ndarray:
     return check_input(x, name)
 
 
-def check_not_constant(x) -> np.ndarray:
+def check_not_constant(x, names=None) -> np.ndarray:
     """x unchanged unless an image is constant (one colour everywhere), whose map would be
-    meaningless (an attribution of nothing); GradscopeError naming the image then."""
+    meaningless (an attribution of nothing); GradscopeError naming the image then (by its
+    index in the batch, or by names[i] when names are given, e.g. the image files)."""
     flat = x.reshape(len(x), x.shape[1], -1)  # (N, 3, H * W)
     flat_imgs = np.flatnonzero(np.all(flat.max(axis=2) == flat.min(axis=2), axis=1))
     if len(flat_imgs):
-        raise GradscopeError(f"image {int(flat_imgs[0])} of the batch is constant: a saliency map of an image "
+        i = int(flat_imgs[0])
+        which = f"image {i} of the batch" if names is None else f"image {str(names[i])!r}"
+        raise GradscopeError(f"{which} is constant (one colour everywhere): a saliency map of an image "
                              "without any structure is meaningless")
     return x
 
