@@ -84,6 +84,7 @@ CASES = {
     "empty image": ["classify", "{r}/empty.png", *M],
     "text as image": ["classify", "{r}/text.png", *M],
     "constant image saliency": ["saliency", "{r}/img.png", "{r}/grey.png", "-o", "{r}/never", *M],
+    "constant image demo": ["demo", "--quick", "--images", "{r}/img.png", "{r}/grey.png", "-o", "{r}/never"],
     "decompression bomb": ["classify", "{r}/bomb.png", *M],
     "1x1 image": ["classify", "{r}/one.png", *M],
     "1x1 image captioned": ["caption", "{r}/one.png"],
@@ -211,7 +212,8 @@ def test_messages_name_the_problem(f, capsys):
               "truncated model npz": "truncated", "empty captioner": "empty", "resume without checkpoint": "resume",
               "train out is a file": "existing file", "train out parent is a file": "is a file",
               "train out read-only": "cannot write", "malformed url": "malformed", "plain http url": "https",
-              "resume corrupt checkpoint": "checkpoint.npz", "constant image saliency": "grey.png' is constant"}
+              "resume corrupt checkpoint": "checkpoint.npz", "constant image saliency": "grey.png' is constant",
+              "constant image demo": "grey.png' is one colour everywhere"}
     for name, word in expect.items():
         _, err = run([a.format(r=f, m=f / "m.json") for a in CASES[name]], capsys)
         assert word in err, (name, err)

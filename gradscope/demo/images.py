@@ -44,7 +44,11 @@ def load_demo_images(paths=None) -> list:
     out, seen = [], set()
     for p in paths:
         name = unique_name(os.path.splitext(os.path.basename(os.fspath(p)))[0] or "image", seen)
-        out.append(DemoImage(name, load_image(p), os.fspath(p)))
+        pixels = load_image(p)  # (H, W, 3) uint8
+        if np.all(pixels == pixels[:1, :1]):  # every method of the demo would explain nothing
+            raise DataError(f"image {os.fspath(p)!r} is one colour everywhere: the demo needs photos with "
+                            "something in them")
+        out.append(DemoImage(name, pixels, os.fspath(p)))
     return out
 
 
