@@ -318,6 +318,10 @@ def test_faithfulness_shards_merge_and_resume(folder):
     with pytest.raises(GradscopeError, match="results file not found"):
         F.merge_records([folder / "none.jsonl"])
     F.evaluate_images(toy, [], methods, folder / "empty.jsonl")   # an empty shard leaves an empty file
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(folder / "data" / "n00000001" / "blank.JPEG")
+    blank = [i for i in F.folder_items(toy, folder / "data") if i[0].endswith("blank.JPEG")]
+    with pytest.raises(GradscopeError, match=r"blank\.JPEG' is constant"):   # named by its file
+        F.evaluate_images(toy, blank, methods, folder / "blank.jsonl")
     assert F.merge_records([folder / "empty.jsonl"]) == {}
 
 

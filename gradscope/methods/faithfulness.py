@@ -26,7 +26,7 @@ import numpy as np
 
 from gradscope.errors import DataError, GradscopeError
 from gradscope.fileio import atomic_path
-from gradscope.methods._inputs import report
+from gradscope.methods._inputs import check_not_constant, report
 from gradscope.methods.evaluation import deletion_insertion_auc, rank_correlation
 
 __all__ = ["MapMethod", "map_methods", "random_maps", "folder_items", "shard_items", "randomized_copy",
@@ -227,6 +227,7 @@ def evaluate_images(model, items, methods, path, sanity_model=None, step=None, s
     total, count = len(items) * len(methods), 0
     for item in items:
         x, box = _load(model, item)
+        check_not_constant(x, names=[item[0]])  # a blank image stops the run naming its file
         c = np.argmax(model.scores(x), axis=1)
         box = box if c[0] == item[1] else None
         for method in methods:
