@@ -143,6 +143,11 @@ def test_the_shipped_captioners_load():
     assert model.cell_type == "lstm" and not model.cell.spatial
     ids = model.sample(np.random.default_rng(0).random((1, model.input_dim)).astype(np.float32), max_length=5)
     assert ids.shape == (1, 5)
+    from gradscope.errors import GradscopeError
+    with pytest.raises(GradscopeError, match=r"dtype must be .*load_pretrained\(name='attention'\)"):
+        load_pretrained("attention")                 # a name where the dtype goes
+    with pytest.raises(GradscopeError, match="no shipped captioner named 'nope'"):
+        load_pretrained(name="nope")
 
 
 def test_one_caption_per_image_visits_every_image_once():

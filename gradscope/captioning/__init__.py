@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from gradscope.captioning.beam_search import beam_search, sequence_log_prob
 from gradscope.captioning.ensemble import CaptionerEnsemble
 from gradscope.captioning.io import load_captioner, load_captioners, save_captioner
@@ -29,9 +31,20 @@ DEFAULT_CAPTIONER = next((k for k, files in PRETRAINED.items() if all(map(os.pat
 PRETRAINED_FILES = PRETRAINED[DEFAULT_CAPTIONER]  # the default captioner's files
 
 
+def _is_float_dtype(dtype) -> bool:
+    try:
+        return np.issubdtype(np.dtype(dtype), np.floating)
+    except TypeError:
+        return False
+
+
 def load_pretrained(dtype=None, name: str | None = None):
     """A shipped captioner trained on Flickr8k: `name` a key of PRETRAINED (default
     DEFAULT_CAPTIONER): a CaptioningRNN, or a CaptionerEnsemble for 'ensemble'."""
+    if dtype is not None and not _is_float_dtype(dtype):  # e.g. load_pretrained("attention"): a name by position
+        raise DataError(f"dtype must be a NumPy float type such as np.float32, got {dtype!r}"
+                        + (f"; a shipped captioner by name: load_pretrained(name={dtype!r})" if isinstance(dtype, str)
+                           else ""))
     name = name or DEFAULT_CAPTIONER
     if name not in PRETRAINED:
         raise DataError(f"no shipped captioner named {name!r}: choose one of {', '.join(PRETRAINED)}")
