@@ -13,6 +13,7 @@ from gradscope.cli import main
 from gradscope.cnn import CNN, load_cnn, pretrained_path, tiny_vgg
 from gradscope.errors import DataError
 from gradscope.fileio import json_array, load_npz, save_npz
+from gradscope.methods import gradcam, saliency, smoothgrad
 
 
 @pytest.fixture
@@ -66,9 +67,11 @@ def test_nan_weights_are_refused_naming_the_model(cnn_files, tmp_path, capsys):
 def test_non_finite_scores_name_the_model(cnn_files):
     model = load_cnn(cnn_files)
     model.params["fc.W"][:] = 1e38  # finite weights that overflow
-    x = np.ones((1, 3, 16, 16), np.float32) * 1e30
-    with pytest.raises(DataError, match=r"model .*m' produced NaN or infinite scores"), np.errstate(over="ignore"):
-        model.scores(x)
+    x = np.random.default_rng(0).random((1, 3, 16, 16)).astype(np.float32) * 1e30
+    with np.errstate(over="ignore", invalid="ignore"):
+        for run in (lambda: model.scores(x), lambda: saliency(model, x, 0), lambda: gradcam(model, x, 0)):
+            with pytest.raises(DataError, match=r"model .*m' produced NaN or infinite scores"):
+                run()                                 # the gradient methods too, not NaN maps
 
 
 def _captioner(tmp_path):
@@ -116,8 +119,10 @@ def test_torch_model_non_finite_scores_name_the_model():
     with torch.no_grad():
         module[1].weight[0, 0] = float("nan")
     model = TorchModel(module, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), input_size=8, pixel_range=(0, 1))
-    with pytest.raises(DataError, match="model Sequential produced NaN or infinite scores"):
-        model.scores(np.ones((1, 3, 8, 8), np.float32))
+    x = np.random.default_rng(0).random((1, 3, 8, 8)).astype(np.float32)
+    for run in (lambda: model.scores(x), lambda: saliency(model, x, 0), lambda: smoothgrad(model, x, 0, n_samples=2)):
+        with pytest.raises(DataError, match="model Sequential produced NaN or infinite scores"):
+            run()
 
 
 def test_a_file_that_is_no_npz_is_one_clear_error(tmp_path):

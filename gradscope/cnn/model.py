@@ -251,17 +251,22 @@ class CNN:
         return float(loss), grads
 
     # ---- ImageModel interface ---------------------------------------------------------
-    def scores(self, x):
-        """(N, 3, H, W) -> raw class scores (N, C), test mode (DataError naming the model if not finite)."""
+    def _finite(self, scores):
+        """scores unchanged, or DataError naming the model when they hold NaN or infinite values."""
         from gradscope.validate import check_finite_output
 
         label = self.loaded_from or self.config.get("name") or "CNN"
-        return check_finite_output(self.forward(x, mode="test", fold=True)[0], f"model {label!r}", "scores")
+        return check_finite_output(scores, f"model {label!r}", "scores")
+
+    def scores(self, x):
+        """(N, 3, H, W) -> raw class scores (N, C), test mode (DataError naming the model if not finite)."""
+        return self._finite(self.forward(x, mode="test", fold=True)[0])
 
     def scores_backward(self, x, dscores_fn):
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
         where dscores = dscores_fn(scores); one forward and one backward pass."""
         scores, cache = self.forward(x, mode="test", fold=True)
+        self._finite(scores)
         dscores = np.asarray(dscores_fn(scores), dtype=scores.dtype)
         if dscores.shape != scores.shape:
             raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
@@ -281,12 +286,13 @@ class CNN:
         i = resolve_layer(self, layer)
         act, _ = self.forward_to(x, i)
         if i == len(self.steps) - 1:
-            return act, act, np.asarray(dscores_fn(act), dtype=act.dtype)
+            return act, act, np.asarray(dscores_fn(self._finite(act)), dtype=act.dtype)
         try:
             scores, cache = self.forward(act, start=i + 1, mode="test", fold=True)
         except UnknownLayerError:
             raise UnknownLayerError(f"layer {self.layer_names[i]!r} is inside a residual block: take the "
                                     "gradient at the whole block or a top-level layer") from None
+        self._finite(scores)
         dscores = np.asarray(dscores_fn(scores), dtype=scores.dtype)
         if dscores.shape != scores.shape:
             raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")

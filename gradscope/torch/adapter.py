@@ -131,9 +131,13 @@ class TorchModel:
         self._check_input(x)
         with torch.no_grad():
             s = self._logits(self._run(self._tensor(x)))
+        return self._finite(self._numpy(s, x.dtype))
+
+    def _finite(self, scores: np.ndarray) -> np.ndarray:
+        """scores unchanged, or DataError naming the module when they hold NaN or infinite values."""
         from gradscope.validate import check_finite_output
 
-        return check_finite_output(self._numpy(s, x.dtype), f"model {type(self.module).__name__}", "scores")
+        return check_finite_output(scores, f"model {type(self.module).__name__}", "scores")
 
     def scores_backward(self, x: np.ndarray, dscores_fn) -> tuple[np.ndarray, np.ndarray]:
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
@@ -142,7 +146,7 @@ class TorchModel:
         leaf = self._tensor(x).requires_grad_(True)
         with torch.enable_grad():
             s = self._logits(self._run(leaf))
-            scores = self._numpy(s.detach(), x.dtype)
+            scores = self._finite(self._numpy(s.detach(), x.dtype))
             dscores = np.asarray(dscores_fn(scores))
             if dscores.shape != scores.shape:
                 raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
@@ -192,7 +196,7 @@ class TorchModel:
         if not seen or not isinstance(seen[0], torch.Tensor):
             raise GradscopeError(f"layer {name!r} did not output a tensor in the forward pass")
         act = seen[0]
-        scores = self._numpy(s.detach(), x.dtype)
+        scores = self._finite(self._numpy(s.detach(), x.dtype))
         dscores = np.asarray(dscores_fn(scores))
         if dscores.shape != scores.shape:
             raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
