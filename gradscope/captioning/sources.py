@@ -80,8 +80,9 @@ def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None, vo
 def feature_cache_dir() -> str:
     """Where computed image features are cached: $GRADSCOPE_CACHE, else ~/.cache/gradscope/features
     (the data directory may be read-only)."""
-    root = os.environ.get("GRADSCOPE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gradscope")
-    return os.path.join(root, "features")
+    from gradscope.fileio import cache_dir
+
+    return cache_dir("features")
 
 
 def flickr8k_cache_path(feature_fn) -> str:
