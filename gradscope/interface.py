@@ -81,6 +81,19 @@ def pixels_to_input(model, pixels, dtype=np.float32) -> np.ndarray:
     return (lo + (hi - lo) * (np.asarray(pixels).transpose(0, 3, 1, 2) / 255.0)).astype(dtype)
 
 
+def upstream_gradient(scores: np.ndarray, dscores_fn, model: str, dtype=None) -> np.ndarray:
+    """dscores_fn(scores) (N, C) as an array (of dtype when given), for a model's backward pass:
+    DataError naming `model` when the scores hold NaN or infinite values (a broken model or input,
+    whose maps would be NaN), ShapeError when dscores_fn does not return the scores' shape."""
+    from gradscope.validate import check_finite_output
+
+    check_finite_output(scores, model, "scores")
+    dscores = np.asarray(dscores_fn(scores), dtype=dtype)
+    if dscores.shape != scores.shape:
+        raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+    return dscores
+
+
 def check_classes(classes, n: int, num_classes: int) -> np.ndarray:
     """(n,) int64 class indices from one index or n indices; GradscopeError otherwise."""
     c = np.asarray(classes)

@@ -33,7 +33,7 @@ from gradscope.cnn.fold import BatchNormFold
 from gradscope.cnn.graph import JOIN, flatten, walk, walk_back
 from gradscope.cnn.preprocessing import center_crop_resize, images_to_list
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
-from gradscope.interface import check_input, resolve_layer
+from gradscope.interface import check_input, resolve_layer, upstream_gradient
 from gradscope.layers import softmax_loss
 from gradscope.layers._validate import check_upstream
 
@@ -251,25 +251,22 @@ class CNN:
         return float(loss), grads
 
     # ---- ImageModel interface ---------------------------------------------------------
-    def _finite(self, scores):
-        """scores unchanged, or DataError naming the model when they hold NaN or infinite values."""
-        from gradscope.validate import check_finite_output
-
-        label = self.loaded_from or self.config.get("name") or "CNN"
-        return check_finite_output(scores, f"model {label!r}", "scores")
+    @property
+    def _label(self) -> str:
+        """The model as error messages name it."""
+        return f"model {(self.loaded_from or self.config.get('name') or 'CNN')!r}"
 
     def scores(self, x):
         """(N, 3, H, W) -> raw class scores (N, C), test mode (DataError naming the model if not finite)."""
-        return self._finite(self.forward(x, mode="test", fold=True)[0])
+        from gradscope.validate import check_finite_output
+
+        return check_finite_output(self.forward(x, mode="test", fold=True)[0], self._label, "scores")
 
     def scores_backward(self, x, dscores_fn):
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
         where dscores = dscores_fn(scores); one forward and one backward pass."""
         scores, cache = self.forward(x, mode="test", fold=True)
-        self._finite(scores)
-        dscores = np.asarray(dscores_fn(scores), dtype=scores.dtype)
-        if dscores.shape != scores.shape:
-            raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+        dscores = upstream_gradient(scores, dscores_fn, self._label, dtype=scores.dtype)
         return scores, self.backward(dscores, cache, param_grads=False)[0]
 
     def forward_to(self, x, layer):
@@ -286,16 +283,13 @@ class CNN:
         i = resolve_layer(self, layer)
         act, _ = self.forward_to(x, i)
         if i == len(self.steps) - 1:
-            return act, act, np.asarray(dscores_fn(self._finite(act)), dtype=act.dtype)
+            return act, act, upstream_gradient(act, dscores_fn, self._label, dtype=act.dtype)
         try:
             scores, cache = self.forward(act, start=i + 1, mode="test", fold=True)
         except UnknownLayerError:
             raise UnknownLayerError(f"layer {self.layer_names[i]!r} is inside a residual block: take the "
                                     "gradient at the whole block or a top-level layer") from None
-        self._finite(scores)
-        dscores = np.asarray(dscores_fn(scores), dtype=scores.dtype)
-        if dscores.shape != scores.shape:
-            raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+        dscores = upstream_gradient(scores, dscores_fn, self._label, dtype=scores.dtype)
         return scores, act, self.backward(dscores, cache, param_grads=False)[0]
 
     # ---- preprocessing ------------------------------------------------------------------

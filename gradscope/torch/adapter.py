@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from gradscope.errors import GradscopeError, ShapeError, UnknownLayerError
-from gradscope.interface import check_input, resolve_layer
+from gradscope.interface import check_input, resolve_layer, upstream_gradient
 from gradscope.torch.pixels import from_pixels, resize_images, to_pixels
 
 
@@ -131,13 +131,14 @@ class TorchModel:
         self._check_input(x)
         with torch.no_grad():
             s = self._logits(self._run(self._tensor(x)))
-        return self._finite(self._numpy(s, x.dtype))
-
-    def _finite(self, scores: np.ndarray) -> np.ndarray:
-        """scores unchanged, or DataError naming the module when they hold NaN or infinite values."""
         from gradscope.validate import check_finite_output
 
-        return check_finite_output(scores, f"model {type(self.module).__name__}", "scores")
+        return check_finite_output(self._numpy(s, x.dtype), self._label, "scores")
+
+    @property
+    def _label(self) -> str:
+        """The model as error messages name it."""
+        return f"model {type(self.module).__name__}"
 
     def scores_backward(self, x: np.ndarray, dscores_fn) -> tuple[np.ndarray, np.ndarray]:
         """(scores (N, C), dx (N, 3, H, W)): the gradient of sum(dscores * scores) w.r.t. x,
@@ -146,10 +147,8 @@ class TorchModel:
         leaf = self._tensor(x).requires_grad_(True)
         with torch.enable_grad():
             s = self._logits(self._run(leaf))
-            scores = self._finite(self._numpy(s.detach(), x.dtype))
-            dscores = np.asarray(dscores_fn(scores))
-            if dscores.shape != scores.shape:
-                raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+            scores = self._numpy(s.detach(), x.dtype)
+            dscores = upstream_gradient(scores, dscores_fn, self._label)
             (dx,) = torch.autograd.grad(s, leaf, grad_outputs=torch.as_tensor(dscores, dtype=s.dtype, device=s.device))
         return scores, self._numpy(dx, x.dtype)
 
@@ -196,10 +195,8 @@ class TorchModel:
         if not seen or not isinstance(seen[0], torch.Tensor):
             raise GradscopeError(f"layer {name!r} did not output a tensor in the forward pass")
         act = seen[0]
-        scores = self._finite(self._numpy(s.detach(), x.dtype))
-        dscores = np.asarray(dscores_fn(scores))
-        if dscores.shape != scores.shape:
-            raise ShapeError(f"dscores_fn must return the scores' shape {scores.shape}, got {dscores.shape}")
+        scores = self._numpy(s.detach(), x.dtype)
+        dscores = upstream_gradient(scores, dscores_fn, self._label)
         g = torch.as_tensor(dscores, dtype=s.dtype, device=s.device)
         (dact,) = torch.autograd.grad(s, act, grad_outputs=g, allow_unused=True)
         dact = torch.zeros_like(act) if dact is None else dact
