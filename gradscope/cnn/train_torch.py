@@ -201,6 +201,112 @@ def _warm_start(module, config, path):
     return [dict(r, stage=r.get("stage", last + 1)) for r in history]
 
 
+@dataclass
+class _Data:
+    """What one training run reads: the training images, val at the network's input size,
+    the network's config (classes and pixel statistics filled in), and the teacher's logits."""
+    train: object            # TinyImageNet split: .X (N, 64, 64, 3) uint8, .y (N,), .files
+    val_full: object         # (M, 3, S, S) uint8 torch tensor
+    val_y: np.ndarray        # (M,)
+    config: dict
+    mean: object             # (1, 3, 1, 1) torch tensors on the [0, 1] scale
+    std: object
+    teacher: object = None   # (logits (N, C), has (N,)) torch tensors, or None
+
+
+def _settings_record(schedule, widths, batch_size, lr, weight_decay, label_smoothing, seed, limit,
+                     distill: DistillSettings, val_split) -> dict:
+    """The settings a checkpoint records; a resumed run must have the same ones."""
+    return {"schedule": [list(p) for p in schedule], "widths": list(widths), "batch_size": batch_size, "lr": lr,
+            "weight_decay": weight_decay, "label_smoothing": label_smoothing, "seed": seed, "limit": limit,
+            "distill": [os.path.basename(distill.teacher or ""), distill.weight, distill.temperature,
+                        distill.teacher_images_only], "val_split": val_split}
+
+
+def _load_data(data_root, widths, limit, distill: DistillSettings, val_split) -> _Data:
+    import torch
+
+    ds = TinyImageNet(data_root)
+    only = None
+    if distill.teacher_images_only:
+        from gradscope.cnn.distill import teacher_files
+
+        only = set(teacher_files(distill.teacher))
+    train = ds.load("train", limit=limit, only=only)
+    val = ds.load(val_split)
+    config = tiny_vgg(num_classes=ds.num_classes, widths=widths, input_size=train.X.shape[1])
+    config["classes"] = {"wnids": ds.wnids, "names": ds.names}
+    mean_px, std_px = _pixel_stats(train.X)
+    config["preprocess"] = {"mean": [round(float(v), 5) for v in mean_px],
+                            "std": [round(float(v), 5) for v in std_px]}
+    mean = torch.tensor(config["preprocess"]["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(config["preprocess"]["std"]).view(1, 3, 1, 1)
+    teacher = _teacher_batches(distill, train, ds.root, ds.num_classes)
+    return _Data(train, _resize_all(val.X, config["input_size"]), val.y, config, mean, std, teacher)
+
+
+def _train_epoch(module, opt, sched, X, data: _Data, res, crop, gen, batch_size, label_smoothing,
+                 distill: DistillSettings, report):
+    """One pass over the training images X (N, 3, res, res) uint8 in a seeded order; returns
+    (summed loss, correct count). report(step, steps, loss) every 50 steps."""
+    import torch
+    import torch.nn.functional as F
+
+    n = X.shape[0]
+    steps = math.ceil(n / batch_size)
+    perm = torch.randperm(n, generator=gen)
+    module.train()
+    loss_sum, correct = 0.0, 0
+    for step in range(steps):
+        idx = perm[step * batch_size:(step + 1) * batch_size]
+        xb = _normalize(_augment(X[idx], res, gen, crop), data.mean, data.std)
+        yb = torch.from_numpy(data.train.y[idx.numpy()])
+        scores = module(xb)  # (B, C)
+        if data.teacher is None:
+            loss = F.cross_entropy(scores, yb, label_smoothing=label_smoothing)
+        else:
+            loss = distill_loss(scores, yb, data.teacher[0][idx], data.teacher[1][idx], distill, label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.item() * len(idx)
+        correct += (scores.argmax(1) == yb).sum().item()
+        if step % 50 == 0:
+            report(step, steps, loss.item())
+    return loss_sum, correct
+
+
+def _save_checkpoint(path, module, opt, sched, history, settings) -> None:
+    """checkpoint.pt, atomically: everything a resumed run needs."""
+    import torch
+
+    buffer = io.BytesIO()  # torch serializes into memory, Python writes: a full disk is one OSError
+    torch.save({"model": module.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "history": json.dumps(history), "settings": json.dumps(settings)}, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
+
+
+def _export(out_dir, module, data: _Data, schedule, history, distill: DistillSettings, seconds) -> str:
+    """The trained network as a NumPy model (out_dir/model.json + .npz), its training recorded
+    in the config; returns the path without extension."""
+    from gradscope.cnn.torch_module import torch_to_params
+
+    config = data.config
+    params, buffers = torch_to_params(config, module)
+    config["training"] = {"recipe": "torch one-cycle SGD, random crops, full-size last phase",
+                          "schedule": [list(s) for s in schedule], "history": history, "seconds": seconds}
+    if distill.teacher is not None:
+        config["training"]["distill"] = {"teacher": os.path.basename(distill.teacher), "weight": distill.weight,
+                                         "temperature": distill.temperature,
+                                         "teacher_images_only": distill.teacher_images_only,
+                                         "images_with_teacher": int(data.teacher[1].sum())}
+    weights = os.path.join(out_dir, "model")
+    save_weights(weights, config, params, buffers)
+    return weights
+
+
 def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widths=(32, 64, 128, 256, 256),
                              batch_size=128, lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
                              seed=0, threads=None, limit=None, resume=True, init_from=None,
@@ -220,113 +326,63 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
     val_split: the split scored after every epoch (default the selection half of val).
     """
     import torch
-    import torch.nn.functional as F
 
-    from gradscope.cnn.torch_module import build_torch_module, torch_to_params  # imports torch
+    from gradscope.cnn.torch_module import build_torch_module  # imports torch
 
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     resume_from = _load_checkpoint(ckpt_path) if resume and os.path.exists(ckpt_path) else None  # fail before loading data
-    settings = {"schedule": [list(p) for p in schedule], "widths": list(widths), "batch_size": batch_size, "lr": lr,
-                "weight_decay": weight_decay, "label_smoothing": label_smoothing, "seed": seed, "limit": limit,
-                "distill": [os.path.basename(distill.teacher or ""), distill.weight, distill.temperature,
-                            distill.teacher_images_only], "val_split": val_split}
+    settings = _settings_record(schedule, widths, batch_size, lr, weight_decay, label_smoothing, seed, limit,
+                                distill, val_split)
     if resume_from is not None:
         _check_same_settings(ckpt_path, json.loads(resume_from.get("settings", "{}")), settings)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     t_start = time.time()
-    ds = TinyImageNet(data_root)
-    only = None
-    if distill.teacher_images_only:
-        from gradscope.cnn.distill import teacher_files
-
-        only = set(teacher_files(distill.teacher))
-    train = ds.load("train", limit=limit, only=only)
-    val = ds.load(val_split)
-    config = tiny_vgg(num_classes=ds.num_classes, widths=widths, input_size=train.X.shape[1])
-    config["classes"] = {"wnids": ds.wnids, "names": ds.names}
-    mean_px, std_px = _pixel_stats(train.X)
-    config["preprocess"] = {"mean": [round(float(v), 5) for v in mean_px],
-                            "std": [round(float(v), 5) for v in std_px]}
-    mean = torch.tensor(config["preprocess"]["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(config["preprocess"]["std"]).view(1, 3, 1, 1)
-    teacher = _teacher_batches(distill, train, ds.root, ds.num_classes)
-    module = build_torch_module(config).to(memory_format=torch.channels_last)
+    data = _load_data(data_root, widths, limit, distill, val_split)
+    module = build_torch_module(data.config).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    n = train.X.shape[0]
-    steps_per_epoch = math.ceil(n / batch_size)
+    steps_per_epoch = math.ceil(data.train.X.shape[0] / batch_size)
     total_epochs = sum(phase[1] for phase in schedule)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_epochs * steps_per_epoch,
                                                 pct_start=0.25, div_factor=20, final_div_factor=200)
     os.makedirs(out_dir, exist_ok=True)
-    history, epoch0, prior = [], 0, []
-    if init_from:
-        prior = _warm_start(module, config, init_from)
+    prior = _warm_start(module, data.config, init_from) if init_from else []
+    history = []
     if resume_from is not None:
-        ck = resume_from
-        _load_state(module, ck["model"], ckpt_path)
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        history = json.loads(ck["history"])
-        epoch0 = len(history)
-    val_full = _resize_all(val.X, config["input_size"])
+        _load_state(module, resume_from["model"], ckpt_path)
+        opt.load_state_dict(resume_from["opt"])
+        sched.load_state_dict(resume_from["sched"])
+        history = json.loads(resume_from["history"])
     epoch = 0
     for res, n_epochs, *crop in schedule:
         crop = crop[0] if crop and crop[0] else None
-        X = None
+        X = None  # (N, 3, res, res) uint8, made on the phase's first epoch that runs
         for _ in range(n_epochs):
             epoch += 1
-            if epoch <= epoch0:
+            if epoch <= len(history) or (stop_after is not None and epoch > stop_after):
                 continue
-            if stop_after is not None and epoch > stop_after:
-                break
             if X is None:
-                X = _resize_all(train.X, res)
+                X = _resize_all(data.train.X, res)
             gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-            perm = torch.randperm(n, generator=gen)
-            module.train()
-            t0, loss_sum, correct = time.time(), 0.0, 0
-            for step in range(steps_per_epoch):
-                idx = perm[step * batch_size:(step + 1) * batch_size]
-                xb = _normalize(_augment(X[idx], res, gen, crop), mean, std)
-                yb = torch.from_numpy(train.y[idx.numpy()])
-                scores = module(xb)
-                if teacher is None:
-                    loss = F.cross_entropy(scores, yb, label_smoothing=label_smoothing)
-                else:
-                    loss = distill_loss(scores, yb, teacher[0][idx], teacher[1][idx], distill, label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.item() * len(idx)
-                correct += (scores.argmax(1) == yb).sum().item()
-                if progress is not None and step % 50 == 0:
-                    progress({"epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": loss.item()})
-            v1, v5 = evaluate_torch(module, val_full, val.y, mean, std)
+
+            def report(step, steps, loss, epoch=epoch):
+                if progress is not None:
+                    progress({"epoch": epoch, "step": step, "steps": steps, "loss": loss})
+
+            t0 = time.time()
+            loss_sum, correct = _train_epoch(module, opt, sched, X, data, res, crop, gen, batch_size,
+                                             label_smoothing, distill, report)
+            v1, v5 = evaluate_torch(module, data.val_full, data.val_y, data.mean, data.std)
+            n = X.shape[0]
             rec = {"epoch": epoch, "resolution": res, "crop": crop, "train_loss": loss_sum / n, "train_acc": correct / n,
                    "val_split": val_split, "val_top1": v1, "val_top5": v5, "lr": sched.get_last_lr()[0],
                    "epoch_seconds": time.time() - t0}
             history.append(rec)
-            buffer = io.BytesIO()  # torch serializes into memory, Python writes: a full disk is one OSError
-            torch.save({"model": module.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "history": json.dumps(history),
-                        "settings": json.dumps(settings)}, buffer)
-            with atomic_path(ckpt_path) as tmp, open(tmp, "wb") as f:
-                f.write(buffer.getbuffer())
+            _save_checkpoint(ckpt_path, module, opt, sched, history, settings)
             save_json(os.path.join(out_dir, "history.json"), history)
             if progress is not None:
                 progress(rec)
-    params, buffers = torch_to_params(config, module)
-    config["training"] = {"recipe": "torch one-cycle SGD, random crops, full-size last phase", "schedule": [list(s) for s in schedule],
-                          "history": prior + history, "seconds": time.time() - t_start}
-    if distill.teacher is not None:
-        config["training"]["distill"] = {"teacher": os.path.basename(distill.teacher), "weight": distill.weight,
-                                         "temperature": distill.temperature,
-                                         "teacher_images_only": distill.teacher_images_only,
-                                         "images_with_teacher": int(teacher[1].sum())}
-    weights = os.path.join(out_dir, "model")
-    save_weights(weights, config, params, buffers)
+    weights = _export(out_dir, module, data, schedule, prior + history, distill, time.time() - t_start)
     v1, v5 = (history[-1]["val_top1"], history[-1]["val_top5"]) if history else (float("nan"),) * 2
     return TorchTrainResult(history, v1, v5, time.time() - t_start, weights)
