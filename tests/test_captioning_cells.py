@@ -117,6 +117,16 @@ def test_spatial_features_are_checked():
         model.sample(np.ones((2, 5)))
 
 
+@pytest.mark.parametrize("source", ["synthetic:20", "coco:/nonexistent"])
+def test_an_attention_captioner_on_a_source_without_regions_is_refused_before_training(tmp_path, source):
+    from gradscope.captioning.train import train_captioner
+    from gradscope.errors import GradscopeError
+
+    with pytest.raises(GradscopeError, match="region features .* need flickr8k:DIR"):
+        train_captioner(source, tmp_path / "run", cell_type="attention", num_epochs=1)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("float16", [False, True])
 def test_save_and_load_an_attention_captioner(tmp_path, float16):
     model = tiny("attention", dtype=np.float32, attention_reg=0.5, dropout=0.2)

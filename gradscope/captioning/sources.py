@@ -40,14 +40,23 @@ class CaptionSource:
         return self.splits[name]
 
 
+@dataclass(frozen=True)
+class _SourceKind:
+    """One kind of source string: its loader load(spec, arg, splits, options), whether it needs
+    a directory argument, and whether it has region features."""
+    load: object
+    needs_dir: bool = True
+    spatial: bool = False
+
+
 def parse_source(spec: str) -> tuple[str, str | None]:
     """('synthetic' | 'coco' | 'flickr8k', argument or None) of a source string."""
     kind, _, arg = str(spec).partition(":")
-    if kind not in ("synthetic", "coco", "flickr8k"):
+    if kind not in _KINDS:
         raise GradscopeError(f"unknown data source {spec!r}: use synthetic[:N], coco:DIR or flickr8k:DIR")
-    if kind != "synthetic" and not arg:
+    if _KINDS[kind].needs_dir and not arg:
         raise GradscopeError(f"data source {spec!r} needs a directory: {kind}:DIR")
-    if kind == "synthetic" and arg and not re.fullmatch(r"[1-9]\d*", arg):
+    if not _KINDS[kind].needs_dir and arg and not re.fullmatch(r"[1-9]\d*", arg):
         raise GradscopeError(f"synthetic:N needs a positive number of training images, got {arg!r}")
     return kind, (arg or None)
 
@@ -63,18 +72,26 @@ def load_caption_source(spec: str, splits=None, seed: int = 0, progress=None, vo
         attention captioner (default: one pooled feature vector per photo).
     """
     kind, arg = parse_source(spec)
-    wanted = None if splits is None else [SPLIT_ALIASES.get(s, s) for s in splits]
-    if kind == "synthetic":
-        from gradscope.data.synthetic import synthetic_captions
-
-        data = synthetic_captions(n_train=int(arg or SYNTHETIC_TRAIN), n_val=SYNTHETIC_EVAL,
-                                  n_test=SYNTHETIC_EVAL, seed=seed)
-        return CaptionSource(spec, {k: v for k, v in data.items() if wanted is None or k in wanted}, "synthetic")
-    if kind == "coco":
-        return _load_coco(spec, arg, wanted or ["train", "val"], progress)
-    if spatial and kind != "flickr8k":
+    if spatial and not _KINDS[kind].spatial:
         raise GradscopeError(f"region features (an attention captioner) need flickr8k:DIR data, got {spec!r}")
-    return _load_flickr8k(spec, arg, wanted, progress, vocab, spatial)
+    wanted = None if splits is None else [SPLIT_ALIASES.get(s, s) for s in splits]
+    return _KINDS[kind].load(spec, arg, wanted, _LoadOptions(progress, vocab, spatial, seed))
+
+
+@dataclass(frozen=True)
+class _LoadOptions:
+    progress: object = None
+    vocab: object = None
+    spatial: bool = False
+    seed: int = 0
+
+
+def _load_synthetic(spec, n_train, splits, options: _LoadOptions) -> CaptionSource:
+    from gradscope.data.synthetic import synthetic_captions
+
+    data = synthetic_captions(n_train=int(n_train or SYNTHETIC_TRAIN), n_val=SYNTHETIC_EVAL,
+                              n_test=SYNTHETIC_EVAL, seed=options.seed)
+    return CaptionSource(spec, {k: v for k, v in data.items() if splits is None or k in splits}, "synthetic")
 
 
 def feature_cache_dir() -> str:
@@ -90,28 +107,35 @@ def flickr8k_cache_path(feature_fn) -> str:
     return os.path.join(feature_cache_dir(), f"flickr8k-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
 
 
-def _load_flickr8k(spec, root, splits, progress, vocab=None, spatial=False) -> CaptionSource:
+def _load_flickr8k(spec, root, splits, options: _LoadOptions) -> CaptionSource:
     from gradscope.captioning.features import default_feature_fn
     from gradscope.data.flickr8k import load_flickr8k
 
+    spatial = options.spatial
     feature_fn = default_feature_fn(spatial)
     data = load_flickr8k(root, feature_fn=feature_fn.flat if spatial else feature_fn,
                          feature_cache=flickr8k_cache_path(feature_fn),
-                         splits=splits, progress=progress, vocab=vocab, image_size=feature_fn.prepare or 224,
+                         splits=splits, progress=options.progress, vocab=options.vocab,
+                         image_size=feature_fn.prepare or 224,
                          feature_dtype="float16" if spatial else "float32")
     for split in data.values():  # a flat (N, L*D) map back to its regions (a view)
         split.features = split.features.reshape((len(split.features),) + feature_fn.shape)
     return CaptionSource(spec, data, feature_fn.name, feature_fn.fingerprint())
 
 
-def _load_coco(spec, root, splits, progress) -> CaptionSource:
+def _load_coco(spec, root, splits, options: _LoadOptions) -> CaptionSource:
     from gradscope.captioning.features import default_feature_fn
     from gradscope.data.coco import coco_layout, load_coco, load_coco_images
 
+    splits = splits or ["train", "val"]
     if coco_layout(root) == "course":
         return CaptionSource(spec, load_coco(root, splits=tuple(splits)), "coco-vgg16-fc7-pca")
     feature_fn = default_feature_fn()
     cache = os.path.join(feature_cache_dir(), f"coco-{feature_fn.layer}-{feature_fn.fingerprint()}.h5")
     data = load_coco_images(root, feature_fn, cache, splits=splits, image_size=feature_fn.prepare or 224,
-                            progress=progress)
+                            progress=options.progress)
     return CaptionSource(spec, data.splits, feature_fn.name, feature_fn.fingerprint(), skipped=data.missing)
+
+
+_KINDS = {"synthetic": _SourceKind(_load_synthetic, needs_dir=False), "coco": _SourceKind(_load_coco),
+          "flickr8k": _SourceKind(_load_flickr8k, spatial=True)}
