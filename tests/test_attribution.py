@@ -344,5 +344,5 @@ def test_randomized_copy_changes_only_the_top_layers():
 def test_vanilla_saliency_equals_captum_saliency(x12):
     net = torch_net()
     r = saliency(torch_model(net), x12, [0, 3, 4])
-    ref = captum_attr.Saliency(net).attribute(torch.from_numpy(x12), target=[0, 3, 4]).amax(1).detach().numpy()
+    ref = captum_attr.Saliency(net).attribute(torch.from_numpy(x12).requires_grad_(), target=[0, 3, 4]).amax(1).detach().numpy()
     np.testing.assert_allclose(r.maps, ref, rtol=1e-10, atol=1e-14)
