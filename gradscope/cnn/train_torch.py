@@ -246,9 +246,9 @@ def _load_data(data_root, widths, limit, distill: DistillSettings, val_split) ->
 
 
 def _train_epoch(module, opt, sched, X, data: _Data, res, crop, gen, batch_size, label_smoothing,
-                 distill: DistillSettings, report):
+                 distill: DistillSettings, epoch, progress=None):
     """One pass over the training images X (N, 3, res, res) uint8 in a seeded order; returns
-    (summed loss, correct count). report(step, steps, loss) every 50 steps."""
+    (mean loss, accuracy) on the augmented batches. progress(dict) every 50 steps."""
     import torch
     import torch.nn.functional as F
 
@@ -272,9 +272,9 @@ def _train_epoch(module, opt, sched, X, data: _Data, res, crop, gen, batch_size,
         sched.step()
         loss_sum += loss.item() * len(idx)
         correct += (scores.argmax(1) == yb).sum().item()
-        if step % 50 == 0:
-            report(step, steps, loss.item())
-    return loss_sum, correct
+        if progress is not None and step % 50 == 0:
+            progress({"epoch": epoch, "step": step, "steps": steps, "loss": loss.item()})
+    return loss_sum / n, correct / n
 
 
 def _save_checkpoint(path, module, opt, sched, history, settings) -> None:
@@ -365,17 +365,11 @@ def train_tinyimagenet_torch(data_root, out_dir, schedule=DEFAULT_SCHEDULE, widt
             if X is None:
                 X = _resize_all(data.train.X, res)
             gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-
-            def report(step, steps, loss, epoch=epoch):
-                if progress is not None:
-                    progress({"epoch": epoch, "step": step, "steps": steps, "loss": loss})
-
             t0 = time.time()
-            loss_sum, correct = _train_epoch(module, opt, sched, X, data, res, crop, gen, batch_size,
-                                             label_smoothing, distill, report)
+            train_loss, train_acc = _train_epoch(module, opt, sched, X, data, res, crop, gen, batch_size,
+                                                 label_smoothing, distill, epoch, progress)
             v1, v5 = evaluate_torch(module, data.val_full, data.val_y, data.mean, data.std)
-            n = X.shape[0]
-            rec = {"epoch": epoch, "resolution": res, "crop": crop, "train_loss": loss_sum / n, "train_acc": correct / n,
+            rec = {"epoch": epoch, "resolution": res, "crop": crop, "train_loss": train_loss, "train_acc": train_acc,
                    "val_split": val_split, "val_top1": v1, "val_top5": v5, "lr": sched.get_last_lr()[0],
                    "epoch_seconds": time.time() - t0}
             history.append(rec)
